@@ -1,0 +1,3 @@
+"""tinct runtime: torch-free colour/hint protocol, inference backends and the `tinct` CLI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,112 @@
+"""The `tinct` command line.
+
+Subcommands are registered lazily: this module imports only the standard library, and each
+command's own module (``register(subparsers)``) imports nothing heavy at module level. A command
+whose dependencies are missing (torch for ``export``/``train``, nncf for ``quantize``...) is still
+listed by ``tinct --help`` and, when run, names the extra to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import entry_points
+
+from runtime import __version__
+from runtime.errors import MissingExtraError, TinctError
+
+# name -> (module with register(subparsers), extra that provides its heavy dependencies)
+BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "colorize": ("runtime.commands.colorize", "runtime"),
+    "info": ("runtime.commands.info", "runtime"),
+    "build": ("runtime.commands.build", "openvino"),
+    "doctor": ("runtime.commands.doctor", "tensorrt"),
+    "export": ("export.cli", "export"),
+    "data": ("training.cli_data", "train"),
+    "train": ("training.cli_train", "train"),
+    "quantize": ("quantization.cli", "quant"),
+    "bench": ("benchmarks.cli", "bench"),
+}
+
+# Heavy modules and the extra that installs each one.
+EXTRA_OF_MODULE = {
+    "torch": "export",
+    "onnx": "export",
+    "onnxscript": "export",
+    "safetensors": "export",
+    "openvino": "openvino",
+    "nncf": "quant",
+    "tensorrt": "tensorrt",
+    "cuda": "tensorrt",
+    "pycuda": "tensorrt",
+    "matplotlib": "bench",
+    "pytest_benchmark": "bench",
+    "skimage": "bench",
+}
+
+
+def _available_commands():
+    """Yield (name, module_path, extra) for built-ins whose module exists, then plugins."""
+    for name, (module, extra) in BUILTIN_COMMANDS.items():
+        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
+            continue
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+        except ModuleNotFoundError:
+            continue
+        yield name, module, extra
+    for ep in entry_points(group="tinct.commands"):
+        if ep.name not in BUILTIN_COMMANDS:
+            yield ep.name, ep.value, None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinct",
+        description="tinct: export, quantize, compile and run interactive colorization models "
+        "(iColoriT, A-ColViT, Color2Embed).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tinct {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, _extra in _available_commands():
+        if ":" in module:  # plugin entry point "pkg.mod:register"
+            mod_name, attr = module.split(":")
+            register = getattr(importlib.import_module(mod_name), attr)
+        else:
+            register = importlib.import_module(module).register
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except MissingExtraError as exc:
+        print(f"tinct: error: {exc}", file=sys.stderr)
+        return 3
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        extra = EXTRA_OF_MODULE.get(top)
+        if extra is None:
+            raise
+        print(f"tinct: error: {MissingExtraError(args.command, top, extra)}", file=sys.stderr)
+        return 3
+    except TinctError as exc:
+        print(f"tinct: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tinct: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""`tinct train`: train iColoriT or fine-tune A-ColViT (stdlib imports only at module level)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train iColoriT / fine-tune A-ColViT on the offline corpus (needs the 'train' extra)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a colorization model on the photo corpus fetched by 'tinct data fetch'. "
+        "Resumes from OUT/last.pt when present; writes OUT/model.safetensors + OUT/model.json (model card).")
+    p.add_argument("--model", default="icolorit-tiny", help="registry name of the architecture to train")
+    p.add_argument("-o", "--out", required=True, help="run directory (checkpoints, log.jsonl, final model)")
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    p.add_argument("--batch", type=int, default=32, help="images per step")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps before the cosine decay")
+    p.add_argument("--init", default=None, help="checkpoint to start from (A-ColViT: an iColoriT-T checkpoint)")
+    p.add_argument("--beta", type=float, default=None, help="A-ColViT sparsity target (kept ratio of sub-layers)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="disable bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=500, help="validation PSNR@{1,10} every N steps")
+    p.add_argument("--save-every", type=int, default=100, help="write OUT/last.pt every N steps")
+    p.add_argument("--max-hints", type=int, default=128, help="hint count is uniform in 0..MAX")
+    p.add_argument("--cache", default=None, help="data cache (default: $TINCT_DATA or ~/.cache/tinct/data)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig(model=args.model, out=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
+                      warmup_steps=args.warmup_steps, init=args.init, beta=args.beta, device=args.device,
+                      bf16=args.bf16, compile=args.compile, threads=args.threads, seed=args.seed,
+                      val_every=args.val_every, save_every=args.save_every, max_hints=args.max_hints,
+                      cache=args.cache)
+    train(cfg, progress=args.progress)
+    return 0

@@ -1,0 +1,310 @@
+"""Training recipes: iColoriT from scratch and A-ColViT fine-tuning, on CPU or CUDA.
+
+Recipe (paper and official code): AdamW lr 5e-4, betas (0.9, 0.95), weight decay 0.05 (not on
+biases, norms and other 1-D parameters), linear warm-up from 1e-6 then cosine to 1e-5; Huber loss
+(delta 0.01) on normalized ab; hints from the shared simulator (count uniform 0..128, distinct
+cells, 2x2 mean colours). A-ColViT: initialised from an iColoriT checkpoint, Gumbel-sigmoid gates
+(temperature 5, straight-through), loss Huber + (mean gate - beta)^2.
+
+Resumable: ``<out>/last.pt`` holds model, optimizer, step and RNG states (never shipped). The
+final model is written as ``<out>/model.safetensors`` with its card (validation PSNR included).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.checkpoint import load_model, save_model
+from models.registry import create_model
+from runtime.color import rgb_to_lab_n
+from runtime.evaluation import gray_baseline_psnr, psnr_at_k
+from runtime.hints import encode_from_lab, read_hint_file, find_hint_file, sample_training_masks
+from training.losses import huber_loss, sparsity_loss
+
+CARD_HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "icolorit-tiny"
+    out: str = "runs/icolorit-tiny"
+    steps: int = 2000
+    batch: int = 32
+    lr: float = 5e-4
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    betas: tuple = (0.9, 0.95)
+    max_hints: int = 128
+    init: str | None = None  # iColoriT checkpoint to start from (A-ColViT fine-tuning)
+    beta: float | None = None  # A-ColViT sparsity target
+    device: str = "auto"
+    bf16: bool = True  # autocast: bf16 on CUDA, and on CPUs with native bf16
+    compile: bool = False
+    threads: int | None = None
+    seed: int = 0
+    val_every: int = 500
+    val_counts: tuple = (1, 10)
+    save_every: int = 100
+    cache: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / max(1, cfg.warmup_steps)
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+class BatchMaker:
+    """Background thread producing (x, target) numpy batches: crops -> Lab -> simulated hints."""
+
+    def __init__(self, photos, batch: int, seed: int, max_hints: int, prefetch: int = 3):
+        from training.data import CropSampler
+
+        self.sampler = CropSampler(photos, seed=seed)
+        self.rng = np.random.default_rng(seed + 1)
+        self.batch, self.max_hints = batch, max_hints
+        self.q: queue.Queue = queue.Queue(maxsize=prefetch)
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def make(self):
+        rgb = self.sampler.batch(self.batch)
+        lab_n = rgb_to_lab_n(rgb)
+        masks = sample_training_masks(self.rng, self.batch, self.max_hints)
+        x = encode_from_lab(lab_n, masks)
+        target = np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
+        return x, target
+
+    def _run(self):
+        while not self.stop:
+            item = self.make()
+            while not self.stop:
+                try:
+                    self.q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def get(self):
+        return self.q.get()
+
+    def close(self):
+        self.stop = True
+
+
+class Validator:
+    """Fixed validation images and hint files (the official-compatible generator's output)."""
+
+    def __init__(self, cache=None, limit: int | None = None):
+        from training.data import load_val, val_dir
+
+        self.names, self.images = load_val(cache)
+        if limit:
+            self.names, self.images = self.names[:limit], self.images[:limit]
+        hints = val_dir(cache) / "hints"
+        self.coords = {}
+        for k in CARD_HINT_COUNTS + (100, 200):
+            try:
+                self.coords[k] = [read_hint_file(find_hint_file(hints, k, n)) for n in self.names]
+            except Exception:
+                continue
+
+    def evaluate(self, model: torch.nn.Module, counts, device) -> dict:
+        model.eval()
+
+        @torch.no_grad()
+        def predict(x):
+            return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+        res = {str(k): round(v, 4) for k, v in psnr_at_k(predict, self.images, self.coords, counts).items()}
+        gates = None
+        if getattr(model, "arch", "") == "acolvit":
+            kept = []
+            with torch.no_grad():
+                for k in counts:
+                    from runtime.hints import mask_from_coords
+
+                    masks = np.stack([mask_from_coords(c) for c in self.coords[k]])
+                    for s in range(0, len(masks), 16):
+                        x = encode_from_lab(rgb_to_lab_n(self.images[s:s + 16]), masks[s:s + 16])
+                        kept.append(model.forward_with_gates(torch.from_numpy(x).to(device))[1].float().cpu())
+            g = torch.cat(kept)
+            gates = {"kept_ratio": round(float(g.mean()), 4),
+                     "kept_attn": round(float(g[..., 0].mean()), 4),
+                     "kept_mlp": round(float(g[..., 1].mean()), 4),
+                     "per_block": [[round(float(v), 3) for v in row] for row in g.mean(0).tolist()]}
+        return {"psnr": res, "gates": gates}
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    from tqdm import tqdm
+
+    from training.data import load_train_photos, manifest_sha256
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    if cfg.init:
+        base = load_model(cfg.init)
+        model = create_model(cfg.model)
+        missing = set(model.state_dict()) - set(base.state_dict())
+        model.load_state_dict(base.state_dict(), strict=False)
+        assert all(k.startswith("policy_token") or "layer_select" in k for k in missing), missing
+    else:
+        model = create_model(cfg.model)
+    model.to(device)
+    is_gated = getattr(model, "arch", "") == "acolvit"
+    if is_gated and cfg.beta is None:
+        raise ValueError("A-ColViT training needs --beta (sparsity target)")
+
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    step, wall = 0, 0.0
+    ckpt = out / "last.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, wall = state["step"], state.get("wall", 0.0)
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed from {ckpt} at step {step}")
+
+    use_bf16 = cfg.bf16 and (device.type == "cuda" or cpu_has_bf16())
+    fwd = model.forward_with_gates if is_gated else model
+    if cfg.compile:
+        fwd = torch.compile(fwd)
+
+    photos = load_train_photos(cfg.cache)
+    # Seed the data stream by step so a resumed run sees fresh, reproducible batches.
+    batches = BatchMaker(photos, cfg.batch, seed=cfg.seed * 1_000_003 + step, max_hints=cfg.max_hints)
+    validator = Validator(cfg.cache)
+    log = open(out / "log.jsonl", "a")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="train")
+    t_last = time.perf_counter()
+    imgs_since = 0
+    model.train()
+    while step < cfg.steps:
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, target = batches.get()
+        x, target = torch.from_numpy(x).to(device), torch.from_numpy(target).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            if is_gated:
+                pred, gates = fwd(x)
+                loss_col = huber_loss(pred.float(), target)
+                loss = loss_col + sparsity_loss(gates.float(), cfg.beta)
+            else:
+                pred = fwd(x)
+                loss = loss_col = huber_loss(pred.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        imgs_since += cfg.batch
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(f"loss is {loss.item()} at step {step}")
+        now = time.perf_counter()
+        wall += now - t_last
+        rate = imgs_since / max(1e-9, now - t_last)
+        t_last, imgs_since = now, 0
+        rec = {"step": step, "loss": round(loss.item(), 5), "huber": round(loss_col.item(), 5), "lr": lr,
+               "img_s": round(rate, 2)}
+        if is_gated:
+            rec["gate_mean"] = round(float(gates.mean()), 4)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rate:.1f}",
+                        **({"gate": rec["gate_mean"]} if is_gated else {}))
+        bar.update(1)
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            t0 = time.perf_counter()
+            v = validator.evaluate(model, cfg.val_counts, device)
+            model.train()
+            rec["val"] = v
+            bar.write(f"step {step}: val PSNR {v['psnr']}" + (f" kept {v['gates']['kept_ratio']}" if v["gates"] else ""))
+            t_last += time.perf_counter() - t0  # validation time is not training time
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall,
+                        "torch_rng": torch.get_rng_state(), "cfg": asdict(cfg)}, tmp)
+            tmp.replace(ckpt)
+    bar.close()
+    batches.close()
+
+    # Final evaluation for the model card.
+    model.eval()
+    final = validator.evaluate(model, CARD_HINT_COUNTS, device)
+    card = {
+        "name": Path(cfg.out).name,
+        "data": {"manifest_sha256": manifest_sha256(), "train_photos": len(photos),
+                 "val_images": len(validator.names), "train_split": "tinct data fetch (training/manifest.json)"},
+        "training": {"steps": step, "batch": cfg.batch, "images_seen": step * cfg.batch,
+                     "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache", "extra")},
+                     "hardware": {"device": device.type, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+                                  "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
+                     "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},
+        "metrics": {"val_psnr": final["psnr"], "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),
+                    "protocol": "iColoriT evaluate.py: uint8 RGB, per-image PSNR, MSE floor 1e-5; hints: "
+                                "make_mask.py-compatible, seed 1234, 2x2 cell means"},
+    }
+    if final["gates"]:
+        card["metrics"]["gates"] = final["gates"]
+        card["training"]["beta"] = cfg.beta
+    model.cpu()
+    path = save_model(model, out / "model.safetensors", card)
+    print(f"wrote {path}")
+    return path
