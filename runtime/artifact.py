@@ -1,0 +1,98 @@
+"""Artifact metadata: one schema for every file tinct produces (ONNX, OpenVINO IR, TensorRT engine).
+
+Stored as ONNX ``metadata_props`` (string -> string), copied into OpenVINO IR ``rt_info`` and a
+TensorRT engine's sidecar header. Every value is a string; structured values are JSON.
+The runtime refuses an artifact whose metadata is missing or inconsistent with what it is asked
+to do (wrong model family, wrong input contract), so nothing runs with the wrong engine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from runtime import __version__
+from runtime.color import AB_NORM, L_CENT, L_NORM
+from runtime.errors import TinctError
+from runtime.hints import GRID, HINT_SIZE, IMG_SIZE
+
+PREFIX = "tinct."
+SCHEMA_VERSION = "1"
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# gating: "none" (iColoriT), "dynamic" (A-ColViT with ONNX If nodes), "static" (fixed mask baked in)
+GATINGS = ("none", "dynamic", "static")
+
+NORMALIZATION = {"l_cent": L_CENT, "l_norm": L_NORM, "ab_norm": AB_NORM}
+HINT_PROTOCOL = {
+    "input": "x float32 [N,4,224,224] = [L_n, a_n*m, b_n*m, m], m=1 on hinted pixels",
+    "output": "ab float32 [N,2,224,224] normalized (ab/110)",
+    "img_size": IMG_SIZE, "hint_size": HINT_SIZE, "grid": GRID, "hint_colour": "cell mean ab (avg_hint)",
+}
+
+
+class ArtifactError(TinctError):
+    pass
+
+
+@dataclass
+class ArtifactMeta:
+    model: str  # registry name or checkpoint stem, e.g. "icolorit-tiny"
+    architecture: str  # "icolorit" | "acolvit" | "color2embed-encoder" | ...
+    config: dict
+    precision: str = "fp32"
+    gating: str = "none"
+    static_gates: list | None = None  # [[attn, mlp] * depth] when gating == "static"
+    source_sha256: str = ""  # sha256 of the checkpoint (or parent artifact) this came from
+    parent_sha256: str = ""  # for derived artifacts (quantized ONNX, IR, engines): the parent file
+    tinct_version: str = __version__
+    normalization: dict = field(default_factory=lambda: dict(NORMALIZATION))
+    hint_protocol: dict = field(default_factory=lambda: dict(HINT_PROTOCOL))
+    extra: dict = field(default_factory=dict)  # e.g. quantization recipe, float-kept ops, parity
+
+    def to_props(self) -> dict[str, str]:
+        if self.precision not in PRECISIONS:
+            raise ArtifactError(f"unknown precision {self.precision!r}")
+        if self.gating not in GATINGS:
+            raise ArtifactError(f"unknown gating {self.gating!r}")
+        props = {
+            "schema": SCHEMA_VERSION, "model": self.model, "architecture": self.architecture,
+            "config": json.dumps(self.config, sort_keys=True), "precision": self.precision,
+            "gating": self.gating, "source_sha256": self.source_sha256, "parent_sha256": self.parent_sha256,
+            "tinct_version": self.tinct_version, "normalization": json.dumps(self.normalization, sort_keys=True),
+            "hint_protocol": json.dumps(self.hint_protocol, sort_keys=True),
+            "extra": json.dumps(self.extra, sort_keys=True),
+        }
+        if self.static_gates is not None:
+            props["static_gates"] = json.dumps(self.static_gates)
+        return {PREFIX + k: v for k, v in props.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], where: str = "artifact") -> "ArtifactMeta":
+        p = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+        if not p:
+            raise ArtifactError(f"{where} has no tinct metadata (was it made by 'tinct export'?)")
+        missing = [k for k in ("model", "architecture", "config", "precision") if k not in p]
+        if missing:
+            raise ArtifactError(f"{where}: tinct metadata lacks {', '.join(missing)}")
+        try:
+            meta = cls(
+                model=p["model"], architecture=p["architecture"], config=json.loads(p["config"]),
+                precision=p["precision"], gating=p.get("gating", "none"),
+                static_gates=json.loads(p["static_gates"]) if "static_gates" in p else None,
+                source_sha256=p.get("source_sha256", ""), parent_sha256=p.get("parent_sha256", ""),
+                tinct_version=p.get("tinct_version", ""),
+                normalization=json.loads(p.get("normalization", "{}")) or dict(NORMALIZATION),
+                hint_protocol=json.loads(p.get("hint_protocol", "{}")) or dict(HINT_PROTOCOL),
+                extra=json.loads(p.get("extra", "{}")),
+            )
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{where}: corrupt tinct metadata ({exc})") from None
+        if meta.normalization != NORMALIZATION:
+            raise ArtifactError(f"{where}: normalization {meta.normalization} differs from this runtime's "
+                                f"{NORMALIZATION}")
+        return meta
+
+    def summary(self) -> str:
+        g = self.gating + (f" ({sum(map(sum, self.static_gates))}/{2 * len(self.static_gates)} kept)"
+                           if self.static_gates else "")
+        return f"{self.model} [{self.architecture}] {self.precision}, gating {g}, tinct {self.tinct_version}"
