@@ -1,0 +1,1 @@
+"""tinct training: the offline photo corpus and the training loop."""
