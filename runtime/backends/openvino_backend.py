@@ -1,0 +1,165 @@
+"""OpenVINO backend: IR (.xml + .bin) or, with ``--backend openvino``, an ONNX file directly.
+
+The inference precision is ALWAYS set explicitly: OpenVINO's CPU plugin silently defaults to
+bf16 on CPUs with AVX512-BF16/AMX (measured: ~54 dB PSNR vs fp32), so an fp32 artifact gets
+``INFERENCE_PRECISION_HINT=f32`` unless bf16/f16 is asked for (or recorded by ``tinct build``).
+``PERFORMANCE_HINT=LATENCY``; ``INFERENCE_NUM_THREADS`` from ``threads``; one infer request reused.
+
+IR metadata layout (written by ``tinct build``, read here), in the model's ``rt_info``::
+
+    <rt_info>
+      <tinct>
+        <meta>   one entry per ArtifactMeta prop, key WITHOUT the "tinct." prefix
+                 (model, architecture, config, precision, gating, ..., all strings as in ONNX)
+        <build>  layout ("1"), inference_precision (f32|bf16|f16), device, openvino_version,
+                 source_onnx (file name), source_onnx_sha256
+      </tinct>
+    </rt_info>
+
+An ONNX read by OpenVINO keeps its ``metadata_props`` under ``rt_info["framework"]`` with the
+``tinct.`` prefix; both are accepted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.artifact import PREFIX, ArtifactError
+from runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
+from runtime.errors import MissingExtraError, TinctError
+
+RT_ROOT = "tinct"
+RT_LAYOUT = "1"
+# tinct precision names -> OpenVINO INFERENCE_PRECISION_HINT values
+OV_PRECISION = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
+
+
+def _ov():
+    try:
+        import openvino as ov
+    except ImportError:
+        raise MissingExtraError("colorize --backend openvino", "openvino", "openvino") from None
+    return ov
+
+
+def _rt_dict(model, path: list[str]) -> dict[str, str]:
+    if not model.has_rt_info(path):
+        return {}
+    try:
+        d = model.get_rt_info(path).astype(dict)
+    except Exception:
+        return {}
+    out = {}
+    for k, v in d.items():
+        try:
+            out[k] = v.astype(str)
+        except Exception:
+            out[k] = str(v.value) if hasattr(v, "value") else str(v)
+    return out
+
+
+def read_ir_props(model) -> tuple[dict[str, str], dict[str, str]]:
+    """(ArtifactMeta props with the tinct. prefix, build info) from an ov.Model's rt_info."""
+    meta = {PREFIX + k: v for k, v in _rt_dict(model, [RT_ROOT, "meta"]).items()}
+    if not meta:
+        meta = {k: v for k, v in _rt_dict(model, ["framework"]).items() if k.startswith(PREFIX)}
+    return meta, _rt_dict(model, [RT_ROOT, "build"])
+
+
+def write_ir_props(model, props: dict[str, str], build: dict[str, str]) -> None:
+    """Store ArtifactMeta props (``tinct.``-prefixed keys) and build info in rt_info (layout above)."""
+    for k, v in props.items():
+        model.set_rt_info(str(v), [RT_ROOT, "meta", k[len(PREFIX):] if k.startswith(PREFIX) else k])
+    for k, v in {"layout": RT_LAYOUT, **build}.items():
+        model.set_rt_info(str(v), [RT_ROOT, "build", k])
+
+
+def _pshape(ps) -> list:
+    return [d.get_length() if d.is_static else None for d in ps]
+
+
+def _etype(t) -> str:
+    return {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}.get(t.get_type_name(), t.get_type_name())
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, path, compiled, meta, build_info, device, precision, threads, ov_version):
+        self.path = path
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.meta = meta
+        self.build_info = build_info
+        self.device = device
+        self.precision = precision
+        self.threads = threads
+        self.ov_version = ov_version
+        self.input_names = [i.get_any_name() for i in compiled.inputs]
+        self.output_names = [o.get_any_name() for o in compiled.outputs]
+
+    @classmethod
+    def load(cls, path, device: str = "CPU", precision: str | None = None, threads: int = 0,
+             core=None, **_ignored) -> "OpenVINOBackend":
+        ov = _ov()
+        path = Path(path)
+        if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
+            raise ArtifactError(f"{path.name}: the IR's weights {path.with_suffix('.bin').name} are missing")
+        core = core or ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ArtifactError(f"{path.name}: OpenVINO cannot read it ({first[:200]})") from None
+        props, build = read_ir_props(model)
+        meta = meta_from_props(props, path.name)
+        check_io(path.name,
+                 [(i.get_any_name(), _pshape(i.get_partial_shape()), _etype(i.get_element_type()))
+                  for i in model.inputs],
+                 [(o.get_any_name(), _pshape(o.get_partial_shape()), _etype(o.get_element_type()))
+                  for o in model.outputs])
+        device = (device or "CPU").upper()
+        if precision in (None, "auto"):
+            hint = build.get("inference_precision", "f32")
+        elif precision == "int8":
+            if meta.precision != "int8":
+                raise TinctError(f"{path.name} is a {meta.precision} artifact: INT8 needs a quantized artifact "
+                                 "('tinct quantize'); --precision selects fp32, bf16 or fp16 here")
+            hint = "f32"  # int8 comes from the graph's FakeQuantize/QDQ; the rest runs in f32
+        elif precision in OV_PRECISION:
+            hint = OV_PRECISION[precision]
+        else:
+            raise TinctError(f"unknown precision {precision!r} for OpenVINO (fp32, bf16, fp16)")
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            compiled = core.compile_model(model, device, config)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TinctError(f"OpenVINO cannot compile {path.name} for {device} with precision {hint} "
+                             f"({first[:200]})") from None
+        return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self.request.infer(inputs, share_inputs=True, share_outputs=False)
+        return {o.get_any_name(): np.asarray(v) for o, v in res.items()}
+
+    def describe(self) -> dict:
+        try:
+            t = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+            actual = t.get_type_name() if hasattr(t, "get_type_name") else str(t)
+        except Exception:
+            actual = self.precision
+        try:
+            nthreads = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+        except Exception:
+            nthreads = self.threads
+        return {
+            "backend": self.name, "device": self.device, "precision": self.meta.precision,
+            "inference_precision": actual, "threads": nthreads or "default",
+            "performance_hint": "LATENCY", "versions": {"openvino": self.ov_version},
+            "artifact": str(self.path), "build": self.build_info, "meta": meta_summary(self.meta),
+        }

@@ -1,0 +1,110 @@
+"""Image I/O for the runtime: strict loading with one-line errors, atomic saving.
+
+:func:`load_image` returns uint8 RGB ``[H, W, 3]`` (grayscale, palette, 16-bit and RGBA inputs are
+converted; alpha is dropped onto nothing, i.e. ignored) with the EXIF orientation applied. Images
+over ``max_pixels`` are refused from the header, before any pixel is decoded.
+:func:`save_image` writes PNG or JPEG through a temporary file in the target directory and an
+``os.replace``, so a failure never leaves a partial or stale-looking output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from runtime.errors import TinctError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+class ImageError(TinctError):
+    pass
+
+
+def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"image {path} does not exist")
+    if not path.is_file():
+        raise ImageError(f"image {path} is not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked from the header
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+        with im:
+            w, h = im.size
+            if max_pixels and w * h > max_pixels:
+                raise ImageError(f"image {path.name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
+                                 f"{max_pixels / 1e6:.1f} MP (--max-pixels)")
+            if w == 0 or h == 0:
+                raise ImageError(f"image {path.name} is empty ({w}x{h})")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if arr.max() > 255 else 255.0
+                im = Image.fromarray(np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            return np.asarray(im, dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path.name}: not an image in a format Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageError(f"{path.name}: corrupt or truncated image ({msg})") from None
+    except Image.DecompressionBombError as exc:  # pragma: no cover - MAX_IMAGE_PIXELS lifted above
+        raise ImageError(f"{path.name}: {exc}") from None
+
+
+def check_output_path(path: str | Path) -> str:
+    """Validate an output path before any work is done; returns the Pillow format name."""
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"output {path.name}: unsupported format {path.suffix or '(none)'}; use .png or .jpg")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ImageError(f"output directory {parent} does not exist")
+    if path.is_dir():
+        raise ImageError(f"output {path} is a directory")
+    return fmt
+
+
+def save_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
+    """Write uint8 RGB ``[H, W, 3]`` atomically (temp file in the same directory + rename)."""
+    path = Path(path)
+    fmt = check_output_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            im = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+            if fmt == "JPEG":
+                im.save(f, fmt, quality=quality)
+            else:
+                im.save(f, fmt, compress_level=6)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
