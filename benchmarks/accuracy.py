@@ -1,0 +1,251 @@
+"""Accuracy runner: the iColoriT evaluation protocol over a dataset, for any predictor.
+
+For each image (resized to 224x224 bilinear) and each hint count k, the predictor sees the image's
+L and k ground-truth hints (:func:`runtime.evaluation.predict_rgb`), and the uint8 RGB prediction
+is scored with every metric of :mod:`benchmarks.metrics`; per-metric means over images go into the
+JSON result (``{"psnr": {"<k>": mean}, "bpsnr": ..., "pev": ..., "ssim": ..., "ciede2000": ...}``),
+per-image values into the CSV.
+
+Hints: the dataset's own hint files (tinct-val), ``--hint-dir`` (the paper's published hint sets,
+``h2-n{N}/<stem>.txt`` or ``<seed>/h2-n{N}/...``), or generated with
+:func:`runtime.hints.make_eval_hints` over the dataset's sorted file names and cached as files.
+Generation always draws the official counts (0, 1, 2, 5, 10, 20, 50, 100, 200) first, in that
+order, with one RNG — so the hints of, say, k=10 are the official ones whatever ``--hints`` asks
+for; counts outside that list are drawn afterwards, in ascending order. With ``--limit N`` the hints
+are still generated over the *whole* dataset, then the first N images are evaluated.
+
+A predictor is a callable ``x [N,4,224,224] float32 -> ab [N,2,224,224]``:
+:func:`engine_predictor` wraps any artifact through ``runtime.backends.open_backend``,
+:func:`model_predictor` a PyTorch reference model.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from benchmarks.datasets import Dataset
+from benchmarks.metrics import METRICS, compute_all
+from runtime.errors import TinctError
+from runtime.evaluation import gray_baseline_psnr, predict_rgb
+from runtime.hints import (EVAL_HINT_COUNTS, EVAL_SEED, find_hint_file, make_eval_hints, mask_from_coords,
+                           read_hint_file, write_eval_hints)
+
+SCHEMA = "tinct.bench.accuracy/1"
+Predictor = Callable[[np.ndarray], np.ndarray]
+PROTOCOL = ("iColoriT evaluate.py: 224x224 bilinear resize; ground-truth L + k cell-mean ab hints (2x2 cells); "
+            "prediction to uint8 RGB; per-image PSNR on RGB in [0,1] with MSE floor 1e-5, averaged over images; "
+            "B-PSNR on 16x16 patch borders; PEV = unbiased variance of per-patch RMSE (0..255)")
+
+
+# ----------------------------------------------------------------------------- predictors
+
+def engine_predictor(path: str | Path) -> tuple[Predictor, dict]:
+    """Any tinct artifact through the runtime's backends (``open_backend(path).infer({"x": x})``)."""
+    try:
+        from runtime.backends import open_backend
+    except ImportError as exc:
+        raise TinctError(f"the runtime backends are not available ({exc}); use --model for a PyTorch model") from None
+    backend = open_backend(str(path))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(backend.infer({"x": np.ascontiguousarray(x, dtype=np.float32)})["ab"])
+
+    try:
+        desc = backend.describe()
+    except Exception as exc:  # noqa: BLE001 - a description is informative only
+        desc = {"describe_error": str(exc)}
+    if not isinstance(desc, dict):
+        desc = {"description": str(desc)}
+    return predict, {"kind": "engine", "path": str(path), **desc}
+
+
+def model_predictor(model, name: str | None = None) -> tuple[Predictor, dict]:
+    """A PyTorch model (a registry name / checkpoint path, or a module) run under ``no_grad``."""
+    import torch
+
+    if isinstance(model, (str, Path)):
+        from models import load_model
+        name = name or str(model)
+        model = load_model(model)
+    model.eval()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+    card = getattr(model, "card", None) or {}
+    desc = {"kind": "pytorch", "model": name or type(model).__name__, "backend": "pytorch", "precision": "fp32",
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "parameters": int(sum(p.numel() for p in model.parameters()))}
+    for key in ("source_path", "source_sha256"):
+        if key in card:
+            desc[key] = card[key]
+    return predict, desc
+
+
+# ----------------------------------------------------------------------------- hints
+
+def parse_counts(text: str) -> list[int]:
+    try:
+        counts = [int(t) for t in text.replace(" ", "").split(",") if t != ""]
+    except ValueError:
+        raise TinctError(f"--hints {text!r}: expected comma-separated non-negative integers, e.g. 0,1,10") from None
+    if not counts or any(c < 0 for c in counts):
+        raise TinctError(f"--hints {text!r}: expected comma-separated non-negative integers, e.g. 0,1,10")
+    return sorted(set(counts))
+
+
+def generation_order(counts: Sequence[int]) -> list[int]:
+    """Official counts first (their RNG stream), then any others ascending."""
+    return list(EVAL_HINT_COUNTS) + sorted(set(counts) - set(EVAL_HINT_COUNTS))
+
+
+def default_hint_cache(dataset: Dataset, counts: Sequence[int], base: str | Path) -> Path:
+    order = generation_order(counts)
+    h = hashlib.sha256(json.dumps([dataset.filenames, order, EVAL_SEED]).encode()).hexdigest()[:12]
+    return Path(base) / f"{dataset.name}-{len(dataset)}-{h}"
+
+
+def resolve_hints(dataset: Dataset, counts: Sequence[int], hint_dir: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> tuple[dict[int, list[np.ndarray]], dict]:
+    """``({k: [coords of image i]}, description)`` for the dataset's images, in order.
+
+    ``dataset`` is the full dataset (hint generation depends on every file name); limit afterwards.
+    """
+    source = hint_dir or dataset.hint_dir
+    info: dict = {}
+    if source is None:
+        if cache_dir is None:
+            raise TinctError("no hint directory and no cache directory for generated hints")
+        cache = Path(cache_dir)
+        marker = cache / ".complete"  # written last: a half-written cache is regenerated
+        missing = [k for k in counts if not marker.is_file() or not (cache / f"h2-n{k}").is_dir()]
+        if missing:
+            hints = make_eval_hints(dataset.filenames, generation_order(counts))
+            write_eval_hints({k: hints[k] for k in missing}, cache)
+            marker.write_text(json.dumps({"seed": EVAL_SEED, "order": generation_order(counts)}))
+        source = cache
+        info = {"hints": "generated", "seed": EVAL_SEED, "hint_dir": str(cache)}
+    else:
+        info = {"hints": "files", "hint_dir": str(source)}
+    coords = {k: [read_hint_file(find_hint_file(source, k, stem)) for stem in dataset.stems] for k in counts}
+    return coords, info
+
+
+# ----------------------------------------------------------------------------- run
+
+def environment() -> dict:
+    from runtime import __version__
+
+    env = {"tinct": __version__, "python": platform.python_version(), "numpy": np.__version__,
+           "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+           "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    env["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    for var in ("OMP_NUM_THREADS", "TINCT_THREADS"):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    return env
+
+
+def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_coords: dict[int, list[np.ndarray]],
+             batch: int = 16, lpips=None, progress: bool = True) -> tuple[list[dict], dict]:
+    """Per-image rows ``{image, k, metric...}`` and the summary ``{metric: {"<k>": mean}}``.
+
+    Images are streamed in chunks of ``batch``: memory stays bounded for ctest10k.
+    """
+    from tqdm import tqdm
+
+    names = dataset.stems
+    rows: list[dict] = []
+    per: dict[int, dict[str, list[np.ndarray]]] = {k: {} for k in counts}
+    gray = []
+    bar = tqdm(total=len(dataset) * len(counts), desc="accuracy", unit="img", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        for s in range(0, len(dataset), batch):
+            images = dataset.load_batch(s, s + batch)
+            n = len(images)
+            gray.append(gray_baseline_psnr(images) * n)
+            for k in counts:
+                masks = np.stack([mask_from_coords(c) for c in hint_coords[k][s:s + n]])
+                pred = predict_rgb(predict, images, masks, batch=batch)
+                vals = compute_all(pred, images, lpips)
+                for m, v in vals.items():
+                    per[k].setdefault(m, []).append(np.asarray(v, dtype=np.float64))
+                for i in range(n):
+                    rows.append({"image": names[s + i], "k": k, **{m: float(vals[m][i]) for m in vals}})
+                bar.update(n)
+                if "psnr" in per[k]:
+                    bar.set_postfix_str(f"psnr@{k}={np.concatenate(per[k]['psnr']).mean():.2f}")
+    finally:
+        bar.close()
+    summary: dict = {}
+    metric_names = list(METRICS) + (["lpips"] if lpips is not None else [])
+    for m in metric_names:
+        summary[m] = {str(k): float(np.concatenate(per[k][m]).mean()) for k in counts}
+    summary["gray_baseline_psnr"] = float(sum(gray) / len(dataset))
+    order = {name: i for i, name in enumerate(names)}
+    rows.sort(key=lambda r: (r["k"], order[r["image"]]))
+    return rows, summary
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = ["image", "k"] + [m for m in (list(METRICS) + ["lpips"]) if rows and m in rows[0]]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({key: (f"{r[key]:.6f}" if isinstance(r[key], float) else r[key]) for key in fields})
+
+
+def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[int] = EVAL_HINT_COUNTS,
+        hint_dir: str | Path | None = None, hint_cache: str | Path | None = None, limit: int | None = None,
+        json_out: str | Path | None = None, csv_out: str | Path | None = None, batch: int = 16,
+        lpips=None, lpips_note: str | None = None, progress: bool = True) -> dict:
+    """Evaluate and write the JSON/CSV outputs; returns the JSON result."""
+    counts = sorted(set(int(k) for k in counts))
+    if hint_dir is None and dataset.hint_dir is None and hint_cache is None:
+        base = Path(json_out).parent if json_out else Path.cwd()
+        hint_cache = default_hint_cache(dataset, counts, base / "bench-hints")
+    coords, hint_info = resolve_hints(dataset, counts, hint_dir, hint_cache)
+    sub = dataset.limit(limit)
+    coords = {k: v[:len(sub)] for k, v in coords.items()}
+    t0 = time.perf_counter()
+    rows, summary = evaluate(predict, sub, counts, coords, batch=batch, lpips=lpips, progress=progress)
+    result = {
+        "schema": SCHEMA, "kind": "accuracy",
+        "artifact": artifact,
+        "dataset": {**sub.describe(), "n_total": len(dataset), **hint_info},
+        "counts": counts,
+        **summary,
+        "metrics_skipped": {} if lpips is not None else {"lpips": lpips_note or "no --lpips-weights given"},
+        "protocol": PROTOCOL,
+        "environment": environment(),
+        "wall_s": round(time.perf_counter() - t0, 3),
+    }
+    if csv_out:
+        write_csv(rows, csv_out)
+        result["csv"] = str(csv_out)
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
