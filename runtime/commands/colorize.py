@@ -1,0 +1,106 @@
+"""`tinct colorize IMAGE --hints HINTS.json -o OUT.png`: colorize one photo with user hints.
+
+The artifact is ``--engine FILE`` (.onnx, .xml, .engine/.plan) or ``--model NAME`` (a shipped
+model: ``weights/<name>.onnx`` if prebuilt, else exported on the fly when torch is installed).
+Everything is validated before the model runs (image, hints, output path); the output is written
+atomically, so no output file exists after any failure.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+DEFAULT_MODEL = "icolorit-tiny"  # = models.registry.DEFAULT_MODEL (not imported: models needs torch)
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("colorize", help="colorize an image with user hints",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("image")
+    p.add_argument("--hints", default=None, help="JSON list of {x, y, color} in image pixels (default: none)")
+    p.add_argument("-o", "--output", required=True, help="output .png or .jpg")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--engine", default=None, help="artifact: .onnx, .xml (OpenVINO IR), .engine/.plan (TensorRT)")
+    src.add_argument("--model", default=None, help=f"shipped model name (default {DEFAULT_MODEL})")
+    p.add_argument("--backend", default=None, help="onnxruntime | openvino | tensorrt (default: from the suffix)")
+    p.add_argument("--device", default=None, help="backend device (OpenVINO: CPU, GPU, NPU, AUTO)")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8"])
+    p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
+    p.add_argument("--rebuild", action="store_true", help="TensorRT: rebuild a stale engine from its ONNX")
+    p.set_defaults(func=run)
+
+
+def resolve_model(name: str) -> Path:
+    """A shipped model's ONNX: prebuilt next to the weights, else exported now (needs torch)."""
+    import importlib.util
+
+    from runtime.errors import MissingExtraError, TinctError
+
+    prebuilt = WEIGHTS_DIR / f"{name}.onnx"
+    if prebuilt.is_file():
+        return prebuilt
+    if importlib.util.find_spec("torch") is None:
+        raise MissingExtraError("colorize --model", "torch", "export")
+    try:
+        from export import onnx_export
+    except ImportError as exc:
+        raise TinctError(f"no prebuilt {prebuilt.name} in {WEIGHTS_DIR} and the exporter is unavailable ({exc})") \
+            from None
+    out = WEIGHTS_DIR / f"{name}.onnx"
+    try:
+        result = onnx_export.export_onnx(name, out)
+    except TypeError:
+        raise TinctError(f"no prebuilt {prebuilt.name}; export it with 'tinct export {name}'") from None
+    return Path(result) if isinstance(result, (str, Path)) else out
+
+
+def open_engine(args):
+    from runtime.backends import open_backend
+    from runtime.backends.base import resolve_backend_name
+
+    path = Path(args.engine) if args.engine else resolve_model(args.model or DEFAULT_MODEL)
+    opts = {"threads": args.threads, "precision": args.precision}
+    if args.device:
+        opts["device"] = args.device
+    name = resolve_backend_name(path, args.backend)
+    if name == "tensorrt" and args.rebuild:
+        from runtime.backends.tensorrt_backend import StaleEngineError, read_engine_file
+        try:
+            return open_backend(path, name, **opts)
+        except StaleEngineError:
+            from runtime.commands.build import build_tensorrt
+            header, _ = read_engine_file(path)
+            prof = header.get("profile", {})
+            build_tensorrt(header["source_onnx"], path, precision=header.get("precision", "fp32"),
+                           workspace_mib=header.get("workspace_mib", 1024),
+                           profile=(prof.get("min", 1), prof.get("opt", 1), prof.get("max", 1)))
+    return open_backend(path, name, **opts)
+
+
+def run(args) -> int:
+    from runtime.colorizer import Colorizer
+    from runtime.hints import load_user_hints
+    from runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+
+    t0 = time.perf_counter()
+    check_output_path(args.output)
+    image = load_image(args.image, args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS)
+    h, w = image.shape[:2]
+    hints = load_user_hints(args.hints, (w, h)) if args.hints else []
+    backend = open_engine(args)
+    try:
+        session = Colorizer(backend).session(image)
+        session.set_hints(hints)
+        rgb = session.colorize()
+        save_image(args.output, rgb)
+    finally:
+        backend.close()
+    d = backend.describe()
+    t = session.timings
+    print(f"{args.output}: {w}x{h}, {len(hints)} hints, {backend.meta.model} ({d.get('precision')}) on "
+          f"{d['backend']} {d.get('device', '')}: model {t['model']:.1f} ms, pre {t['prepare'] + t['hints']:.1f} ms, "
+          f"post {t['upsample'] + t['merge']:.1f} ms, total {(time.perf_counter() - t0) * 1e3:.0f} ms")
+    return 0

@@ -1,0 +1,212 @@
+"""`tinct doctor [ONNX]`: what this machine can run, and (given an artifact) does each backend agree.
+
+Reports CPU features relevant to the engines (AVX-512, VNNI, BF16, AMX), ONNX Runtime's execution
+providers, OpenVINO's devices, TensorRT / CUDA availability. With an ONNX artifact it builds and
+runs every available backend on a fixture (a synthetic 640x480 scene + hints, or --image/--hints)
+and compares each with ONNX Runtime CPU fp32: max |ab| error and median ms.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+             "avx512_fp16")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("doctor", help="check the environment and compare backends on an artifact")
+    p.add_argument("onnx", nargs="?", default=None, help="tinct ONNX artifact to build and compare")
+    p.add_argument("--image", default=None, help="image to use instead of the synthetic fixture")
+    p.add_argument("--hints", default=None, help="hints JSON for --image")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--repeat", type=int, default=5)
+    p.set_defaults(func=run)
+
+
+def cpu_flags() -> dict[str, bool]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return {f: f in flags for f in CPU_FLAGS}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> list[tuple[str, str]]:
+    import os
+
+    import numpy as np
+    import onnxruntime as ort
+
+    rows = [("python", platform.python_version()), ("numpy", np.__version__),
+            ("cpu", f"{cpu_name()} ({os.cpu_count()} logical cores)")]
+    flags = cpu_flags()
+    rows.append(("cpu flags", " ".join(f"{k}{'+' if v else '-'}" for k, v in flags.items()) or "unknown"))
+    rows.append(("onnxruntime", f"{ort.__version__}; providers: {', '.join(ort.get_available_providers())}"))
+    if importlib.util.find_spec("openvino"):
+        try:
+            import openvino as ov
+            core = ov.Core()
+            devs = []
+            for d in core.available_devices:
+                try:
+                    caps = ",".join(core.get_property(d, "OPTIMIZATION_CAPABILITIES"))
+                except Exception:
+                    caps = "?"
+                devs.append(f"{d} [{caps}]")
+            rows.append(("openvino", f"{ov.__version__}; devices: {'; '.join(devs) or 'none'}"))
+        except Exception as exc:  # a broken install is reported, not fatal
+            rows.append(("openvino", f"installed but failed: {str(exc).splitlines()[0][:120]}"))
+    else:
+        rows.append(("openvino", "not available (pip install 'tinct[openvino]')"))
+    if importlib.util.find_spec("tensorrt"):
+        try:
+            import tensorrt as trt
+            rows.append(("tensorrt", trt.__version__))
+        except Exception as exc:
+            rows.append(("tensorrt", f"installed but failed to import: {str(exc).splitlines()[0][:120]}"))
+    else:
+        rows.append(("tensorrt", "not available (pip install 'tinct[tensorrt]' on a machine with an NVIDIA GPU)"))
+    rows.append(("cuda", _cuda_line()))
+    return rows
+
+
+def _cuda_line() -> str:
+    if importlib.util.find_spec("cuda") is None:
+        smi = shutil.which("nvidia-smi")
+        return "cuda-python not available" + (" (nvidia-smi present)" if smi else "; no nvidia-smi")
+    try:
+        from runtime.backends.tensorrt_backend import gpu_info, import_cudart
+        cudart = import_cudart()
+        err, n = cudart.cudaGetDeviceCount()
+        if int(err) != 0 or n == 0:
+            return f"cuda-python present, no usable GPU ({err})"
+        name, cc = gpu_info(cudart, 0)
+        return f"{n} GPU(s); cuda:0 {name} (sm {cc})"
+    except Exception as exc:
+        return f"cuda-python present but failed: {str(exc).splitlines()[0][:120]}"
+
+
+def fixture(image_path=None, hints_path=None):
+    """(uint8 image, hints) for the comparison: a given image or a synthetic scene with a few hints."""
+    import numpy as np
+
+    from runtime.hints import UserHint, load_user_hints
+    from runtime.image import load_image
+
+    if image_path:
+        img = load_image(image_path)
+        h, w = img.shape[:2]
+        hints = load_user_hints(hints_path, (w, h)) if hints_path else []
+        return img, hints
+    h, w = 480, 640
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    g = 0.5 + 0.3 * np.sin(xx / 37.0) * np.cos(yy / 23.0) + 0.2 * (yy / h)
+    img = np.clip(np.stack([g, g * 0.9 + 0.05, 1.0 - g * 0.7], -1) * 255, 0, 255).astype(np.uint8)
+    hints = [UserHint(40, 30, (70, 140, 220)), UserHint(600, 440, (90, 160, 60)), UserHint(320, 240, (200, 60, 40))]
+    return img, hints
+
+
+def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dict]:
+    """Build/run every available backend; compare its ab on the fixture with ONNX Runtime CPU."""
+    import numpy as np
+
+    from runtime.backends import available_backends, open_backend
+    from runtime.colorizer import Colorizer
+    from runtime.errors import TinctError
+
+    ref_backend = open_backend(onnx_path, "onnxruntime", threads=threads)
+    session = Colorizer(ref_backend).session(image)
+    session.set_hints(hints)
+    session.colorize()
+    x = session.x.copy()
+    ref = ref_backend.run_x(x).copy()
+
+    def timed(backend) -> tuple[float, np.ndarray]:
+        out = np.array(backend.run_x(x))
+        ts = []
+        for _ in range(max(1, repeat)):
+            t = time.perf_counter()
+            backend.run_x(x)
+            ts.append((time.perf_counter() - t) * 1e3)
+        return float(np.median(ts)), out
+
+    results = []
+    ms, _ = timed(ref_backend)
+    results.append({"backend": "onnxruntime CPU fp32 (reference)", "max_abs": 0.0, "ms": ms})
+    tmp = Path(tempfile.mkdtemp(prefix="tinct-doctor-"))
+    try:
+        candidates = []
+        import onnxruntime as ort
+        for prov in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            if prov in ort.get_available_providers():
+                candidates.append((f"onnxruntime {prov[:-17]}", lambda p=prov: open_backend(
+                    onnx_path, "onnxruntime", providers=[p], threads=threads)))
+        avail = available_backends()
+        if "openvino" in avail:
+            def ov_build(precision):
+                from runtime.commands.build import build_openvino
+                xml = build_openvino(onnx_path, tmp / f"model-{precision}.xml", precision=precision, check=False)
+                return open_backend(xml, threads=threads)
+            candidates.append(("openvino CPU f32 (IR)", lambda: ov_build("fp32")))
+            if cpu_flags().get("avx512_bf16") or cpu_flags().get("amx_bf16"):
+                candidates.append(("openvino CPU bf16 (IR)", lambda: ov_build("bf16")))
+        else:
+            results.append({"backend": "openvino", "skipped": "not available (pip install 'tinct[openvino]')"})
+        if "tensorrt" in avail:
+            def trt_build():
+                from runtime.commands.build import build_tensorrt
+                eng = build_tensorrt(onnx_path, tmp / "model.engine")
+                return open_backend(eng)
+            candidates.append(("tensorrt", trt_build))
+        else:
+            results.append({"backend": "tensorrt", "skipped": "not available (TensorRT is not installed)"})
+        for label, make in candidates:
+            try:
+                b = make()
+                try:
+                    ms, out = timed(b)
+                finally:
+                    b.close()
+                results.append({"backend": label, "max_abs": float(np.abs(out - ref).max()), "ms": ms})
+            except TinctError as exc:
+                results.append({"backend": label, "skipped": str(exc)})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def run(args) -> int:
+    for k, v in environment():
+        print(f"{k:<12} {v}")
+    if not args.onnx:
+        return 0
+    image, hints = fixture(args.image, args.hints)
+    print(f"\ncomparing backends on {args.onnx} ({image.shape[1]}x{image.shape[0]} image, {len(hints)} hints; "
+          "max |ab| error vs ONNX Runtime CPU, normalized units; median ms of the model call)")
+    for r in compare(args.onnx, image, hints, threads=args.threads, repeat=args.repeat):
+        if "skipped" in r:
+            print(f"  {r['backend']:<34} {r['skipped']}")
+        else:
+            print(f"  {r['backend']:<34} max_abs {r['max_abs']:.2e}  {r['ms']:7.1f} ms")
+    return 0

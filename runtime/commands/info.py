@@ -1,0 +1,85 @@
+"""`tinct info ARTIFACT`: metadata, tensors, precision, If-node count and sha256 of an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help="show an artifact's metadata and tensors")
+    p.add_argument("artifact")
+    p.add_argument("--backend", default=None, help="force a backend (e.g. openvino for a .onnx)")
+    p.set_defaults(func=run)
+
+
+def count_if_nodes(path: str | Path):
+    """Number of ONNX ``If`` nodes (nested ones included), or None when ``onnx`` is not installed."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+
+    def walk(graph) -> int:
+        n = 0
+        for node in graph.node:
+            n += node.op_type == "If"
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    n += walk(attr.g)
+                for g in attr.graphs:
+                    n += walk(g)
+        return n
+
+    return walk(onnx.load(str(path), load_external_data=False).graph)
+
+
+def _tensors(backend):
+    name = backend.name
+    if name == "onnxruntime":
+        s = backend.session
+        return ([(i.name, list(i.shape), i.type) for i in s.get_inputs()],
+                [(o.name, list(o.shape), o.type) for o in s.get_outputs()])
+    if name == "openvino":
+        c = backend.compiled
+        return ([(i.get_any_name(), str(i.get_partial_shape()), str(i.get_element_type())) for i in c.inputs],
+                [(o.get_any_name(), str(o.get_partial_shape()), str(o.get_element_type())) for o in c.outputs])
+    e = backend.engine
+    return ([(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in backend.input_names],
+            [(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in backend.output_names])
+
+
+def run(args) -> int:
+    from runtime.backends import open_backend
+    from runtime.backends.base import sha256_file
+
+    path = Path(args.artifact)
+    backend = open_backend(path, args.backend, **({"optimization": "disable"} if path.suffix == ".onnx"
+                                                   and args.backend in (None, "onnxruntime", "ort") else {}))
+    try:
+        meta = backend.meta
+        d = backend.describe()
+        ins, outs = _tensors(backend)
+    finally:
+        backend.close()
+    print(f"artifact   {path}")
+    print(f"sha256     {sha256_file(path)}")
+    print(f"size       {path.stat().st_size / 1e6:.2f} MB" + (
+        f" (+ {path.with_suffix('.bin').stat().st_size / 1e6:.2f} MB .bin)" if path.suffix == ".xml" else ""))
+    print(f"summary    {meta.summary()}")
+    print(f"backend    {d['backend']} ({', '.join(f'{k} {v}' for k, v in d['versions'].items())})")
+    print(f"precision  {meta.precision}" + (f", run as {d['inference_precision']}" if "inference_precision" in d
+                                            else ""))
+    for kind, items in (("input", ins), ("output", outs)):
+        for n, shape, dtype in items:
+            print(f"{kind:<10} {n} {shape} {dtype}")
+    if path.suffix.lower() == ".onnx":
+        n_if = count_if_nodes(path)
+        print(f"If nodes   {'n/a (onnx not installed)' if n_if is None else n_if}")
+    print("metadata:")
+    for k, v in sorted(meta.to_props().items()):
+        print(f"  {k} = {v}")
+    if d.get("build"):
+        print("build:")
+        for k, v in sorted(d["build"].items()):
+            print(f"  {k} = {v}")
+    return 0
