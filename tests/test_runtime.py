@@ -1,0 +1,222 @@
+"""Colorizer/Session behaviour, image I/O, torch-free import. Artifacts: a tiny random iColoriT exported here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime.artifact import ArtifactMeta
+from runtime.color import lab_to_rgb, rgb_to_lab, to_uint8
+from runtime.errors import TinctError
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "tests" / "fixtures" / "photos"
+DEMO_HINTS = ROOT / "tests" / "fixtures" / "demo_hints.json"
+
+
+def export_tiny(path: Path, seed: int = 0, props: dict | None = None, meta: dict | None = None):
+    """Export a randomly initialised depth-2 iColoriT-T to ``path``; returns the torch model."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    from models.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("icolorit-tiny", depth=2).eval()
+    torch.onnx.export(model, (torch.zeros(1, 4, 224, 224),), str(path), input_names=["x"], output_names=["ab"],
+                      dynamic_axes={"x": {0: "N"}, "ab": {0: "N"}}, dynamo=False, opset_version=17)
+    mp = onnx.load(str(path))
+    cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {"depth": 2}
+    all_props = ArtifactMeta(model="icolorit-tiny", architecture="icolorit", config=cfg,
+                             **(meta or {})).to_props() if props is None else props
+    for k, v in all_props.items():
+        p = mp.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.save(mp, str(path))
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
+    model = export_tiny(path)
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def ort_backend(tiny):
+    from runtime.backends import open_backend
+    return open_backend(tiny[0], threads=1)
+
+
+def photo() -> np.ndarray:
+    from runtime.image import load_image
+    return load_image(PHOTOS / "horses_herd.jpg")
+
+
+# ----------------------------------------------------------------------------- Colorizer / Session
+
+def test_luminance_matches_reference():
+    from runtime.colorizer import luminance_l
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    assert np.abs(luminance_l(img) - rgb_to_lab(img)[..., 0]).max() < 1e-4
+    gray = img[..., 0]
+    assert np.array_equal(luminance_l(gray), luminance_l(np.repeat(gray[..., None], 3, -1)))
+
+
+def test_colorizer_keeps_full_res_l_and_matches_reference_merge(ort_backend):
+    from runtime.colorizer import Colorizer
+    from runtime.hints import load_user_hints
+    rng = np.random.default_rng(1)
+    big = np.asarray(Image.fromarray(photo()).resize((301, 187), Image.BILINEAR))  # any size, odd
+    big = np.clip(big.astype(int) + rng.integers(-3, 4, big.shape), 0, 255).astype(np.uint8)
+    s = Colorizer(ort_backend).session(big)
+    s.set_hints([{"x": 10, "y": 5, "color": "#2080ff"}, {"x": 300, "y": 186, "color": [40, 160, 40]}])
+    out = s.colorize()
+    assert out.shape == big.shape and out.dtype == np.uint8
+    lab = s.lab()
+    # L is the input's own full-resolution L, untouched
+    assert np.abs(lab[..., 0] - rgb_to_lab(big)[..., 0]).max() < 1e-4
+    # the fast merge agrees with the official lab->rgb + rounding within one level
+    ref = to_uint8(lab_to_rgb(lab))
+    diff = np.abs(ref.astype(int) - out.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    # and ab is the bilinear upsampling of the model's ab
+    torch = pytest.importorskip("torch")
+    up = torch.nn.functional.interpolate(torch.from_numpy(s.ab_224), size=big.shape[:2], mode="bilinear",
+                                         align_corners=False)[0].numpy() * 110
+    assert np.abs(up - s.ab_full).max() / 110 < 1e-4  # normalized ab units
+    del load_user_hints
+
+
+def test_session_updates_equal_fresh_runs_and_reuse_buffers(ort_backend):
+    from runtime.colorizer import Colorizer, buffer_ids
+    img = photo()
+    c = Colorizer(ort_backend)
+    s = c.session(img)
+    s.set_hints(DEMO_HINTS.read_text())
+    first = s.colorize().copy()
+    ids = buffer_ids(s)
+    runs = s.runs
+    again = s.colorize()  # nothing changed: no model run
+    assert s.runs == runs and s.timings["model"] == 0.0 and np.array_equal(first, again)
+    s.add_hint(5, 100, "#ff0000")
+    s.move_hint((5, 100), (7, 110), color=(0, 0, 255))
+    s.remove_hint(20, 20)
+    out = s.colorize().copy()
+    assert s.runs == runs + 1
+    assert buffer_ids(s) == ids
+    assert set(s.timings) >= {"prepare", "hints", "model", "upsample", "merge", "total"}
+    fresh = Colorizer(ort_backend).colorize(img, s.hints)
+    assert np.array_equal(out, fresh)
+    assert not np.array_equal(out, first)
+
+
+def test_session_hint_errors(ort_backend):
+    from runtime.colorizer import Colorizer
+    from runtime.hints import HintError
+    s = Colorizer(ort_backend).session(np.zeros((10, 20), np.uint8))
+    s.add_hint(1, 1, "#ffffff")
+    with pytest.raises(HintError):
+        s.add_hint(1, 1, "#000000")
+    with pytest.raises(HintError):
+        s.add_hint(20, 1, "#000000")
+    with pytest.raises(HintError):
+        s.remove_hint(3, 3)
+    with pytest.raises(HintError):
+        s.move_hint((1, 1), (0, 10))
+    assert s.colorize().shape == (10, 20, 3)
+
+
+def test_grayscale_input_without_hints_keeps_gray_level(ort_backend):
+    from runtime.colorizer import Colorizer
+    gray = np.asarray(Image.fromarray(photo()).convert("L"))
+    out = Colorizer(ort_backend).colorize(gray)
+    assert out.shape == gray.shape + (3,)
+
+
+# ----------------------------------------------------------------------------- image I/O
+
+def test_load_image_modes_and_exif(tmp_path):
+    from runtime.image import load_image
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 0] = 200
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png").shape == (4, 6, 3)
+    Image.fromarray(np.full((4, 6), 77, np.uint8), "L").save(tmp_path / "g.png")
+    assert (load_image(tmp_path / "g.png") == 77).all()
+    im = Image.fromarray(np.zeros((4, 6, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90
+    im.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").shape == (6, 4, 3)
+
+
+def test_load_image_errors(tmp_path):
+    from runtime.image import load_image
+    with pytest.raises(TinctError, match="does not exist"):
+        load_image(tmp_path / "nope.png")
+    (tmp_path / "t.png").write_text("not an image")
+    with pytest.raises(TinctError, match="not an image"):
+        load_image(tmp_path / "t.png")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "ok.png")
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TinctError, match="corrupt or truncated"):
+        load_image(tmp_path / "trunc.png")
+    with pytest.raises(TinctError, match="over the limit"):
+        load_image(tmp_path / "ok.png", max_pixels=1000)
+
+
+def test_save_image_atomic(tmp_path, monkeypatch):
+    from runtime import image
+    img = np.zeros((5, 5, 3), np.uint8)
+    image.save_image(tmp_path / "o.jpg", img)
+    assert image.load_image(tmp_path / "o.jpg").shape == (5, 5, 3)
+    with pytest.raises(TinctError, match="does not exist"):
+        image.save_image(tmp_path / "missing" / "o.png", img)
+    with pytest.raises(TinctError, match="unsupported format"):
+        image.save_image(tmp_path / "o.gif", img)
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Image.Image, "save", boom)
+    with pytest.raises(TinctError, match="No space"):
+        image.save_image(tmp_path / "p.png", img)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jpg"]
+
+
+# ----------------------------------------------------------------------------- torch-free runtime
+
+def test_runtime_imports_without_torch():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'onnx'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import runtime, runtime.colorizer, runtime.backends.onnxruntime_backend, runtime.commands.colorize\n"
+        "import runtime.commands.info, runtime.commands.build, runtime.commands.doctor, runtime.image\n"
+        "import runtime.backends.tensorrt_backend, runtime.cli\n"
+        "assert 'torch' not in sys.modules and 'onnx' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_model_without_torch_names_export_extra(monkeypatch, tmp_path):
+    from runtime.commands import colorize
+    from runtime.errors import MissingExtraError
+    monkeypatch.setattr(colorize, "WEIGHTS_DIR", tmp_path)
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a))
+    with pytest.raises(MissingExtraError, match=r"tinct\[export\]"):
+        colorize.resolve_model("icolorit-tiny")
