@@ -12,7 +12,9 @@ Hints: the dataset's own hint files (tinct-val), ``--hint-dir`` (the paper's pub
 Generation always draws the official counts (0, 1, 2, 5, 10, 20, 50, 100, 200) first, in that
 order, with one RNG — so the hints of, say, k=10 are the official ones whatever ``--hints`` asks
 for; counts outside that list are drawn afterwards, in ascending order. With ``--limit N`` the hints
-are still generated over the *whole* dataset, then the first N images are evaluated.
+are still generated over the *whole* dataset, then the first N images are evaluated. Likewise
+``--exclude-list`` (the official ``--gray_file_list_txt``: grayscale images of ctest10k) drops
+images after hint generation, as the official scripts do.
 
 A predictor is a callable ``x [N,4,224,224] float32 -> ab [N,2,224,224]``:
 :func:`engine_predictor` wraps any artifact through ``runtime.backends.open_backend``,
@@ -49,16 +51,21 @@ PROTOCOL = ("iColoriT evaluate.py: 224x224 bilinear resize; ground-truth L + k c
 
 # ----------------------------------------------------------------------------- predictors
 
-def engine_predictor(path: str | Path) -> tuple[Predictor, dict]:
-    """Any tinct artifact through the runtime's backends (``open_backend(path).infer({"x": x})``)."""
+def engine_predictor(path: str | Path, **opts) -> tuple[Predictor, dict]:
+    """Any tinct artifact through the runtime's backends: ``open_backend(path, **opts)``, then
+    ``infer({"x": x})["ab"]`` (the backend's own input/output names when it declares them).
+    ``opts``: ``backend``, ``threads``, ``precision``, ``device`` as :func:`open_backend` takes them."""
     try:
         from runtime.backends import open_backend
     except ImportError as exc:
         raise TinctError(f"the runtime backends are not available ({exc}); use --model for a PyTorch model") from None
-    backend = open_backend(str(path))
+    backend = open_backend(str(path), **{k: v for k, v in opts.items() if v is not None})
+    in_name = (getattr(backend, "input_names", None) or ["x"])[0]
+    out_name = (getattr(backend, "output_names", None) or ["ab"])[0]
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(backend.infer({"x": np.ascontiguousarray(x, dtype=np.float32)})["ab"])
+        out = backend.infer({in_name: np.ascontiguousarray(x, dtype=np.float32)})[out_name]
+        return np.array(out, dtype=np.float32)  # a copy: backends may reuse their output buffers
 
     try:
         desc = backend.describe()
@@ -66,12 +73,17 @@ def engine_predictor(path: str | Path) -> tuple[Predictor, dict]:
         desc = {"describe_error": str(exc)}
     if not isinstance(desc, dict):
         desc = {"description": str(desc)}
-    return predict, {"kind": "engine", "path": str(path), **desc}
+    meta = getattr(backend, "meta", None)
+    model = getattr(meta, "model", None)
+    return predict, {"kind": "engine", "path": str(path), **({"model": model} if model else {}), **desc}
 
 
-def model_predictor(model, name: str | None = None) -> tuple[Predictor, dict]:
+def model_predictor(model, name: str | None = None, threads: int | None = None) -> tuple[Predictor, dict]:
     """A PyTorch model (a registry name / checkpoint path, or a module) run under ``no_grad``."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     if isinstance(model, (str, Path)):
         from models import load_model
@@ -220,21 +232,30 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[int] = EVAL_HINT_COUNTS,
         hint_dir: str | Path | None = None, hint_cache: str | Path | None = None, limit: int | None = None,
         json_out: str | Path | None = None, csv_out: str | Path | None = None, batch: int = 16,
-        lpips=None, lpips_note: str | None = None, progress: bool = True) -> dict:
+        lpips=None, lpips_note: str | None = None, progress: bool = True,
+        exclude: set[str] | None = None) -> dict:
     """Evaluate and write the JSON/CSV outputs; returns the JSON result."""
     counts = sorted(set(int(k) for k in counts))
     if hint_dir is None and dataset.hint_dir is None and hint_cache is None:
         base = Path(json_out).parent if json_out else Path.cwd()
         hint_cache = default_hint_cache(dataset, counts, base / "bench-hints")
     coords, hint_info = resolve_hints(dataset, counts, hint_dir, hint_cache)
-    sub = dataset.limit(limit)
-    coords = {k: v[:len(sub)] for k, v in coords.items()}
+    if limit is not None and limit < 1:
+        raise TinctError("--limit must be at least 1")
+    keep = [i for i, stem in enumerate(dataset.stems) if not exclude or stem not in exclude]
+    n_excluded = len(dataset) - len(keep)
+    if not keep:
+        raise TinctError("every image is in the exclude list")
+    keep = keep[:limit]
+    sub = dataset.select(keep)
+    coords = {k: [v[i] for i in keep] for k, v in coords.items()}
     t0 = time.perf_counter()
     rows, summary = evaluate(predict, sub, counts, coords, batch=batch, lpips=lpips, progress=progress)
     result = {
         "schema": SCHEMA, "kind": "accuracy",
         "artifact": artifact,
-        "dataset": {**sub.describe(), "n_total": len(dataset), **hint_info},
+        "dataset": {**sub.describe(), "n_total": len(dataset), "n_excluded": n_excluded, "limit": limit,
+                    **hint_info},
         "counts": counts,
         **summary,
         "metrics_skipped": {} if lpips is not None else {"lpips": lpips_note or "no --lpips-weights given"},

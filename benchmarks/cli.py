@@ -36,6 +36,11 @@ def _register_accuracy(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--engine", metavar="ARTIFACT", help="a tinct artifact (ONNX, OpenVINO IR, engine...)")
     src.add_argument("--model", metavar="NAME", help="a PyTorch model: registry name or checkpoint path")
+    p.add_argument("--backend", metavar="NAME", help="--engine: backend to run it with (default: from the suffix)")
+    p.add_argument("--precision", metavar="P", help="--engine: inference precision where the backend chooses it "
+                   "(OpenVINO: fp32/bf16/fp16)")
+    p.add_argument("--device", metavar="DEV", help="--engine: device (CPU, GPU, CUDA...)")
+    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (backend or torch)")
     p.add_argument("--images", metavar="DIR", help="dataset root (for tinct-val: the data cache, optional)")
     p.add_argument("--dataset", choices=DATASETS, default="folder", help="dataset layout (default: folder)")
     p.add_argument("--list", dest="list_file", metavar="FILE",
@@ -49,6 +54,8 @@ def _register_accuracy(sub) -> None:
                    "(default: bench-hints/ next to --json, else in the current directory)")
     p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the result JSON here")
     p.add_argument("--csv", dest="csv_out", metavar="OUT.csv", help="write per-image metrics here")
+    p.add_argument("--exclude-list", metavar="FILE", help="image names to leave out, one per line (the official "
+                   "--gray_file_list_txt); hints are still generated over every image")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images (sorted order)")
     p.add_argument("--batch", type=int, default=16, metavar="N", help="images per inference batch (default 16)")
     p.add_argument("--lpips-weights", metavar="VGG16.pth,LIN.pth",
@@ -76,12 +83,16 @@ def _accuracy(args) -> int:
         note = "LPIPS skipped: its VGG weights cannot be fetched here; pass --lpips-weights to compute it"
         print(f"tinct bench: {note}", file=sys.stderr)
     if args.engine:
-        predict, desc = accuracy.engine_predictor(args.engine)
+        predict, desc = accuracy.engine_predictor(args.engine, backend=args.backend, threads=args.threads,
+                                                  precision=args.precision, device=args.device)
     else:
-        predict, desc = accuracy.model_predictor(args.model)
+        if args.backend or args.precision or args.device:
+            raise TinctError("--backend/--precision/--device apply to --engine artifacts only")
+        predict, desc = accuracy.model_predictor(args.model, threads=args.threads)
     res = accuracy.run(predict, desc, ds, counts, hint_dir=args.hint_dir, hint_cache=args.hint_cache,
                        limit=args.limit, json_out=args.json_out, csv_out=args.csv_out, batch=args.batch,
-                       lpips=lpips, lpips_note=note, progress=not args.no_progress)
+                       lpips=lpips, lpips_note=note, progress=not args.no_progress,
+                       exclude=datasets.read_exclude_list(args.exclude_list) if args.exclude_list else None)
     metrics = [m for m in ("psnr", "bpsnr", "pev", "ssim", "ciede2000", "lpips") if m in res]
     print(f"{desc.get('model') or desc.get('path')} on {res['dataset']['name']} "
           f"({res['dataset']['n_images']} images)")

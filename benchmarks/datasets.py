@@ -76,6 +76,9 @@ class Dataset:
             raise DatasetError("--limit must be at least 1")
         return Dataset(self.name, self.root, self.paths[:n], self.hint_dir, self.notes)
 
+    def select(self, keep: list[int]) -> "Dataset":
+        return Dataset(self.name, self.root, [self.paths[i] for i in keep], self.hint_dir, self.notes)
+
     def load(self, i: int) -> np.ndarray:
         return load_image(self.paths[i])
 
@@ -99,6 +102,15 @@ def load_image(path: Path, size: int = IMG_SIZE) -> np.ndarray:
             return np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from None
+
+
+def read_exclude_list(path: str | Path) -> set[str]:
+    """Stems to leave out (the official ``--gray_file_list_txt``: one path or name per line)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise DatasetError(f"cannot read the exclude list {path}: {exc.strerror}") from None
+    return {Path(ln.strip()).stem for ln in text.splitlines() if ln.strip()}
 
 
 def _is_image(p: Path) -> bool:

@@ -170,3 +170,54 @@ def test_tinct_val_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("TINCT_DATA", str(tmp_path / "nothing"))
     with pytest.raises(TinctError, match="tinct data fetch"):
         datasets.open_dataset("tinct-val", None)
+
+
+def test_engine_path_uses_backend_interface(images, tiny_model, result, tmp_path, monkeypatch):
+    """--engine goes through runtime.backends.open_backend(path).infer({"x": x})["ab"]."""
+    import runtime.backends
+    from models import load_model
+
+    model = load_model(str(tiny_model))
+    opened = {}
+
+    class FakeBackend:
+        input_names, output_names = ["x"], ["ab"]
+        buf = np.zeros((16, 2, 224, 224), np.float32)
+
+        def infer(self, inputs):
+            with torch.no_grad():
+                ab = model(torch.from_numpy(inputs["x"])).numpy()
+            self.buf[:len(ab)] = ab  # reused output buffer, as real backends may do
+            return {"ab": self.buf[:len(ab)]}
+
+        def describe(self):
+            return {"backend": "fake", "precision": "fp32", "threads": 1}
+
+    def fake_open(path, **opts):
+        opened.update(path=path, **opts)
+        return FakeBackend()
+
+    monkeypatch.setattr(runtime.backends, "open_backend", fake_open)
+    artifact = tmp_path / "tiny.onnx"
+    artifact.write_bytes(b"")
+    rc = main(["bench", "accuracy", "--engine", str(artifact), "--threads", "1", "--images", str(images),
+               "--hints", COUNTS, "--json", str(tmp_path / "e.json"), "--no-progress", "--batch", "2"])
+    assert rc == 0
+    assert opened == {"path": str(artifact), "threads": 1}
+    res = json.loads((tmp_path / "e.json").read_text())
+    ref = json.loads((result / "acc.json").read_text())
+    assert res["artifact"]["backend"] == "fake" and res["artifact"]["kind"] == "engine"
+    for k in ("0", "2", "10"):
+        assert res["psnr"][k] == pytest.approx(ref["psnr"][k], abs=1e-4)
+
+
+def test_exclude_and_limit(images, tiny_model, tmp_path):
+    ds = datasets.open_dataset("folder", images)
+    (tmp_path / "gray.txt").write_text(f"some/dir/{ds.filenames[0]}\n")
+    predict, desc = accuracy.model_predictor(str(tiny_model))
+    res = accuracy.run(predict, desc, ds, [1], hint_cache=tmp_path / "h", limit=1, progress=False,
+                       exclude=datasets.read_exclude_list(tmp_path / "gray.txt"),
+                       csv_out=tmp_path / "x.csv")
+    assert res["dataset"]["n_images"] == 1 and res["dataset"]["n_excluded"] == 1
+    rows = list(csv.DictReader(open(tmp_path / "x.csv")))
+    assert [r["image"] for r in rows] == [ds.stems[1]]
