@@ -30,8 +30,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,8 +39,15 @@ from benchmarks.datasets import Dataset
 from benchmarks.metrics import METRICS, compute_all
 from runtime.errors import TinctError
 from runtime.evaluation import gray_baseline_psnr, predict_rgb
-from runtime.hints import (EVAL_HINT_COUNTS, EVAL_SEED, find_hint_file, make_eval_hints, mask_from_coords,
-                           read_hint_file, write_eval_hints)
+from runtime.hints import (
+    EVAL_HINT_COUNTS,
+    EVAL_SEED,
+    find_hint_file,
+    make_eval_hints,
+    mask_from_coords,
+    read_hint_file,
+    write_eval_hints,
+)
 
 SCHEMA = "tinct.bench.accuracy/1"
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -235,7 +242,7 @@ def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[i
         lpips=None, lpips_note: str | None = None, progress: bool = True,
         exclude: set[str] | None = None) -> dict:
     """Evaluate and write the JSON/CSV outputs; returns the JSON result."""
-    counts = sorted(set(int(k) for k in counts))
+    counts = sorted({int(k) for k in counts})
     if hint_dir is None and dataset.hint_dir is None and hint_cache is None:
         base = Path(json_out).parent if json_out else Path.cwd()
         hint_cache = default_hint_cache(dataset, counts, base / "bench-hints")

@@ -5,7 +5,6 @@ Standard library only at module level; each command imports what it needs when i
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 DEFAULT_HINTS = "0,1,2,5,10,20,50,100,200"

@@ -144,7 +144,7 @@ def format_table(checks: list[Check]) -> str:
     rows = [(c.what, f(c.baseline), f(c.new), "-" if c.delta is None else f"{c.delta:+.3f}", c.limit,
              "ok" if c.ok else "REGRESSED") for c in checks]
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 

@@ -69,14 +69,14 @@ class Dataset:
     def stems(self) -> list[str]:
         return [p.stem for p in self.paths]
 
-    def limit(self, n: int | None) -> "Dataset":
+    def limit(self, n: int | None) -> Dataset:
         if n is None:
             return self
         if n < 1:
             raise DatasetError("--limit must be at least 1")
         return Dataset(self.name, self.root, self.paths[:n], self.hint_dir, self.notes)
 
-    def select(self, keep: list[int]) -> "Dataset":
+    def select(self, keep: list[int]) -> Dataset:
         return Dataset(self.name, self.root, [self.paths[i] for i in keep], self.hint_dir, self.notes)
 
     def load(self, i: int) -> np.ndarray:

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.evaluation import MSE_FLOOR, psnr
 from runtime.errors import TinctError
+from runtime.evaluation import MSE_FLOOR, psnr
 
 PATCH = 16
 METRICS = ("psnr", "bpsnr", "pev", "ssim", "ciede2000")  # always computed
@@ -111,7 +111,7 @@ def ciede2000(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return de.mean(axis=(-2, -1))
 
 
-def compute_all(pred: np.ndarray, gt: np.ndarray, lpips: "LPIPS | None" = None) -> dict[str, np.ndarray]:
+def compute_all(pred: np.ndarray, gt: np.ndarray, lpips: LPIPS | None = None) -> dict[str, np.ndarray]:
     """Every metric per image for a batch ``[N, H, W, 3]``: ``{name: [N]}``."""
     pred, gt = _check_pair(pred, gt)
     out = {

@@ -271,10 +271,10 @@ def render_markdown(data: dict, plots: dict[str, bytes]) -> str:
 def render_html(data: dict, plots: dict[str, bytes]) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>tinct benchmark report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             ("<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
              "font-size:13px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "h2{border-bottom:1px solid #ddd}</style></head><body><h1>tinct benchmark report</h1>"]
+             "h2{border-bottom:1px solid #ddd}</style></head><body><h1>tinct benchmark report</h1>")]
     for title, intro, tables in _sections(data):
         parts.append(f"<h2>{e(title)}</h2>")
         if intro:

@@ -74,7 +74,7 @@ def test_accuracy_json_keys(result):
 
 
 def test_accuracy_csv(result):
-    rows = list(csv.DictReader(open(result / "acc.csv")))
+    rows = list(csv.DictReader((result / "acc.csv").read_text().splitlines()))
     assert len(rows) == 3 * 3
     assert set(rows[0]) == {"image", "k", "psnr", "bpsnr", "pev", "ssim", "ciede2000"}
     res = json.loads((result / "acc.json").read_text())
@@ -219,5 +219,5 @@ def test_exclude_and_limit(images, tiny_model, tmp_path):
                        exclude=datasets.read_exclude_list(tmp_path / "gray.txt"),
                        csv_out=tmp_path / "x.csv")
     assert res["dataset"]["n_images"] == 1 and res["dataset"]["n_excluded"] == 1
-    rows = list(csv.DictReader(open(tmp_path / "x.csv")))
+    rows = list(csv.DictReader((tmp_path / "x.csv").read_text().splitlines()))
     assert [r["image"] for r in rows] == [ds.stems[1]]
