@@ -28,14 +28,22 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
 
 from runtime.color import AB_NORM, L_CENT, L_NORM, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, srgb_to_linear
-from runtime.hints import (DEFAULT_MAX_USER_HINTS, GRID, IMG_SIZE, HintError, UserHint, encode,
-                           parse_user_hints, user_hints_to_cells)
+from runtime.hints import (
+    DEFAULT_MAX_USER_HINTS,
+    GRID,
+    IMG_SIZE,
+    HintError,
+    UserHint,
+    encode,
+    parse_user_hints,
+    user_hints_to_cells,
+)
 
 _LIN_LUT = srgb_to_linear(np.arange(256, dtype=np.uint8)[:, None].repeat(3, 1))[:, 0].astype(np.float32)
 _Y_WEIGHTS = (RGB_TO_XYZ[1] / WHITE_D65[1]).astype(np.float32)
@@ -108,7 +116,7 @@ class Colorizer:
         self.backend = backend
         self.max_hints = max_hints
 
-    def session(self, image: np.ndarray) -> "Session":
+    def session(self, image: np.ndarray) -> Session:
         return Session(self, image)
 
     def colorize(self, image: np.ndarray, hints: Iterable[UserHint] | str | list = ()) -> np.ndarray:
@@ -333,4 +341,4 @@ def buffer_ids(session: Session) -> dict[str, int]:
     return {n: getattr(session, n).__array_interface__["data"][0] for n in names}
 
 
-__all__ = ["Colorizer", "Session", "luminance_l", "buffer_ids", "GRID"]
+__all__ = ["GRID", "Colorizer", "Session", "buffer_ids", "luminance_l"]

@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from test_runtime import DEMO_HINTS, export_tiny, photo
 
 from runtime.artifact import ArtifactMeta
 from runtime.errors import TinctError
-from test_runtime import DEMO_HINTS, export_tiny, photo
 
 torch = pytest.importorskip("torch")
 HAS_OV = importlib.util.find_spec("openvino") is not None
@@ -125,9 +125,13 @@ def test_metadata_validation(tiny, tmp_path):
 # ----------------------------------------------------------------------------- TensorRT
 
 def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
-    from runtime.backends.tensorrt_backend import (StaleEngineError, check_engine_header, pack_engine,
-                                                   read_engine_file)
     from runtime.backends.base import sha256_file
+    from runtime.backends.tensorrt_backend import (
+        StaleEngineError,
+        check_engine_header,
+        pack_engine,
+        read_engine_file,
+    )
     props = ArtifactMeta("icolorit-tiny", "icolorit", {"depth": 2}).to_props()
     header = {"tensorrt_version": "10.13.0", "gpu_name": "Orin", "compute_capability": "8.7", "precision": "fp32",
               "source_onnx": str(tiny[1]), "source_onnx_sha256": sha256_file(tiny[1]), "props": props}

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_runtime import DEMO_HINTS, PHOTOS, export_tiny
 
 from runtime.cli import main
-from test_runtime import DEMO_HINTS, PHOTOS, export_tiny
 
 PHOTO = PHOTOS / "horses_herd.jpg"
 

@@ -50,7 +50,7 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: str | Path, **opts) -> "Backend":
+    def load(cls, path: str | Path, **opts) -> Backend:
         """Validate ``path`` and build everything needed to run it (once)."""
 
     @abstractmethod
@@ -116,10 +116,7 @@ def available_backends() -> list[str]:
 
 def meta_from_props(props: dict[str, str], where: str) -> ArtifactMeta:
     """ArtifactMeta from string props, validated against what this runtime can run."""
-    try:
-        meta = ArtifactMeta.from_props(props, where)
-    except ArtifactError:
-        raise
+    meta = ArtifactMeta.from_props(props, where)
     validate_meta(meta, where)
     return meta
 

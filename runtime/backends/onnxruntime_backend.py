@@ -71,7 +71,7 @@ class OnnxRuntimeBackend(Backend):
     @classmethod
     def load(cls, path, providers=None, threads: int = 0, disabled_optimizers=None,
              optimization: str = "all", precision: str | None = None, device: str | None = None,
-             **_ignored) -> "OnnxRuntimeBackend":
+             **_ignored) -> OnnxRuntimeBackend:
         path = Path(path)
         if precision not in (None, "fp32", "auto"):
             raise TinctError(f"ONNX Runtime runs the precision stored in the graph; --precision {precision} "

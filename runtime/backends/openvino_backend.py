@@ -71,7 +71,7 @@ def read_ir_props(model) -> tuple[dict[str, str], dict[str, str]]:
 def write_ir_props(model, props: dict[str, str], build: dict[str, str]) -> None:
     """Store ArtifactMeta props (``tinct.``-prefixed keys) and build info in rt_info (layout above)."""
     for k, v in props.items():
-        model.set_rt_info(str(v), [RT_ROOT, "meta", k[len(PREFIX):] if k.startswith(PREFIX) else k])
+        model.set_rt_info(str(v), [RT_ROOT, "meta", k.removeprefix(PREFIX)])
     for k, v in {"layout": RT_LAYOUT, **build}.items():
         model.set_rt_info(str(v), [RT_ROOT, "build", k])
 
@@ -102,7 +102,7 @@ class OpenVINOBackend(Backend):
 
     @classmethod
     def load(cls, path, device: str = "CPU", precision: str | None = None, threads: int = 0,
-             core=None, **_ignored) -> "OpenVINOBackend":
+             core=None, **_ignored) -> OpenVINOBackend:
         ov = _ov()
         path = Path(path)
         if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
