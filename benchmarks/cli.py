@@ -22,7 +22,9 @@ def register(subparsers) -> None:
     _register_compare(sub)
     # ------------------------------------------------------------------ latency
     # `tinct bench latency` is registered here by the latency suite (benchmarks/latency.py):
-    #     from benchmarks.latency import register as _register_latency; _register_latency(sub)
+    from benchmarks.latency import register as _register_latency
+
+    _register_latency(sub)
     # ---------------------------------------------------------------------------
 
 
