@@ -1,0 +1,221 @@
+"""Parity of an artifact against its PyTorch reference, on real photos with real hints.
+
+Used by ``tinct export`` (every export is checked), and by quantization and build, which compare a
+derived artifact against its parent with their own tolerance.
+
+Inputs: up to 4 colour photos (``tests/fixtures/photos/*``, else the validation images of the
+training corpus under ``$TINCT_DATA`` or ``~/.cache/tinct/data/val/images``; never noise), each
+with 0, 10 and 50 hints placed by the official evaluation protocol (:func:`runtime.hints.make_eval_hints`)
+and coloured with the cell-mean ab of the photo (:func:`runtime.hints.encode_from_lab`).
+
+A predictor is a callable ``x [N,4,224,224] float32 -> (ab [N,2,224,224], gates [N,depth,2] bool or None)``.
+The error is measured in normalized ab. When both sides report gates (A-ColViT), the decisions
+must agree exactly: ONNX Runtime's ``If`` choices are not observable, so a dynamic A-ColViT
+export carries an auxiliary ``gates`` output computed by the same graph.
+
+torch is imported only by :func:`torch_reference`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.color import rgb_to_lab_n
+from runtime.errors import TinctError
+from runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
+
+DEFAULT_TOL = 1e-4
+HINT_COUNTS = (0, 10, 50)
+MAX_IMAGES = 4
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_PHOTOS = REPO_ROOT / "tests" / "fixtures" / "photos"
+
+Predictor = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]
+
+
+class ParityError(TinctError):
+    """An artifact does not reproduce its reference within tolerance."""
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def val_images_dir() -> Path:
+    env = os.environ.get("TINCT_DATA")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "tinct" / "data"
+    return base / "val" / "images"
+
+
+def find_parity_photos(limit: int = MAX_IMAGES) -> list[Path]:
+    """The photos parity runs on: the test fixtures, else the validation images; else an error."""
+    for d in (FIXTURE_PHOTOS, val_images_dir()):
+        files = sorted(p for p in d.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
+        if files:
+            return files[:limit]
+    raise TinctError(f"no photos for the parity check: put a few colour images in {FIXTURE_PHOTOS} "
+                     f"(or run 'tinct data fetch' to get {val_images_dir()}); parity is never run on noise")
+
+
+def load_photo(path: str | Path) -> np.ndarray:
+    """RGB uint8 [224, 224, 3]: short side to 224 (bilinear), centre crop."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            if (w, h) != (IMG_SIZE, IMG_SIZE):
+                f = IMG_SIZE / min(w, h)
+                nw, nh = max(IMG_SIZE, round(w * f)), max(IMG_SIZE, round(h * f))
+                im = im.resize((nw, nh), Image.BILINEAR)
+                left, top = (nw - IMG_SIZE) // 2, (nh - IMG_SIZE) // 2
+                im = im.crop((left, top, left + IMG_SIZE, top + IMG_SIZE))
+            return np.asarray(im, dtype=np.uint8)
+    except OSError as exc:
+        raise TinctError(f"cannot read parity photo {path}: {exc}") from None
+
+
+def parity_images(images=None) -> tuple[np.ndarray, list[str]]:
+    """``images``: None (default photos), a directory, a list of paths, or uint8 [K,224,224,3].
+    Returns (uint8 [K,224,224,3], names)."""
+    if images is None:
+        paths = find_parity_photos()
+    elif isinstance(images, np.ndarray):
+        if images.ndim != 4 or images.shape[1:] != (IMG_SIZE, IMG_SIZE, 3) or images.dtype != np.uint8:
+            raise TinctError(f"parity images must be uint8 [K,{IMG_SIZE},{IMG_SIZE},3], got "
+                             f"{images.dtype} {images.shape}")
+        return images, [f"image{i}" for i in range(len(images))]
+    elif isinstance(images, (str, Path)) and Path(images).is_dir():
+        paths = sorted(p for p in Path(images).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:MAX_IMAGES]
+        if not paths:
+            raise TinctError(f"no images in {images}")
+    else:
+        paths = [Path(p) for p in ([images] if isinstance(images, (str, Path)) else images)]
+    return np.stack([load_photo(p) for p in paths]), [Path(p).stem for p in paths]
+
+
+def parity_inputs(images=None, hint_counts: Sequence[int] = HINT_COUNTS) -> np.ndarray:
+    """Model inputs ``x [K*len(hint_counts), 4, 224, 224]``: every photo with every hint count."""
+    rgb, names = parity_images(images)
+    lab_n = rgb_to_lab_n(rgb)
+    coords = make_eval_hints([f"{n}.png" for n in names], hint_counts)
+    xs = []
+    for k in hint_counts:
+        masks = np.stack([mask_from_coords(coords[k][n]) for n in names])
+        xs.append(encode_from_lab(lab_n, masks))
+    return np.ascontiguousarray(np.concatenate(xs), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- predictors
+
+def onnx_predictor(model, providers: Sequence[str] = ("CPUExecutionProvider",), threads: int = 0,
+                   **session_kwargs) -> Predictor:
+    """An ONNX Runtime predictor for a path, serialized bytes or an ``InferenceSession``.
+    Returns ``gates`` when the graph has that output."""
+    import onnxruntime as ort
+
+    if isinstance(model, ort.InferenceSession):
+        sess = model
+    else:
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        src = str(model) if isinstance(model, (str, Path)) else model
+        sess = ort.InferenceSession(src, so, providers=list(providers), **session_kwargs)
+    names = [o.name for o in sess.get_outputs()]
+    want = ["ab"] + (["gates"] if "gates" in names else [])
+
+    def predict(x: np.ndarray):
+        out = sess.run(want, {"x": np.ascontiguousarray(x, dtype=np.float32)})
+        return out[0], (out[1].astype(bool) if len(out) > 1 else None)
+
+    return predict
+
+
+def torch_reference(model, forced_gates=None) -> Predictor:
+    """The PyTorch model (eval, no grad) as a predictor; A-ColViT reports its decisions.
+    ``forced_gates`` ([depth][2] bools) runs an A-ColViT with that fixed mask (static exports)."""
+    import torch
+
+    model.eval()
+
+    def predict(x: np.ndarray):
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        with torch.no_grad():
+            if not hasattr(model, "forward_with_gates"):
+                return model(xt).numpy(), None
+            saved = model.forced_gates
+            try:
+                if forced_gates is not None:
+                    model.forced_gates = torch.as_tensor(forced_gates, dtype=torch.bool)
+                ab, gates = model.forward_with_gates(xt)
+            finally:
+                model.forced_gates = saved
+            return ab.numpy(), gates.numpy().astype(bool)
+
+    return predict
+
+
+# ----------------------------------------------------------------------------- comparison
+
+@dataclass
+class ParityReport:
+    max_abs: float
+    mean_abs: float
+    n_inputs: int
+    batch: int
+    tol: float
+    gates_compared: bool = False
+    gate_mismatches: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.max_abs <= self.tol) and self.gate_mismatches == 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+    def describe(self) -> str:
+        g = f", {self.gate_mismatches} gate decision(s) differ" if self.gates_compared else ""
+        return (f"max |d ab_n| {self.max_abs:.3g} (tol {self.tol:g}), mean {self.mean_abs:.3g} "
+                f"over {self.n_inputs} inputs{g}")
+
+
+def compare(candidate: Predictor, reference: Predictor, x: np.ndarray, *, tol: float = DEFAULT_TOL,
+            batch: int = 2) -> ParityReport:
+    """Run both predictors on ``x`` in batches of ``batch``; error in normalized ab."""
+    max_abs, total, mism, gates_compared = 0.0, 0.0, 0, False
+    for s in range(0, len(x), batch):
+        xb = x[s:s + batch]
+        ab_c, g_c = candidate(xb)
+        ab_r, g_r = reference(xb)
+        if ab_c.shape != ab_r.shape:
+            raise ParityError(f"output shape {ab_c.shape} differs from the reference's {ab_r.shape}")
+        d = np.abs(ab_c.astype(np.float64) - ab_r.astype(np.float64))
+        if not np.isfinite(d).all():
+            max_abs = float("inf")
+        else:
+            max_abs = max(max_abs, float(d.max()))
+        total += float(np.nan_to_num(d, nan=0.0, posinf=0.0).sum())
+        if g_c is not None and g_r is not None:
+            gates_compared = True
+            mism += int((np.asarray(g_c, bool) != np.asarray(g_r, bool)).sum())
+    n = len(x)
+    return ParityReport(max_abs=max_abs, mean_abs=total / max(1, n * 2 * IMG_SIZE * IMG_SIZE), n_inputs=n,
+                        batch=batch, tol=tol, gates_compared=gates_compared, gate_mismatches=mism)
+
+
+def check_parity(candidate: Predictor, reference: Predictor, *, images=None, x: np.ndarray | None = None,
+                 tol: float = DEFAULT_TOL, batch: int = 2, what: str = "artifact") -> ParityReport:
+    """Compare on the parity inputs; raise :class:`ParityError` (one line) when it fails."""
+    if x is None:
+        x = parity_inputs(images)
+    report = compare(candidate, reference, x, tol=tol, batch=batch)
+    if not report.ok:
+        raise ParityError(f"parity check failed for {what}: {report.describe()}")
+    return report
