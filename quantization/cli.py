@@ -1,0 +1,202 @@
+"""`tinct quantize IN.onnx --precision int8|fp16|bf16 [--backend ...] -o OUT`.
+
+Routes (the parent must be an FP32 tinct ONNX):
+
+=========  ==========================  ====================================================
+precision  backend                     artifact
+=========  ==========================  ====================================================
+int8       onnxruntime (default),      Q/DQ ONNX (``quantize_static``; A-ColViT: per-branch,
+           tensorrt                    :mod:`quantization.conditional`); TensorRT's explicit
+                                       quantization builds from this file (``tinct build``)
+int8       openvino                    IR: NNCF (iColoriT) or the Q/DQ ONNX read by OpenVINO
+                                       (A-ColViT, or ``--ov-route qdq``)
+fp16       onnxruntime, tensorrt       FP16 ONNX, float32 I/O
+bf16       openvino                    IR whose backend runs INFERENCE_PRECISION_HINT=bf16
+=========  ==========================  ====================================================
+
+Every artifact is built in a temporary directory next to ``-o``, evaluated against its parent by
+:mod:`quantization.guard` (ΔPSNR@{1,10,50}, max |Δab|, gate agreement), refused with a non-zero exit
+when ΔPSNR@10 exceeds the budget (default 0.1 dB INT8, 0.02 dB FP16/BF16), and renamed into place
+only when it passes, with the recipe and the measurements in its metadata (``extra``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from quantization import DEFAULT_BUDGET_DB, PRECISIONS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("quantize", help="INT8 / FP16 / BF16 artifacts from an FP32 ONNX, accuracy-guarded",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("onnx", help="FP32 tinct ONNX artifact (from 'tinct export')")
+    p.add_argument("--precision", required=True, choices=PRECISIONS)
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "tensorrt"])
+    p.add_argument("--calib", default=None, metavar="DIR", help="calibration images (default: the corpus' training split)")
+    p.add_argument("--calib-size", type=int, default=300)
+    p.add_argument("--calib-seed", type=int, default=None)
+    p.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    p.add_argument("--max-psnr-drop", type=float, default=None, metavar="DB",
+                   help="budget for PSNR@10 parent - quantized (default 0.1 int8, 0.02 fp16/bf16)")
+    p.add_argument("--ov-route", default=None, choices=["nncf", "qdq"],
+                   help="OpenVINO INT8: NNCF, or the ONNX Runtime Q/DQ graph read by OpenVINO (default: measured best; qdq for A-ColViT)")
+    p.add_argument("--guard-images", type=int, default=None, metavar="N", help="evaluate on the first N validation images")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("-o", "--output", required=True, help="OUT.onnx, or OUT.xml for --backend openvino")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out, report = quantize(args.onnx, args.output, precision=args.precision, backend=args.backend,
+                           calib_dir=args.calib, calib_size=args.calib_size, calib_seed=args.calib_seed,
+                           method=args.method, max_psnr_drop=args.max_psnr_drop, ov_route=args.ov_route,
+                           guard_images=args.guard_images, progress=not args.no_progress)
+    print(f"wrote {out} ({args.precision}, {args.backend}): {report.line()}")
+    return 0
+
+
+def _read_parent(path: Path):
+    import onnx
+
+    from runtime.artifact import ArtifactMeta
+    from runtime.errors import TinctError
+
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        raise TinctError(f"{path}: 'tinct quantize' takes an existing FP32 .onnx artifact")
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise TinctError(f"{path.name}: not a readable ONNX file ({str(exc)[:200]})") from None
+    meta = ArtifactMeta.from_props({p.key: p.value for p in m.metadata_props}, where=path.name)
+    if meta.precision != "fp32":
+        raise TinctError(f"{path.name} is already {meta.precision}: quantize the FP32 parent")
+    return meta
+
+
+def _check_route(precision: str, backend: str, out: Path) -> None:
+    from runtime.errors import TinctError
+
+    want = ".xml" if backend == "openvino" else ".onnx"
+    if out.suffix.lower() != want:
+        raise TinctError(f"output {out.name}: --backend {backend} writes a {want} file")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise TinctError(f"output directory {out.parent} does not exist")
+    if precision == "bf16" and backend != "openvino":
+        raise TinctError("BF16 is an OpenVINO route here (--backend openvino): ONNX Runtime's CPU provider has "
+                         "no bf16 kernels; for GPUs use --precision fp16")
+    if precision == "fp16" and backend == "openvino":
+        raise TinctError("FP16 for OpenVINO: use 'tinct build --precision fp16' on a device with f16 (GPU/NPU); "
+                         "on CPU use --precision bf16")
+
+
+def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime", calib_dir=None,
+             calib_size: int = 300, calib_seed: int | None = None, method: str = "minmax",
+             max_psnr_drop: float | None = None, ov_route: str | None = None, guard_images: int | None = None,
+             progress: bool = False, threads: int = 1):
+    """Build, guard and write one artifact; returns (path, GuardReport). See the module docstring."""
+    import onnxruntime as ort
+
+    from quantization import guard
+    from quantization.calibration import DEFAULT_SEED, CalibrationSet
+    from runtime.backends.base import sha256_file
+    from runtime.errors import TinctError
+
+    ort.set_default_logger_severity(3)
+    src, out = Path(onnx_path), Path(output)
+    parent = _read_parent(src)
+    _check_route(precision, backend, out)
+    budget = DEFAULT_BUDGET_DB[precision] if max_psnr_drop is None else float(max_psnr_drop)
+    parent_sha = sha256_file(src)
+    dynamic = parent.gating == "dynamic"
+    extra: dict = {"parent_extra": parent.extra, "budget_db": budget}
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
+    try:
+        tmp = tmpdir / out.name
+        if precision == "int8":
+            calib = CalibrationSet.from_source(calib_dir, calib_size, DEFAULT_SEED if calib_seed is None else calib_seed,
+                                               progress=progress)
+            extra["calibration"] = calib.describe()
+            route = ov_route or ("qdq" if dynamic else DEFAULT_OV_ROUTE)
+            if dynamic and backend == "openvino" and route == "nncf":
+                raise TinctError("NNCF through A-ColViT's If nodes gives wrong outputs when a gate is off "
+                                 "(shared/facts.md): use --ov-route qdq (the default for A-ColViT)")
+            if backend != "openvino" or route == "qdq":
+                qdq = tmp if backend != "openvino" else tmpdir / "qdq.onnx"
+                if dynamic:
+                    from quantization.conditional import quantize_conditional
+
+                    recipe = quantize_conditional(src, qdq, calib, method=method, threads=threads)
+                else:
+                    from quantization.onnx_int8 import quantize_model
+
+                    recipe = quantize_model(src, qdq, calib.ort_reader(), method=method)
+                extra["float_ops"] = recipe.pop("float_ops")
+                extra["quantization"] = recipe
+                if backend == "openvino":
+                    from quantization import openvino_int8 as ovq
+
+                    model = ovq.convert(qdq)
+                    extra["quantization"]["openvino"] = "Q/DQ ONNX read by OpenVINO (FakeQuantize, int8 kernels)"
+                    ovq.save_ir(model, tmp, {}, ovq.build_info(src, "f32", parent_sha))
+            else:
+                from quantization import openvino_int8 as ovq
+
+                model, recipe = ovq.nncf_int8(src, calib)
+                extra["quantization"] = recipe
+                extra["float_ops"] = ["as NNCF TRANSFORMER leaves them"] + list(recipe["ignored_types"])
+                ovq.save_ir(model, tmp, {}, ovq.build_info(src, "f32", parent_sha))
+        elif precision == "fp16":
+            from quantization.fp16 import convert_fp16
+
+            recipe = convert_fp16(src, tmp)
+            extra["float_ops"] = recipe.pop("float_ops")
+            extra["quantization"] = recipe
+        else:  # bf16, openvino
+            from quantization import openvino_int8 as ovq
+
+            ovq.require_bf16_cpu()
+            ovq.save_ir(ovq.convert(src), tmp, {}, ovq.build_info(src, "bf16", parent_sha))
+            extra["quantization"] = {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16", "weights": "fp32 in the IR"}
+
+        report = guard.evaluate(src, tmp, threads=threads, limit=guard_images)
+        extra["guard"] = report.to_dict()
+        if report.gate_agreement is not None:
+            extra["gate_agreement"] = round(report.gate_agreement, 5)
+        guard.enforce(report, budget, f"{src.name} -> {precision} ({backend})")
+        meta = _child_meta(parent, precision, parent_sha, extra)
+        final = tmpdir / ("final" + out.suffix)
+        if out.suffix == ".xml":
+            from quantization.openvino_int8 import restamp_ir
+
+            restamp_ir(tmp, final, meta.to_props())
+            os.replace(final.with_suffix(".bin"), out.with_suffix(".bin"))
+        else:
+            _stamp_onnx(tmp, final, meta.to_props())
+        os.replace(final, out)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return out, report
+
+
+DEFAULT_OV_ROUTE = "qdq"  # measured (quantization/measure.py): see the module docstring of measure
+
+
+def _child_meta(parent, precision: str, parent_sha: str, extra: dict):
+    import dataclasses
+
+    return dataclasses.replace(parent, precision=precision, parent_sha256=parent_sha, extra=extra)
+
+
+def _stamp_onnx(src: Path, dst: Path, props: dict[str, str]) -> None:
+    import onnx
+
+    m = onnx.load(str(src))
+    del m.metadata_props[:]
+    for k, v in props.items():
+        m.metadata_props.add(key=k, value=v)
+    m.producer_name = "tinct quantize"
+    onnx.save(m, str(dst))

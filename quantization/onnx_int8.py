@@ -1,0 +1,178 @@
+"""INT8 ONNX with Q/DQ nodes through ONNX Runtime's ``quantize_static``.
+
+QDQ format, U8 activations (asymmetric), S8 weights (per-channel by default), calibration method
+MinMax / Entropy / Percentile. Which ops are quantized is a list of ONNX op types (every other op
+type stays float) plus node roles kept float; both are recorded in ``extra.float_ops``. Roles:
+
+- ``head_conv``: the output convolution (its input is the decoder's pre-pixel-shuffle features);
+- ``patch_embed``: the input convolution (reads ``x`` directly);
+- ``gate_linear``: A-ColViT's policy Linears (always kept float: quantizing them flips decisions);
+- ``attn_matmul``: the two activation x activation MatMuls of attention (q·kᵀ, attn·v).
+
+The default set was chosen by measurement (``python -m quantization.measure --sweep``; numbers in
+:data:`SWEEP_NOTE`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import onnx
+
+# Chosen by measurement on iColoriT-T (see SWEEP_NOTE): quantize these op types, keep every other
+# op type float, and keep these node roles float as well.
+DEFAULT_QUANTIZE_OPS = ("MatMul", "Conv")
+DEFAULT_FLOAT_ROLES = ("gate_linear",)
+SWEEP_NOTE = "see quantization/measure.py --sweep"
+METHODS = ("minmax", "entropy", "percentile")
+ROLES = ("head_conv", "patch_embed", "gate_linear", "attn_matmul")
+HIST_CHUNK = 16  # samples held in memory at once by histogram calibration
+
+
+def _method(name: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[name]
+
+
+def _initializers(graph) -> set[str]:
+    return {i.name for i in graph.initializer}
+
+
+def role_nodes(model: onnx.ModelProto, role: str) -> list[str]:
+    """Names of the top-level nodes playing ``role`` (see the module docstring)."""
+    g = model.graph
+    inits = _initializers(g)
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    if role == "head_conv":
+        return [convs[-1].name] if len(convs) > 1 else []
+    if role == "patch_embed":
+        return [n.name for n in convs if n.input[0] in {i.name for i in g.input}]
+    if role == "gate_linear":
+        out = []
+        for n in g.node:
+            if n.op_type in ("Gemm", "MatMul") and (
+                    any("layer_select" in i for i in n.input)
+                    or any(c.op_type == "Sigmoid" for o in n.output for c in consumers.get(o, []))):
+                out.append(n.name)
+        return out
+    if role == "attn_matmul":
+        return [n.name for n in g.node if n.op_type == "MatMul" and not any(i in inits for i in n.input)]
+    raise ValueError(f"unknown node role {role!r}; roles: {', '.join(ROLES)}")
+
+
+def float_ops_of(model: onnx.ModelProto, quantize_ops: Iterable[str], float_roles: Iterable[str]) -> list[str]:
+    """What stays float, for ``extra.float_ops``: op types present but not quantized, then roles."""
+    types = {n.op_type for n in model.graph.node} - {"If", "Constant", "Shape", "Cast"}
+    return sorted(types - set(quantize_ops)) + list(float_roles)
+
+
+def excluded_nodes(model: onnx.ModelProto, float_roles: Iterable[str]) -> list[str]:
+    return [name for role in float_roles for name in role_nodes(model, role)]
+
+
+@contextlib.contextmanager
+def _chunked_histograms(chunk: int = HIST_CHUNK):
+    """ORT's calibrators keep every intermediate tensor of every sample until the end (gigabytes
+    for 300 samples of a 12-block model). MinMax merges ranges and the histogram collector merges
+    histograms across ``collect_data`` calls, so feed them ``chunk`` samples at a time: same result,
+    bounded memory. (ORT's own ``CalibMaxIntermediateOutputs`` fails when the sample count is a
+    multiple of it: "No data is collected".)"""
+    import importlib
+
+    qmod = importlib.import_module("onnxruntime.quantization.quantize")
+
+    original = qmod.create_calibrator
+
+    class _Chunk:
+        def __init__(self, reader, n):
+            self.reader, self.n, self.left, self.done = reader, n, n, False
+
+        def get_next(self):
+            if self.left == 0:
+                return None
+            item = self.reader.get_next()
+            if item is None:
+                self.done = True
+                return None
+            self.left -= 1
+            return item
+
+    def create(*args, **kwargs):
+        cal = original(*args, **kwargs)
+        collect = cal.collect_data
+
+        def chunked(reader):
+            while True:
+                part = _Chunk(reader, chunk)
+                first = part.get_next()
+                if first is None:
+                    return
+                part.left += 1
+                part.get_next = _prepend(first, part.get_next)
+                collect(part)
+                if part.done:
+                    return
+
+        cal.collect_data = chunked
+        return cal
+
+    qmod.create_calibrator = create
+    try:
+        yield
+    finally:
+        qmod.create_calibrator = original
+
+
+def _prepend(first, get_next):
+    state = {"first": first}
+
+    def f():
+        if state["first"] is not None:
+            item, state["first"] = state["first"], None
+            return item
+        return get_next()
+    return f
+
+
+def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, reader, *,
+                   method: str = "minmax", quantize_ops: Sequence[str] = DEFAULT_QUANTIZE_OPS,
+                   float_roles: Sequence[str] = DEFAULT_FLOAT_ROLES,
+                   per_channel: bool = True, extra_nodes_to_exclude: Sequence[str] = (),
+                   extra_options: dict | None = None) -> dict:
+    """``quantize_static`` one (top-level) graph to ``out_path``; returns the recipe for metadata."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    if isinstance(model, onnx.ModelProto):  # ORT round-trips protos through external data, which
+        tmpdir = tempfile.TemporaryDirectory(prefix="tinct-q-")  # loses subgraph initializers
+        model = Path(tmpdir.name) / "in.onnx"
+        onnx.save(proto, str(model))
+    excluded = excluded_nodes(proto, float_roles) + list(extra_nodes_to_exclude)
+    types = sorted(set(quantize_ops))
+    opts = {"ActivationSymmetric": False, "WeightSymmetric": True}
+    opts.update(extra_options or {})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static logs a pre-processing advert at WARNING on every call
+    with _chunked_histograms(), contextlib.ExitStack() as stack:
+        stack.callback(root.setLevel, level)
+        quantize_static(str(model), str(out_path), reader, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=types, per_channel=per_channel, reduce_range=False,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=excluded, calibrate_method=_method(method), extra_options=opts)
+    return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "activations": "uint8 asymmetric",
+            "weights": "int8 symmetric " + ("per-channel" if per_channel else "per-tensor"),
+            "method": method, "quantized_op_types": types, "float_roles": list(float_roles),
+            "excluded_nodes": len(excluded), "float_ops": float_ops_of(proto, types, float_roles)}

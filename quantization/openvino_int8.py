@@ -1,0 +1,119 @@
+"""OpenVINO artifacts: INT8 IR (NNCF post-training quantization, or OpenVINO reading a Q/DQ ONNX)
+and BF16 IR.
+
+Metadata goes into the IR's ``rt_info`` with the runtime's own helper
+(:func:`runtime.backends.openvino_backend.write_ir_props`, the one ``tinct build`` uses) and the
+same build keys (inference_precision, device, openvino_version, source_onnx, source_onnx_sha256).
+
+- INT8 via NNCF: ``nncf.quantize(model_type=TRANSFORMER)`` on ``ov.convert_model(onnx)`` with an
+  ignored scope (measured; :data:`NNCF_IGNORED_TYPES`) — iColoriT only: NNCF through ``If`` gives
+  wrong outputs whenever a gate is off (shared/facts.md), so A-ColViT goes through the Q/DQ ONNX.
+- INT8 via Q/DQ: ``ov.convert_model`` of the ONNX Runtime Q/DQ graph (OpenVINO turns Q/DQ pairs into
+  FakeQuantize and runs them as int8); this also handles the per-branch quantized ``If`` graphs.
+- BF16: the FP32 graph with ``inference_precision`` bf16 in rt_info (the backend then sets
+  ``INFERENCE_PRECISION_HINT=bf16``). Only on CPUs with AVX512-BF16 or AMX-BF16 (else refused:
+  OpenVINO would emulate or silently run f32 and the artifact would lie about itself).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.errors import TinctError
+
+NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see quantization/measure.py --sweep
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_supports_bf16() -> bool:
+    return any(f in cpu_flags() for f in BF16_FLAGS)
+
+
+def require_bf16_cpu() -> None:
+    if not cpu_supports_bf16():
+        raise TinctError("BF16 for OpenVINO needs a CPU with AVX512-BF16 or AMX-BF16 (flags avx512_bf16 / "
+                         "amx_bf16 in /proc/cpuinfo); this CPU has neither, so OpenVINO would not run bf16 "
+                         "natively. Use --precision int8, or build the IR on a CPU that has them")
+
+
+def _ov():
+    try:
+        import openvino as ov
+    except ImportError:
+        from runtime.errors import MissingExtraError
+
+        raise MissingExtraError("quantize --backend openvino", "openvino", "openvino") from None
+    return ov
+
+
+def build_info(source_onnx: str | Path, inference_precision: str, source_sha256: str, device: str = "CPU",
+               **extra) -> dict[str, str]:
+    ov = _ov()
+    return {"inference_precision": inference_precision, "device": device, "openvino_version": ov.__version__,
+            "source_onnx": Path(source_onnx).name, "source_onnx_sha256": source_sha256,
+            **{k: str(v) for k, v in extra.items()}}
+
+
+def save_ir(model, out_xml: str | Path, props: dict[str, str], build: dict[str, str]) -> Path:
+    """rt_info (runtime's helper) + ``ov.save_model`` with fp32 weights kept as they are."""
+    from runtime.backends.openvino_backend import write_ir_props
+
+    ov = _ov()
+    write_ir_props(model, props, build)
+    ov.save_model(model, str(out_xml), compress_to_fp16=False)
+    return Path(out_xml)
+
+
+def restamp_ir(xml: str | Path, out_xml: str | Path, props: dict[str, str]) -> Path:
+    """Re-save an IR with updated tinct metadata (after the guard measured it)."""
+    from runtime.backends.openvino_backend import read_ir_props
+
+    ov = _ov()
+    model = ov.Core().read_model(str(xml))
+    _, build = read_ir_props(model)
+    build.pop("layout", None)
+    return save_ir(model, out_xml, props, build)
+
+
+def convert(onnx_path: str | Path):
+    ov = _ov()
+    try:
+        return ov.convert_model(str(onnx_path))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({first[:200]})") from None
+
+
+def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, ignored_names=(),
+              fast_bias_correction: bool = True, smooth_quant_alpha: float | None = None,
+              preset: str = "performance"):
+    """-> (quantized ov.Model, recipe dict). ``calib``: a :class:`CalibrationSet`."""
+    import nncf
+
+    model = convert(onnx_path)
+    kw = {}
+    if smooth_quant_alpha is not None:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+        kw["advanced_parameters"] = AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha))
+    scope = nncf.IgnoredScope(types=list(ignored_types), names=list(ignored_names), validate=False) \
+        if (ignored_types or ignored_names) else None
+    q = nncf.quantize(model, calib.nncf_dataset(), subset_size=len(calib), model_type=nncf.ModelType.TRANSFORMER,
+                      preset=getattr(nncf.QuantizationPreset, preset.upper()),
+                      fast_bias_correction=fast_bias_correction, ignored_scope=scope, **kw)
+    recipe = {"tool": f"nncf {nncf.__version__} quantize", "model_type": "TRANSFORMER", "preset": preset,
+              "fast_bias_correction": fast_bias_correction, "ignored_types": list(ignored_types),
+              "ignored_names": list(ignored_names), "smooth_quant_alpha": smooth_quant_alpha}
+    return q, recipe
