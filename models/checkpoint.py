@@ -169,7 +169,9 @@ def read_tinct(path: Path) -> tuple[str, IColoriTConfig, dict, dict]:
     config = json.loads(meta["config"]) if "config" in meta else card.get("config")
     if arch not in ARCHITECTURES or config is None:
         raise CheckpointError(f"{path}: no architecture/config metadata (expected a tinct checkpoint)")
-    return arch, IColoriTConfig(**config), state, card
+    from models.registry import CONFIG_CLASSES  # Color2Embed has its own config class
+
+    return arch, CONFIG_CLASSES.get(arch, IColoriTConfig)(**config), state, card
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -196,11 +198,17 @@ def load_model(source: str | Path, with_card: bool = False):
         arch, cfg, state, card = read_tinct(path)
     elif path.suffix in (".pth", ".pt", ".ckpt", ".bin"):
         obj = read_official(path)
-        state = obj.get("model", obj.get("state_dict"))
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path}: no 'model' state_dict in the checkpoint")
-        arch, cfg = infer_official_arch(state, obj.get("args"))
-        card = {"source": "official", "args": vars(obj["args"]) if obj.get("args") is not None else None}
+        from models import color2embed_keys  # Color2Embed layouts (official, Kwentar)
+
+        if color2embed_keys.detect(obj):
+            arch = "color2embed"
+            cfg, state, card = color2embed_keys.convert(obj, str(path))
+        else:
+            state = obj.get("model", obj.get("state_dict"))
+            if not isinstance(state, dict):
+                raise CheckpointError(f"{path}: no 'model' state_dict in the checkpoint")
+            arch, cfg = infer_official_arch(state, obj.get("args"))
+            card = {"source": "official", "args": vars(obj["args"]) if obj.get("args") is not None else None}
     else:
         raise CheckpointError(f"{path}: unsupported checkpoint type {path.suffix!r} (.safetensors or .pth)")
     model = ARCHITECTURES[arch](cfg)

@@ -60,3 +60,32 @@ def create_model(name_or_arch: str, config: IColoriTConfig | dict | None = None,
         return ARCHITECTURES[name_or_arch](cfg)
     arch, cfg = config_for(name_or_arch, **overrides)
     return ARCHITECTURES[arch](cfg)
+
+
+# ----------------------------------------------------------------------------- Color2Embed
+# Color2Embed (models/color2embed.py) has its own config class; the two functions below extend
+# config_for / create_model above to it (ViT names keep going through the originals).
+from models.color2embed import Color2Embed, Color2EmbedConfig
+
+ARCHITECTURES["color2embed"] = Color2Embed
+CONFIG_CLASSES = {"icolorit": IColoriTConfig, "acolvit": IColoriTConfig, "color2embed": Color2EmbedConfig}
+# Reference model: ResNet-18 colour encoder (trained from scratch) + the official U-Net/PFFN decoder.
+REGISTRY["color2embed-r18"] = ("color2embed", {"encoder": "resnet18", "decoder": "official"})
+
+_config_for_vit, _create_model_vit = config_for, create_model
+
+
+def config_for(name: str, **overrides):
+    if name in REGISTRY and REGISTRY[name][0] == "color2embed":
+        arch, cfg = REGISTRY[name]
+        return arch, Color2EmbedConfig(**{**cfg, **overrides})
+    return _config_for_vit(name, **overrides)
+
+
+def create_model(name_or_arch: str, config=None, **overrides):
+    if name_or_arch == "color2embed":
+        cfg = config if isinstance(config, Color2EmbedConfig) else Color2EmbedConfig(**(config or {}))
+        return Color2Embed(cfg)
+    if name_or_arch in REGISTRY and REGISTRY[name_or_arch][0] == "color2embed":
+        return Color2Embed(config_for(name_or_arch, **overrides)[1])
+    return _create_model_vit(name_or_arch, config, **overrides)
