@@ -68,6 +68,7 @@ N_HINTS = 10
 RANDOM_FLAG = "random weights (latency only)"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = REPO_ROOT / "tests" / "fixtures" / "photos"
+DEFAULT_ARTIFACTS = ".benchmarks/artifacts"  # .benchmarks/ is git-ignored (pytest-benchmark's storage too)
 
 
 class SkipCase(Exception):
@@ -545,6 +546,31 @@ class ModelStore:
         self._files[key] = out
         return out
 
+    def runtime_onnx(self, src: Path) -> Path:
+        """``src`` with only its ``ab`` output. The dynamic A-ColViT export has an auxiliary ``gates``
+        output that the runtime backends refuse (one output expected); without it the gate
+        computation stays in the graph (it feeds the If conditions), only the output goes."""
+        import onnx
+
+        m = onnx.load(str(src), load_external_data=False)
+        if len(m.graph.output) <= 1:
+            return src
+        key = ("ab-only", str(src))
+        if key in self._files:
+            return self._files[key]
+        out = src.with_name(f"{src.stem}-ab.onnx")
+        if not (out.is_file() and out.stat().st_mtime >= src.stat().st_mtime):
+            keep = [o for o in m.graph.output if o.name == "ab"]
+            if not keep:
+                raise SkipCase(f"{src.name} has no 'ab' output")
+            del m.graph.output[:]
+            m.graph.output.extend(keep)
+            tmp = out.with_suffix(".onnx.tmp")
+            onnx.save_model(m, str(tmp))
+            tmp.replace(out)
+        self._files[key] = out
+        return out
+
     # -- quantized / reduced-precision ONNX (tinct quantize)
     def quantized(self, src: Path, precision: str, backend: str) -> Path:
         key = ("q", str(src), precision, backend)
@@ -752,7 +778,7 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         from runtime.backends import open_backend
 
         gates = _variant_gates(store, case.model, case.variant)
-        src = store.onnx(case.model, gates)
+        src = store.runtime_onnx(store.onnx(case.model, gates))
         opts: dict = {"threads": case.threads or 0}
         if case.backend == "onnxruntime":
             path = src if case.precision == "fp32" else store.quantized(src, case.precision, "onnxruntime")
@@ -943,7 +969,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  tinct bench latency --models icolorit-tiny,acolvit-tiny-0.5 --backends "
                "onnxruntime,openvino \\\n      --precisions fp32,int8 --threads 1,2 --modes model,e2e --rounds 50 "
-               "--json lat.json --artifacts bench-artifacts")
+               "--json lat.json --artifacts .benchmarks/artifacts")
     p.add_argument("--models", default="icolorit-tiny", metavar="A,B", help="registry names (default icolorit-tiny)")
     p.add_argument("--backends", default="onnxruntime,openvino", metavar="A,B",
                    help="onnxruntime, openvino (the PyTorch eager reference is always added)")
@@ -963,8 +989,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the order and of random-weight models")
     p.add_argument("--gap-ms", type=float, default=2.0,
                    help="pause between calls so thread pools stop spinning (default 2 ms, untimed)")
-    p.add_argument("--artifacts", default="bench-artifacts", metavar="DIR",
-                   help="where exported/quantized/compiled artifacts are cached (default bench-artifacts)")
+    p.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, metavar="DIR",
+                   help="where exported/quantized/compiled artifacts are cached (default "
+                        f"{DEFAULT_ARTIFACTS}, git-ignored)")
     p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the latency result here")
     p.add_argument("--no-gpu", action="store_true", help="do not add GPU cases even when CUDA is present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,0 +1,63 @@
+"""Latency benchmarks for pytest-benchmark, parametrized over model x mode x backend x precision x threads.
+
+    pytest benchmarks/ --benchmark-only                                   # a few minutes here
+    pytest benchmarks/ --benchmark-only --benchmark-autosave              # store a baseline
+    pytest benchmarks/ --benchmark-only --benchmark-compare \\
+        --benchmark-compare-fail=median:10%                               # CI gate vs the last saved run
+
+Each test times one configuration with ``benchmark.pedantic`` (fixed rounds, one call per round,
+warm-up first). pytest-benchmark runs the tests one after another, not interleaved: for
+comparisons between engines use ``tinct bench latency`` (round-robin, ratios in one run); for a CI
+gate use 1 thread (stable within a few per cent here; 2-thread timings swing 30-50 % with load).
+Artifacts are cached in the ``latency_store`` session fixture (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+from benchmarks import latency  # noqa: E402
+
+WARMUP = 3
+
+
+def _prepare(case, store, prepared):
+    key = case.key
+    if key not in prepared:
+        if case.backend == "pytorch":
+            setup = latency.torch_case_setup(store, case)
+        elif case.backend in ("onnxruntime", "openvino"):
+            setup = latency.engine_case_setup(store, case)
+        else:
+            setup = None
+        try:
+            if setup is None:
+                raise latency.SkipCase(f"{case.backend} is not a CPU backend")
+            prepared[key] = setup()
+        except latency.SkipCase as exc:
+            prepared[key] = str(exc)
+    t = prepared[key]
+    if isinstance(t, str):
+        pytest.skip(t)
+    return t
+
+
+def test_latency(benchmark, latency_case, latency_store, latency_prepared, latency_rounds):
+    case = latency_case
+    t = _prepare(case, latency_store, latency_prepared)
+    benchmark.group = f"{case.model} {case.mode} {case.threads}t"
+    benchmark.extra_info.update({
+        "model": case.model, "backend": case.backend, "precision": case.precision, "threads": case.threads,
+        "mode": case.mode, "batch": case.batch, "weights": latency_store.weights_label(case.model),
+        **{k: v for k, v in t.info.items() if isinstance(v, (str, int, float, bool, type(None)))},
+    })
+
+    def setup():
+        if t.before:
+            t.before()
+
+    benchmark.pedantic(t.call, setup=setup, rounds=latency_rounds, iterations=1, warmup_rounds=WARMUP)
+    if t.after:
+        t.after()
