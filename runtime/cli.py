@@ -25,6 +25,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export.cli", "export"),
     "data": ("training.cli_data", "train"),
     "train": ("training.cli_train", "train"),
+    "ship": ("training.cli_ship", "train"),
     "quantize": ("quantization.cli", "quant"),
     "bench": ("benchmarks.cli", "bench"),
 }

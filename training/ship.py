@@ -1,0 +1,76 @@
+"""Ship a trained run as ``weights/<name>.safetensors`` + ``weights/<name>.json``.
+
+Weights are stored in FP16 when that costs nothing measurable: the FP16-rounded model is evaluated
+on the validation split with the shared protocol, and FP16 is kept only if every PSNR@k moves by at
+most ``max_drop_db`` (default 0.01 dB) against the FP32 run; otherwise FP32 is shipped. The card
+records both evaluations, so the regression test can check the shipped file against it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import load_model, save_model
+from models.registry import WEIGHTS_DIR
+from runtime.errors import TinctError
+from training.train import CARD_HINT_COUNTS, Validator
+
+
+def ship(run_dir: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, max_drop_db: float = 0.01,
+         cache=None) -> Path:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    src = run_dir / "model.safetensors"
+    if not src.is_file():
+        raise TinctError(f"{src} does not exist: train first ('tinct train -o {run_dir} ...')")
+    model, card = load_model(src, with_card=True)
+    validator = Validator(cache)
+    fp32 = validator.evaluate(model, CARD_HINT_COUNTS, torch.device("cpu"))
+    rounded = load_model(src)
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.half().float())
+    fp16 = validator.evaluate(rounded, CARD_HINT_COUNTS, torch.device("cpu"))
+    drops = {k: fp32["psnr"][k] - fp16["psnr"][k] for k in fp32["psnr"]}
+    use_fp16 = max(abs(d) for d in drops.values()) <= max_drop_db
+    if fp32["gates"] and fp16["gates"]:
+        use_fp16 = use_fp16 and fp32["gates"]["kept_ratio"] == fp16["gates"]["kept_ratio"]
+    shipped = fp16 if use_fp16 else fp32
+    for k in ("source_path", "source_sha256", "weights_sha256", "weights_dtype", "architecture", "config"):
+        card.pop(k, None)
+    card["name"] = name
+    card["metrics"]["val_psnr"] = shipped["psnr"]
+    if shipped["gates"]:
+        card["metrics"]["gates"] = shipped["gates"]
+    card["shipping"] = {
+        "dtype": "float16" if use_fp16 else "float32",
+        "fp32_val_psnr": fp32["psnr"], "fp16_val_psnr": fp16["psnr"],
+        "fp16_max_abs_psnr_change_db": round(max(abs(d) for d in drops.values()), 4),
+        "rule": f"fp16 when every PSNR@k changes by <= {max_drop_db} dB",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = save_model(model, out_dir / f"{name}.safetensors", card,
+                      dtype=torch.float16 if use_fp16 else torch.float32)
+    print(json.dumps({"shipped": str(path), **card["shipping"]}, indent=2))
+    return path
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__)
+    p.add_argument("run_dir")
+    p.add_argument("--name", required=True)
+    p.add_argument("--out-dir", default=str(WEIGHTS_DIR))
+    p.add_argument("--max-drop-db", type=float, default=0.01)
+    a = p.parse_args(argv)
+    ship(a.run_dir, a.name, a.out_dir, a.max_drop_db)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
