@@ -55,15 +55,27 @@ def read_official(path: str | Path) -> dict:
             if "Unsupported global" in line or "GLOBAL" in line:
                 hint = line.strip().split("Unsupported global:")[-1].strip()
                 break
+        if not hint:  # not an allow-list refusal: the file is not a valid pickle at all
+            raise CheckpointError(f"cannot read checkpoint {path}: {_not_a_checkpoint(exc)}") from None
         raise CheckpointError(
             f"refusing to load {path}: the pickle contains an object that is not allow-listed"
             + (f" ({hint})" if hint else "") + "; tinct only reads tensors, plain containers and "
             "argparse.Namespace from official checkpoints") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        raise CheckpointError(f"cannot read checkpoint {path}: "
+                              f"{lines[0] if lines else _not_a_checkpoint(exc)}") from None
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:  # garbage bytes in the unpickler
+        raise CheckpointError(f"cannot read checkpoint {path}: {_not_a_checkpoint(exc)}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     return obj
+
+
+def _not_a_checkpoint(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if "Unsupported" in ln), lines[-1] if lines else "")
+    return f"not a PyTorch checkpoint, or corrupt ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def infer_official_arch(state: dict, args) -> tuple[str, IColoriTConfig]:

@@ -235,7 +235,7 @@ def parse_user_hints(data, image_size: tuple[int, int],
     if isinstance(data, (str, bytes, bytearray)):
         try:
             data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise HintError(f"hints are not valid JSON: {exc}") from None
     if isinstance(data, dict) and "hints" in data:
         data = data["hints"]
@@ -251,7 +251,7 @@ def parse_user_hints(data, image_size: tuple[int, int],
         missing = [k for k in ("x", "y", "color") if k not in item]
         if missing:
             raise HintError(f"{where}: missing {', '.join(missing)}")
-        extra = sorted(set(item) - {"x", "y", "color"})
+        extra = sorted(str(k) for k in set(item) - {"x", "y", "color"})
         if extra:
             raise HintError(f"{where}: unknown field(s) {', '.join(extra)}")
         x = _parse_coord(item["x"], "x", width, where)
