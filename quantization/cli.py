@@ -16,7 +16,8 @@ bf16       openvino                    IR whose backend runs INFERENCE_PRECISION
 
 Every artifact is built in a temporary directory next to ``-o``, evaluated against its parent by
 :mod:`quantization.guard` (ΔPSNR@{1,10,50}, max |Δab|, gate agreement), refused with a non-zero exit
-when ΔPSNR@10 exceeds the budget (default 0.1 dB INT8, 0.02 dB FP16/BF16), and renamed into place
+when ΔPSNR@10 exceeds the budget (default 0.1 dB INT8, 0.02 dB FP16/BF16) or the mean |Δab|
+against the parent exceeds its limit (3 / 1 ab units), and renamed into place
 only when it passes, with the recipe and the measurements in its metadata (``extra``).
 """
 
@@ -27,7 +28,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from quantization import DEFAULT_BUDGET_DB, PRECISIONS
+from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, PRECISIONS
 
 
 def register(subparsers) -> None:
@@ -42,6 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
     p.add_argument("--max-psnr-drop", type=float, default=None, metavar="DB",
                    help="budget for PSNR@10 parent - quantized (default 0.1 int8, 0.02 fp16/bf16)")
+    p.add_argument("--max-mean-ab-err", type=float, default=None, metavar="AB",
+                   help="limit on mean |Δab| against the parent (default 3 int8, 1 fp16/bf16)")
     p.add_argument("--ov-route", default=None, choices=["nncf", "qdq"],
                    help="OpenVINO INT8: NNCF, or the ONNX Runtime Q/DQ graph read by OpenVINO (default: measured best; qdq for A-ColViT)")
     p.add_argument("--guard-images", type=int, default=None, metavar="N", help="evaluate on the first N validation images")
@@ -53,7 +56,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     out, report = quantize(args.onnx, args.output, precision=args.precision, backend=args.backend,
                            calib_dir=args.calib, calib_size=args.calib_size, calib_seed=args.calib_seed,
-                           method=args.method, max_psnr_drop=args.max_psnr_drop, ov_route=args.ov_route,
+                           method=args.method, max_psnr_drop=args.max_psnr_drop,
+                           max_mean_ab_err=args.max_mean_ab_err, ov_route=args.ov_route,
                            guard_images=args.guard_images, progress=not args.no_progress)
     print(f"wrote {out} ({args.precision}, {args.backend}): {report.line()}")
     return 0
@@ -95,7 +99,7 @@ def _check_route(precision: str, backend: str, out: Path) -> None:
 
 def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime", calib_dir=None,
              calib_size: int = 300, calib_seed: int | None = None, method: str = "minmax",
-             max_psnr_drop: float | None = None, ov_route: str | None = None, guard_images: int | None = None,
+             max_psnr_drop: float | None = None, max_mean_ab_err: float | None = None, ov_route: str | None = None, guard_images: int | None = None,
              progress: bool = False, threads: int = 1):
     """Build, guard and write one artifact; returns (path, GuardReport). See the module docstring."""
     import onnxruntime as ort
@@ -110,9 +114,10 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
     parent = _read_parent(src)
     _check_route(precision, backend, out)
     budget = DEFAULT_BUDGET_DB[precision] if max_psnr_drop is None else float(max_psnr_drop)
+    max_mean_ab = DEFAULT_MAX_MEAN_AB[precision] if max_mean_ab_err is None else float(max_mean_ab_err)
     parent_sha = sha256_file(src)
     dynamic = parent.gating == "dynamic"
-    extra: dict = {"parent_extra": parent.extra, "budget_db": budget}
+    extra: dict = {"parent_extra": parent.extra, "budget_db": budget, "max_mean_ab_err": max_mean_ab}
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
     try:
         tmp = tmpdir / out.name
@@ -166,7 +171,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
         extra["guard"] = report.to_dict()
         if report.gate_agreement is not None:
             extra["gate_agreement"] = round(report.gate_agreement, 5)
-        guard.enforce(report, budget, f"{src.name} -> {precision} ({backend})")
+        guard.enforce(report, budget, f"{src.name} -> {precision} ({backend})", max_mean_ab)
         meta = _child_meta(parent, precision, parent_sha, extra)
         final = tmpdir / ("final" + out.suffix)
         if out.suffix == ".xml":

@@ -5,7 +5,8 @@ corpus is absent), hints placed by the official evaluation protocol for k = 1, 1
 colorize every image; PSNR@k of each, ΔPSNR@k = parent − child (positive = the child is worse),
 the largest |Δab| between the two outputs (in Lab ab units) and, for A-ColViT graphs that expose
 their decisions, the fraction of gate decisions that agree. ``tinct quantize`` refuses the artifact
-when ΔPSNR@10 exceeds the budget (:data:`quantization.DEFAULT_BUDGET_DB`).
+when ΔPSNR@10 exceeds the budget (:data:`quantization.DEFAULT_BUDGET_DB`) or the mean |Δab|
+exceeds :data:`quantization.DEFAULT_MAX_MEAN_AB`.
 
 Predictors open artifacts with one thread. ONNX graphs with ``If`` nodes get
 ``disabled_optimizers=["QDQPropagationTransformer"]`` (ONNX Runtime 1.31 aborts otherwise).
@@ -173,11 +174,17 @@ def evaluate(parent_path, child_path, threads: int = 1, limit: int | None = None
                    images, names, where)
 
 
-def enforce(report: GuardReport, budget_db: float, what: str) -> None:
-    """Raise :class:`GuardError` when ΔPSNR@10 exceeds the budget (or the output is not finite)."""
+def enforce(report: GuardReport, budget_db: float, what: str, max_mean_ab: float | None = None) -> None:
+    """Raise :class:`GuardError` when ΔPSNR@10 exceeds the budget, when the mean |Δab| against the
+    parent exceeds ``max_mean_ab`` (see :data:`quantization.DEFAULT_MAX_MEAN_AB`), or when the
+    output is not finite."""
     d10 = report.delta.get(10)
     if d10 is None or not np.isfinite(d10) or not np.isfinite(report.max_ab_err):
         raise GuardError(f"{what}: the quantized model's output is not finite; nothing written")
     if d10 > budget_db:
         raise GuardError(f"{what}: PSNR@10 drops by {d10:.3f} dB against the FP32 parent, over the "
                          f"{budget_db:g} dB budget (--max-psnr-drop); nothing written. {report.line()}")
+    if max_mean_ab is not None and report.mean_ab_err > max_mean_ab:
+        raise GuardError(f"{what}: mean |Δab| against the FP32 parent is {report.mean_ab_err:.2f}, over the "
+                         f"{max_mean_ab:g} limit (--max-mean-ab-err): the quantized model does not reproduce its "
+                         f"parent (broken calibration?); nothing written. {report.line()}")

@@ -1,0 +1,172 @@
+"""Interleaved latency of one model's FP32 / BF16 / INT8 variants (1 thread, batch 1, CPU).
+
+``python -m quantization.measure MODEL.onnx [--calib-size 32] [--rounds 40] [--sweep] [--gates P ...]``
+
+Variants: ONNX Runtime FP32 and INT8 (Q/DQ), OpenVINO FP32 / BF16 (explicit INFERENCE_PRECISION_HINT),
+OpenVINO INT8 via NNCF (iColoriT only) and via the Q/DQ ONNX. They are built once, warmed up, then
+timed round-robin (one inference of each per round, order rotated every round) so that load from
+neighbours hits every variant alike; prints median ms and IQR.
+``--sweep`` also tries several Q/DQ recipes (which op types are quantized, per-channel or not) and
+prints ΔPSNR@10 (guard protocol, ``--guard-images`` images) next to the latencies.
+``--gates 1.0 0.5 0.3`` (A-ColViT): force that fraction of If conditions on (spread over depth)
+in every variant, to time fixed gate patterns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from quantization import guard
+from quantization.conditional import if_nodes
+
+
+def force_gates(src: Path, dst: Path, fraction: float) -> list[int]:
+    """Replace each If condition by a constant: the first ``round(fraction*n)`` of an evenly spread order on."""
+    m = onnx.load(str(src))
+    ifs = if_nodes(m)
+    n = len(ifs)
+    k = round(fraction * n)
+    on = set(np.round(np.linspace(0, n - 1, k)).astype(int).tolist()) if k else set()
+    pattern = [int(i in on) for i in range(n)]
+    for i, node in enumerate(ifs):
+        name = f"forced_cond_{i}"
+        m.graph.initializer.append(onnx.numpy_helper.from_array(np.array(bool(pattern[i])), name))
+        node.input[0] = name
+    onnx.save(m, str(dst))
+    return pattern
+
+
+class Runner:
+    def __init__(self, name: str, predictor):
+        self.name, self.predictor, self.times = name, predictor, []
+
+
+def ort_runner(name, path):
+    return Runner(name, guard.Predictor(path, threads=1))
+
+
+def ov_runner(name, path, hint):
+    return Runner(name, guard.Predictor(path, threads=1, inference_precision=hint))
+
+
+def interleave(runners, x, rounds: int, warmup: int = 5):
+    for r in runners:
+        for _ in range(warmup):
+            r.predictor(x)
+    for k in range(rounds):
+        order = runners[k % len(runners):] + runners[:k % len(runners)]
+        for r in order:
+            t = time.perf_counter()
+            r.predictor(x)
+            r.times.append((time.perf_counter() - t) * 1e3)
+    rows = []
+    for r in runners:
+        q1, med, q3 = np.percentile(r.times, [25, 50, 75])
+        rows.append((r.name, med, q3 - q1))
+    return rows
+
+
+def print_table(rows, title, extra=None):
+    print(f"\n{title}")
+    print(f"| variant | median ms | IQR ms |" + (" ΔPSNR@10 dB | max Δab |" if extra else ""))
+    print("|---|---|---|" + ("---|---|" if extra else ""))
+    base = rows[0][1]
+    for name, med, iqr in rows:
+        e = extra.get(name) if extra else None
+        tail = (f" {e[0]:+.3f} | {e[1]:.2f} |" if e else " – | – |") if extra else ""
+        print(f"| {name} | {med:.2f} ({base / med:.2f}x) | {iqr:.2f} |{tail}")
+
+
+SWEEP = {  # name -> (quantized op types, per_channel)
+    "MatMul+Conv (default)": (("MatMul", "Conv"), True),
+    "MatMul only": (("MatMul",), True),
+    "MatMul+Conv per-tensor": (("MatMul", "Conv"), False),
+    "MatMul+Conv+Add": (("MatMul", "Conv", "Add"), True),
+    "ORT default set (+Add,Mul,Softmax,LN,...)": (("MatMul", "Conv", "Add", "Mul", "Softmax",
+                                                    "LayerNormalization", "Transpose", "Reshape", "Gather"), True),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--calib-size", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--guard-images", type=int, default=16)
+    ap.add_argument("--gates", type=float, nargs="*", default=None)
+    ap.add_argument("--no-nncf", action="store_true")
+    args = ap.parse_args(argv)
+
+    import onnxruntime as ort
+    import openvino as ov
+
+    from quantization.calibration import CalibrationSet
+    from quantization.openvino_int8 import cpu_supports_bf16, nncf_int8
+
+    ort.set_default_logger_severity(3)
+    src = Path(args.model)
+    dynamic = bool(if_nodes(onnx.load(str(src), load_external_data=False)))
+    calib = CalibrationSet.from_source(size=args.calib_size)
+    names, images, where = guard.guard_images(args.guard_images)
+    x = calib[len(calib) // 2]
+    with tempfile.TemporaryDirectory(prefix="tinct-measure-") as tmp:
+        tmp = Path(tmp)
+        q8 = tmp / "int8.onnx"
+        if dynamic:
+            from quantization.conditional import quantize_conditional
+
+            quantize_conditional(src, q8, calib)
+        else:
+            from quantization.onnx_int8 import quantize_model
+
+            quantize_model(src, q8, calib.ort_reader())
+        variants = [("ORT FP32", src, "ort", None), ("ORT INT8 Q/DQ", q8, "ort", None),
+                    ("OV FP32", src, "ov", "f32")]
+        if cpu_supports_bf16():
+            variants.append(("OV BF16", src, "ov", "bf16"))
+        variants.append(("OV INT8 (Q/DQ ONNX)", q8, "ov", "f32"))
+        if not dynamic and not args.no_nncf:
+            qm, _ = nncf_int8(src, calib)
+            ov.save_model(qm, str(tmp / "nncf.xml"), compress_to_fp16=False)
+            variants.append(("OV INT8 (NNCF)", tmp / "nncf.xml", "ov", "f32"))
+        extra = {}
+        if args.sweep and not dynamic:
+            from quantization.onnx_int8 import quantize_model
+
+            for name, (ops, pc) in SWEEP.items():
+                p = tmp / f"sweep{len(extra)}.onnx"
+                quantize_model(src, p, calib.ort_reader(), quantize_ops=ops, per_channel=pc)
+                rep = guard.compare(guard.Predictor(src), guard.Predictor(p), images, names, where, counts=(10,))
+                extra[f"ORT {name}"] = extra[f"OV {name}"] = (rep.delta[10], rep.max_ab_err)
+                variants += [(f"ORT {name}", p, "ort", None), (f"OV {name}", p, "ov", "f32")]
+        for label, path, _, hint in variants:
+            if label.startswith(("ORT INT8", "OV INT8", "OV BF16")):
+                rep = guard.compare(guard.Predictor(src), guard.Predictor(path, 1, hint), images, names, where,
+                                    counts=(10,))
+                extra[label] = (rep.delta[10], rep.max_ab_err)
+        patterns = args.gates if (dynamic and args.gates) else [None]
+        for frac in patterns:
+            runners = []
+            for label, path, kind, hint in variants:
+                if frac is not None:
+                    fp = tmp / f"forced_{frac}_{Path(path).stem}.onnx"
+                    pattern = force_gates(Path(path), fp, frac)
+                    path = fp
+                runners.append(ort_runner(label, path) if kind == "ort" else ov_runner(label, path, hint))
+            title = f"{src.name}: 1 thread, batch 1, {args.rounds} interleaved rounds"
+            if frac is not None:
+                title += f", forced gates {sum(pattern)}/{len(pattern)} on"
+            print_table(interleave(runners, x, args.rounds), title, extra)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,235 @@
+"""tinct quantize: every route end to end on tiny models (depth 2), the guard, A-ColViT's If graphs.
+
+Calibration and guard images come from the fixture photos (the corpus is never needed:
+TINCT_DATA points at an empty directory).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "photos"
+COMMON = ["--calib", str(FIXTURES), "--calib-size", "6", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _no_corpus(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("TINCT_DATA", str(tmp_path_factory.mktemp("no-corpus")))
+
+
+def _export(name: str, out: Path, randomize) -> Path:
+    import torch
+
+    from export.onnx_export import export_onnx
+    from models.registry import create_model
+
+    torch.manual_seed(0)
+    model = randomize(create_model(name, depth=2).eval(), seed=0)
+    return export_onnx(model, out, check=False)
+
+
+@pytest.fixture(scope="session")
+def icolorit_onnx(tmp_path_factory, randomize_weights):
+    return _export("icolorit-tiny", tmp_path_factory.mktemp("q") / "icolorit-d2.onnx", randomize_weights)
+
+
+@pytest.fixture(scope="session")
+def acolvit_onnx(tmp_path_factory, randomize_weights):
+    return _export("acolvit-tiny", tmp_path_factory.mktemp("q") / "acolvit-d2.onnx", randomize_weights)
+
+
+def _tinct(*argv) -> int:
+    from runtime.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def _meta(path: Path):
+    from runtime.artifact import ArtifactMeta
+
+    if path.suffix == ".onnx":
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return ArtifactMeta.from_props(props)
+    import openvino as ov
+
+    from runtime.backends.openvino_backend import read_ir_props
+
+    return ArtifactMeta.from_props(read_ir_props(ov.Core().read_model(str(path)))[0])
+
+
+def _check_meta(path: Path, parent: Path, precision: str, int8: bool = True) -> dict:
+    from runtime.backends.base import sha256_file
+
+    meta = _meta(path)
+    assert meta.precision == precision
+    assert meta.parent_sha256 == sha256_file(parent)
+    g = meta.extra["guard"]
+    assert set(g["delta_psnr"]) == {"1", "10", "50"} and "max_ab_err" in g and "psnr_parent" in g
+    assert "quantization" in meta.extra and "budget_db" in meta.extra
+    if int8:
+        assert meta.extra["calibration"]["size"] == 6
+        assert "float_ops" in meta.extra
+    return meta.extra
+
+
+def _run_runtime(path: Path, **opts) -> np.ndarray:
+    from runtime.backends import open_backend
+
+    x = np.zeros((1, 4, 224, 224), np.float32)
+    with open_backend(path, threads=1, **opts) as b:
+        ab = b.infer({"x": x})["ab"]
+    assert ab.shape == (1, 2, 224, 224) and np.isfinite(ab).all()
+    return ab
+
+
+def test_int8_onnxruntime(icolorit_onnx, tmp_path):
+    out = tmp_path / "i8.onnx"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", *COMMON, "-o", out) == 0
+    extra = _check_meta(out, icolorit_onnx, "int8")
+    assert extra["quantization"]["format"] == "QDQ"
+    assert "Softmax" in extra["float_ops"] and "LayerNormalization" in extra["float_ops"]
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    _run_runtime(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["i8.onnx"]  # no temporaries left
+
+
+@pytest.mark.parametrize("route", ["nncf", "qdq"])
+def test_int8_openvino(icolorit_onnx, tmp_path, route):
+    pytest.importorskip("openvino")
+    if route == "nncf":
+        pytest.importorskip("nncf")
+    out = tmp_path / "i8.xml"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
+                  "--ov-route", route, *COMMON, "-o", out) == 0
+    assert out.with_suffix(".bin").is_file()
+    _check_meta(out, icolorit_onnx, "int8")
+    _run_runtime(out)
+
+
+def test_fp16_onnx(icolorit_onnx, tmp_path):
+    out = tmp_path / "f16.onnx"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "fp16", "--no-progress", "-o", out) == 0
+    m = onnx.load(str(out))
+    elem = {v.name: v.type.tensor_type.elem_type for v in list(m.graph.input) + list(m.graph.output)}
+    assert elem == {"x": onnx.TensorProto.FLOAT, "ab": onnx.TensorProto.FLOAT}
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    extra = _check_meta(out, icolorit_onnx, "fp16", int8=False)
+    assert abs(extra["guard"]["delta_psnr"]["10"]) <= 0.02
+    _run_runtime(out)
+
+
+def test_bf16_openvino(icolorit_onnx, tmp_path):
+    pytest.importorskip("openvino")
+    from quantization.openvino_int8 import cpu_supports_bf16
+
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU has no AVX512-BF16/AMX-BF16: OpenVINO BF16 is refused here")
+    out = tmp_path / "bf16.xml"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
+                  "-o", out) == 0
+    _check_meta(out, icolorit_onnx, "bf16", int8=False)
+    from runtime.backends import open_backend
+
+    with open_backend(out, threads=1) as b:
+        assert b.describe()["inference_precision"] == "bf16"
+    _run_runtime(out)
+
+
+def test_bf16_refused_without_cpu_support(icolorit_onnx, tmp_path, monkeypatch, capsys):
+    from quantization import openvino_int8
+
+    monkeypatch.setattr(openvino_int8, "cpu_flags", lambda: {"avx2", "fma"})
+    out = tmp_path / "bf16.xml"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "-o", out) == 1
+    assert "AVX512-BF16" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_guard_rejects_broken_calibration(icolorit_onnx, tmp_path, capsys, monkeypatch):
+    """Calibration on all-zero inputs collapses the activation ranges: the guard must refuse the
+    artifact (non-zero exit, clear message) and leave nothing behind."""
+    from quantization import calibration
+
+    monkeypatch.setattr(calibration.CalibrationSet, "__getitem__",
+                        lambda self, i: np.zeros((1, 4, 224, 224), np.float32))
+    out = tmp_path / "out" / "i8.onnx"
+    out.parent.mkdir()
+    rc = _tinct("quantize", icolorit_onnx, "--precision", "int8", *COMMON, "-o", out)
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert "does not reproduce its parent" in err or "PSNR@10 drops" in err
+    assert "nothing written" in err
+    assert not list(out.parent.iterdir())
+
+
+def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path):
+    from quantization import guard
+    from quantization.conditional import count_if
+
+    out = tmp_path / "a8.onnx"
+    # A random A-ColViT's gates sit near 0.5 on some inputs: one flipped decision moves that sample's
+    # output a lot (max |Δab| ~180), so the mean-|Δab| criterion is relaxed for this random model.
+    loose = ["--max-mean-ab-err", "50"]
+    assert _tinct("quantize", acolvit_onnx, "--precision", "int8", *COMMON, *loose, "-o", out) == 0
+    m = onnx.load(str(out))
+    assert count_if(m) == count_if(onnx.load(str(acolvit_onnx))) == 4
+    # Q/DQ inside the branches, gate Linears left float
+    inner = [b.op_type for n in m.graph.node if n.op_type == "If"
+             for a in n.attribute if a.name == "then_branch" for b in a.g.node]
+    assert "QuantizeLinear" in inner and "DequantizeLinear" in inner
+    gemm_inputs = [i for n in m.graph.node if n.op_type == "Gemm" for i in n.input]
+    assert not any(i.endswith("_DequantizeLinear_Output") for i in gemm_inputs)
+    extra = _check_meta(out, acolvit_onnx, "int8")
+    assert 0.0 <= extra["gate_agreement"] <= 1.0 and extra["gate_agreement"] >= 0.9
+    rates = extra["quantization"]["branch_run_rate_fp32"]
+    assert len(rates) == 4
+    # runs under ONNX Runtime with QDQPropagationTransformer disabled (recorded in the metadata)
+    assert extra["quantization"]["ort_session_needs"]["disabled_optimizers"] == ["QDQPropagationTransformer"]
+    ab = guard.Predictor(out)(np.zeros((1, 4, 224, 224), np.float32))
+    assert np.isfinite(ab).all()
+
+
+def test_acolvit_openvino_int8_via_qdq(acolvit_onnx, tmp_path):
+    pytest.importorskip("openvino")
+    out = tmp_path / "a8.xml"
+    assert _tinct("quantize", acolvit_onnx, "--precision", "int8", "--backend", "openvino", *COMMON,
+                  "--max-mean-ab-err", "50", "-o", out) == 0
+    extra = _check_meta(out, acolvit_onnx, "int8")
+    assert "gate_agreement" in extra
+    assert extra["quantization"]["openvino"].startswith("Q/DQ ONNX")
+
+
+def test_acolvit_nncf_route_refused(acolvit_onnx, tmp_path, capsys):
+    out = tmp_path / "a8.xml"
+    assert _tinct("quantize", acolvit_onnx, "--precision", "int8", "--backend", "openvino", "--ov-route", "nncf",
+                  *COMMON, "-o", out) == 1
+    assert "NNCF" in capsys.readouterr().err and not out.exists()
+
+
+def test_calibration_set_deterministic_and_spread():
+    from quantization.calibration import CalibrationSet, load_photo_dir
+
+    photos = load_photo_dir(FIXTURES)
+    a, b = CalibrationSet(photos, size=9, seed=3), CalibrationSet(photos, size=9, seed=3)
+    assert np.array_equal(a[4], b[4]) and a[4].shape == (1, 4, 224, 224) and a[4].dtype == np.float32
+    assert sorted(a.counts.tolist()) == [0, 16, 32, 48, 64, 80, 96, 112, 128]
+    assert [int(m.sum()) for m in a.masks] == a.counts.tolist()
+    r = a.ort_reader()
+    assert sum(1 for _ in iter(r.get_next, None)) == 9
+    json.dumps(a.describe())
+
+
+def test_refuses_non_fp32_parent_and_bad_route(icolorit_onnx, tmp_path, capsys):
+    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "-o", tmp_path / "x.onnx") == 1
+    assert "OpenVINO" in capsys.readouterr().err
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
+                  "-o", tmp_path / "x.onnx") == 1
