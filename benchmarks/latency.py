@@ -571,27 +571,68 @@ class ModelStore:
         self._files[key] = out
         return out
 
-    # -- quantized / reduced-precision ONNX (tinct quantize)
-    def quantized(self, src: Path, precision: str, backend: str) -> Path:
+    # -- quantized / reduced-precision artifacts (tinct quantize)
+    def quantized(self, src: Path, precision: str, backend: str, model: str) -> Path:
+        """``tinct quantize`` of the FP32 export ``src``: an .onnx (onnxruntime) or .xml (openvino).
+
+        Shipped weights: the quantizer's defaults (calibration on the corpus' training split when
+        present, else the fixture photos; accuracy guard with its default budget). Random weights:
+        a small calibration set and no accuracy budget (their accuracy means nothing; latency only)."""
         key = ("q", str(src), precision, backend)
         if key in self._files:
             return self._files[key]
-        out = self.dir / f"{src.stem}-{precision}-{backend}.onnx"
+        suffix = ".xml" if backend == "openvino" else ".onnx"
+        out = self.dir / f"{src.stem}-{precision}-{backend}{suffix}"
         if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
             self._files[key] = out
             return out
         fn = quantize_entry_point()
+        random_weights = self.weights_label(model) == RANDOM_FLAG
+        kw: dict = {"precision": precision, "backend": backend}
+        if random_weights:
+            kw.update(calib_size=32, guard_images=4, max_psnr_drop=float("inf"))
         self.log(f"latency: quantizing {src.name} -> {out.name}")
         try:
-            produced = fn(src, out, precision=precision, backend=backend)
+            try:
+                produced = fn(src, out, **kw)
+            except Exception as exc:
+                if "train" not in str(exc).lower() and "corpus" not in str(exc).lower():
+                    raise
+                self.log(f"latency: no training split for calibration ({_reason(exc)}); using {PHOTOS}")
+                produced = fn(src, out, calib_dir=str(PHOTOS), **kw)
         except TypeError as exc:
             raise SkipCase(f"quantization API differs from what the latency suite expects ({_reason(exc)})") \
                 from None
+        if isinstance(produced, tuple):  # (path, guard report)
+            produced = produced[0]
         produced = Path(produced) if produced else out
         if not produced.is_file():
             raise SkipCase(f"quantization produced no file for {precision}/{backend}")
         self._files[key] = produced
         return produced
+
+    def runtime_ir(self, xml: Path) -> Path:
+        """An IR with only its ``ab`` output (see :meth:`runtime_onnx`); tinct rt_info kept."""
+        import openvino as ov
+
+        from runtime.backends.openvino_backend import read_ir_props, write_ir_props
+
+        core = ov.Core()
+        m = core.read_model(str(xml))
+        if len(m.outputs) <= 1:
+            return xml
+        out = xml.with_name(f"{xml.stem}-ab.xml")
+        if out.is_file() and out.stat().st_mtime >= xml.stat().st_mtime:
+            return out
+        results = [r for r in m.get_results() if "ab" in r.output(0).get_names()
+                   or "ab" in r.input_value(0).get_names()]
+        if len(results) != 1:
+            raise SkipCase(f"{xml.name}: cannot find its 'ab' output")
+        props, build = read_ir_props(m)
+        new = ov.Model(results, m.get_parameters(), m.get_friendly_name())
+        write_ir_props(new, props, build)
+        ov.save_model(new, str(out), compress_to_fp16=False)
+        return out
 
     # -- OpenVINO IR (tinct build)
     def ir(self, src: Path) -> Path:
@@ -620,16 +661,16 @@ def _onnx_precision(path: Path) -> str:
 
 
 def quantize_entry_point() -> Callable:
-    """The quantization package's ``quantize(src, out, precision=, backend=)``; SkipCase when absent."""
+    """``quantization.cli.quantize(src, out, precision=, backend=, ...)`` (what ``tinct quantize``
+    runs); SkipCase when the quantization package is absent."""
     try:
-        q = importlib.import_module("quantization")
-    except ImportError:
-        raise SkipCase("the quantization package ('tinct quantize') is not available in this tree") from None
-    for name in ("quantize", "quantize_onnx", "quantize_artifact"):
-        fn = getattr(q, name, None)
-        if callable(fn):
-            return fn
-    raise SkipCase("the quantization package has no quantize() entry point yet")
+        mod = importlib.import_module("quantization.cli")
+    except ImportError as exc:
+        raise SkipCase(f"the quantization package ('tinct quantize') is not available ({_reason(exc)})") from None
+    fn = getattr(mod, "quantize", None)
+    if not callable(fn):
+        raise SkipCase("the quantization package has no quantize() entry point")
+    return fn
 
 
 # ----------------------------------------------------------------------------- engines
@@ -778,10 +819,13 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         from runtime.backends import open_backend
 
         gates = _variant_gates(store, case.model, case.variant)
-        src = store.runtime_onnx(store.onnx(case.model, gates))
+        src = store.onnx(case.model, gates)
         opts: dict = {"threads": case.threads or 0}
         if case.backend == "onnxruntime":
-            path = src if case.precision == "fp32" else store.quantized(src, case.precision, "onnxruntime")
+            if case.precision == "fp32":
+                path = store.runtime_onnx(src)
+            else:  # int8 Q/DQ or fp16 ONNX from tinct quantize
+                path = store.runtime_onnx(store.quantized(src, case.precision, "onnxruntime", case.model))
             if case.variant == "own" and case.precision == "int8":
                 # Q/DQ branches spliced into If nodes: ORT 1.31 aborts without this (facts.md)
                 opts["disabled_optimizers"] = ["QDQPropagationTransformer"]
@@ -789,11 +833,12 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
             if importlib.util.find_spec("openvino") is None:
                 raise SkipCase("openvino is not installed")
             if case.precision in ("fp32", "bf16", "fp16"):
-                path = store.ir(src)  # reduced precision = OpenVINO's inference precision hint
-                opts["precision"] = case.precision
-            else:
-                path = store.ir(store.quantized(src, case.precision, "openvino"))
-                opts["precision"] = case.precision
+                # reduced precision = OpenVINO's inference precision hint on the FP32 IR (what the
+                # bf16 route of tinct quantize records too)
+                path = store.ir(store.runtime_onnx(src))
+            else:  # int8 IR from tinct quantize (NNCF, or the Q/DQ ONNX read by OpenVINO)
+                path = store.runtime_ir(store.quantized(src, case.precision, "openvino", case.model))
+            opts["precision"] = case.precision
         else:
             raise SkipCase(f"backend {case.backend} is not a CPU engine")
         be = open_backend(path, case.backend, **opts)

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("pytest_benchmark")
 
-from benchmarks import latency  # noqa: E402
+from benchmarks import latency
 
 WARMUP = 3
 
