@@ -320,11 +320,14 @@ def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = ()) -> str
             e.get("runs", "-"), _x(e.get("speedup_vs_eager")), _x(e.get("speedup_vs_ort_fp32")),
             "-" if ips is None else f"{ips:.1f}"]) + " |")
     if skipped:
-        lines += ["", "Skipped:", ""]
+        lines += ["", "Skipped (grouped by reason):", ""]
+        by_reason: dict[str, list[str]] = {}
         for s in skipped:
             what = " ".join(str(s.get(k)) for k in ("model", "backend", "precision") if s.get(k))
             t = s.get("threads")
-            lines.append(f"- {what}" + (f" {t}t" if t is not None else "") + f": {s['reason']}")
+            by_reason.setdefault(s["reason"], []).append(what + (f" {t}t" if t is not None else ""))
+        for reason, whats in by_reason.items():
+            lines.append(f"- {reason}: {'; '.join(whats)}")
     return "\n".join(lines)
 
 

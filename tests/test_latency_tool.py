@@ -196,7 +196,7 @@ def test_markdown_table():
     md = latency.markdown_table(results, [{"model": "m", "backend": "openvino", "precision": "int8",
                                            "threads": 1, "reason": "no quantizer"}])
     assert "| m | model | - | pytorch | fp32 | 1 | 40.00 ± 1.00 | 39.00 | 5 | 1.00x | - | 25.0 |" in md
-    assert "m openvino int8 1t: no quantizer" in md
+    assert "- no quantizer: m openvino int8 1t" in md
 
 
 @pytest.mark.parametrize("spec,kept", [("all", 24), ("0.5", 12), ("0.3", 7), ("own", None)])
