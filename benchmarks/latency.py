@@ -549,31 +549,6 @@ class ModelStore:
         self._files[key] = out
         return out
 
-    def runtime_onnx(self, src: Path) -> Path:
-        """``src`` with only its ``ab`` output. The dynamic A-ColViT export has an auxiliary ``gates``
-        output that the runtime backends refuse (one output expected); without it the gate
-        computation stays in the graph (it feeds the If conditions), only the output goes."""
-        import onnx
-
-        m = onnx.load(str(src), load_external_data=False)
-        if len(m.graph.output) <= 1:
-            return src
-        key = ("ab-only", str(src))
-        if key in self._files:
-            return self._files[key]
-        out = src.with_name(f"{src.stem}-ab.onnx")
-        if not (out.is_file() and out.stat().st_mtime >= src.stat().st_mtime):
-            keep = [o for o in m.graph.output if o.name == "ab"]
-            if not keep:
-                raise SkipCase(f"{src.name} has no 'ab' output")
-            del m.graph.output[:]
-            m.graph.output.extend(keep)
-            tmp = out.with_suffix(".onnx.tmp")
-            onnx.save_model(m, str(tmp))
-            tmp.replace(out)
-        self._files[key] = out
-        return out
-
     # -- quantized / reduced-precision artifacts (tinct quantize)
     def quantized(self, src: Path, precision: str, backend: str, model: str) -> Path:
         """``tinct quantize`` of the FP32 export ``src``: an .onnx (onnxruntime) or .xml (openvino).
@@ -613,29 +588,6 @@ class ModelStore:
             raise SkipCase(f"quantization produced no file for {precision}/{backend}")
         self._files[key] = produced
         return produced
-
-    def runtime_ir(self, xml: Path) -> Path:
-        """An IR with only its ``ab`` output (see :meth:`runtime_onnx`); tinct rt_info kept."""
-        import openvino as ov
-
-        from runtime.backends.openvino_backend import read_ir_props, write_ir_props
-
-        core = ov.Core()
-        m = core.read_model(str(xml))
-        if len(m.outputs) <= 1:
-            return xml
-        out = xml.with_name(f"{xml.stem}-ab.xml")
-        if out.is_file() and out.stat().st_mtime >= xml.stat().st_mtime:
-            return out
-        results = [r for r in m.get_results() if "ab" in r.output(0).get_names()
-                   or "ab" in r.input_value(0).get_names()]
-        if len(results) != 1:
-            raise SkipCase(f"{xml.name}: cannot find its 'ab' output")
-        props, build = read_ir_props(m)
-        new = ov.Model(results, m.get_parameters(), m.get_friendly_name())
-        write_ir_props(new, props, build)
-        ov.save_model(new, str(out), compress_to_fp16=False)
-        return out
 
     # -- OpenVINO IR (tinct build)
     def ir(self, src: Path) -> Path:
@@ -826,9 +778,9 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         opts: dict = {"threads": case.threads or 0}
         if case.backend == "onnxruntime":
             if case.precision == "fp32":
-                path = store.runtime_onnx(src)
+                path = src
             else:  # int8 Q/DQ or fp16 ONNX from tinct quantize
-                path = store.runtime_onnx(store.quantized(src, case.precision, "onnxruntime", case.model))
+                path = store.quantized(src, case.precision, "onnxruntime", case.model)
             if case.variant == "own" and case.precision == "int8":
                 # Q/DQ branches spliced into If nodes: ORT 1.31 aborts without this (facts.md)
                 opts["disabled_optimizers"] = ["QDQPropagationTransformer"]
@@ -838,9 +790,9 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
             if case.precision in ("fp32", "bf16", "fp16"):
                 # reduced precision = OpenVINO's inference precision hint on the FP32 IR (what the
                 # bf16 route of tinct quantize records too)
-                path = store.ir(store.runtime_onnx(src))
+                path = store.ir(src)
             else:  # int8 IR from tinct quantize (NNCF, or the Q/DQ ONNX read by OpenVINO)
-                path = store.runtime_ir(store.quantized(src, case.precision, "openvino", case.model))
+                path = store.quantized(src, case.precision, "openvino", case.model)
             opts["precision"] = case.precision
         else:
             raise SkipCase(f"backend {case.backend} is not a CPU engine")

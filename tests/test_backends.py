@@ -176,3 +176,29 @@ def test_missing_extra_is_named(monkeypatch, tmp_path):
     p.write_bytes(b"x")
     with pytest.raises(MissingExtraError, match=r"tinct\[tensorrt\]"):
         base.open_backend(p)
+
+
+@pytest.mark.slow
+def test_dynamic_acolvit_export_runs_on_both_cpu_backends(tmp_path, photo_x):
+    """The dynamic A-ColViT export (If nodes + auxiliary 'gates' output) opens in the runtime, and
+    ONNX Runtime and OpenVINO (via tinct build) both match the PyTorch reference."""
+    from export.onnx_export import export_onnx
+    from models.registry import create_model
+    from runtime.backends import open_backend
+    from runtime.cli import main
+
+    torch.manual_seed(0)
+    model = create_model("acolvit-tiny", depth=2).eval()
+    with torch.no_grad():  # mixed decisions: block 0 keeps attention only, block 1 the MLP only
+        for blk, bias in zip(model.blocks, ((6.0, -6.0), (-6.0, 6.0))):
+            blk.layer_select.mlp_head.weight.zero_()
+            blk.layer_select.mlp_head.bias.copy_(torch.tensor(bias))
+    onnx_path = export_onnx(model, tmp_path / "acolvit.onnx", gating="dynamic", model_name="acolvit-tiny")
+    ref = _torch_ref(model, photo_x)
+    b = open_backend(onnx_path, threads=1)
+    assert "gates" in b.output_names
+    assert np.abs(b.run_x(photo_x) - ref).max() <= 1e-4
+    if HAS_OV:
+        xml = tmp_path / "acolvit.xml"
+        assert main(["build", str(onnx_path), "--backend", "openvino", "-o", str(xml)]) == 0
+        assert np.abs(open_backend(xml, threads=1).run_x(photo_x) - ref).max() <= 1e-4

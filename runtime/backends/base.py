@@ -25,6 +25,8 @@ from runtime.artifact import ArtifactError, ArtifactMeta
 from runtime.errors import MissingExtraError, TinctError
 from runtime.hints import IMG_SIZE
 
+AUX_GATES_OUTPUT = "gates"  # optional auxiliary output of dynamic A-ColViT exports
+
 # backend name -> (module, class name, optional package it needs, extra that installs it)
 BACKENDS: dict[str, tuple[str, str, str | None, str | None]] = {
     "onnxruntime": ("runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend", None, None),
@@ -63,7 +65,8 @@ class Backend(ABC):
 
     # convenience for the colorizer: the single-input/single-output contract
     def run_x(self, x: np.ndarray) -> np.ndarray:
-        return self.infer({self.input_names[0]: x})[self.output_names[0]]
+        main = next(n for n in self.output_names if n != AUX_GATES_OUTPUT)
+        return self.infer({self.input_names[0]: x})[main]
 
     def close(self) -> None:  # backends holding device memory override this
         pass
@@ -159,8 +162,15 @@ def check_io(where: str, inputs: list[tuple[str, list, str]], outputs: list[tupl
             return False
         return all(not isinstance(d, int) or d == want for d, want in zip(shape[1:], (chans, IMG_SIZE, IMG_SIZE)))
 
+    # A dynamic A-ColViT export has an auxiliary output ``gates`` (bool [N, depth, 2]: which
+    # sub-layers ran); it is informational and never replaces ``ab``.
+    aux = [o for o in outputs if o[0] == AUX_GATES_OUTPUT]
+    outputs = [o for o in outputs if o[0] != AUX_GATES_OUTPUT]
+    if aux and (len(aux[0][1]) != 3 or (isinstance(aux[0][1][2], int) and aux[0][1][2] != 2)):
+        raise ArtifactError(f"{where}: auxiliary output 'gates' has shape {aux[0][1]}, expected [N,depth,2]")
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ArtifactError(f"{where}: expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}")
+        raise ArtifactError(f"{where}: expected 1 input and 1 output (plus optional 'gates'), "
+                            f"found {len(inputs)} and {len(outputs)}")
     (iname, ishape, itype), (oname, oshape, otype) = inputs[0], outputs[0]
     if not _ok(ishape, 4):
         raise ArtifactError(f"{where}: input {iname!r} has shape {ishape}, expected [N,4,224,224]")

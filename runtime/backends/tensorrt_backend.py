@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.artifact import ArtifactError
-from runtime.backends.base import Backend, meta_from_props, meta_summary, sha256_file
+from runtime.backends.base import AUX_GATES_OUTPUT, Backend, meta_from_props, meta_summary, sha256_file
 from runtime.errors import MissingExtraError, TinctError
 
 MAGIC = b"TINCTTRT"
@@ -155,8 +155,8 @@ class TensorRTBackend(Backend):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(self.input_names) != 1 or len(self.output_names) != 1:
-            raise ArtifactError(f"{path.name}: expected one input and one output tensor")
+        if len(self.input_names) != 1 or len([n for n in self.output_names if n != AUX_GATES_OUTPUT]) != 1:
+            raise ArtifactError(f"{path.name}: expected one input and one output tensor (plus optional 'gates')")
         self.max_batch = int(header.get("profile", {}).get("max", 1))
         self._buffers: dict[str, tuple] = {}  # name -> (device ptr, pinned host view, nbytes, host ptr)
         for n in names:
