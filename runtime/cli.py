@@ -30,7 +30,9 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("benchmarks.cli", "bench"),
 }
 
-# Heavy modules and the extra that installs each one.
+# Heavy modules and the extra that installs each one (the command's own extra wins when it also
+# provides the module: torch comes with both 'export' and 'train').
+TORCH_EXTRAS = {"export", "train"}
 EXTRA_OF_MODULE = {
     "torch": "export",
     "onnx": "export",
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = EXTRA_OF_MODULE.get(top)
         if extra is None:
             raise
+        own = BUILTIN_COMMANDS.get(args.command, (None, None))[1]
+        if extra in TORCH_EXTRAS and own in TORCH_EXTRAS:
+            extra = own
         print(f"tinct: error: {MissingExtraError(args.command, top, extra)}", file=sys.stderr)
         return 3
     except TinctError as exc:
