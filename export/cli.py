@@ -25,6 +25,14 @@ examples:
   tinct export acolvit-tiny-0.5 -o acolvit.onnx                    # 24 If nodes for depth 12
   tinct export acolvit-tiny-0.5 -o acolvit-trt.onnx --gating static  # majority mask, no If
   tinct export ckpt/acolvit.pth -o a.onnx --gating static --static-gates 110111011101111011111110
+  tinct export runs/c2e/model.safetensors -o c2e     # Color2Embed: c2e-encoder.onnx + c2e-colorizer.onnx
+  tinct export color2embed-r18 -o engines            # existing dir: engines/color2embed-r18-{encoder,colorizer}.onnx
+
+Color2Embed (color2embed-*) exports two graphs, checked against PyTorch on real photos at 256 and 192:
+  encoder    ref float32 [N,3,H,W] sRGB in [0,1]                  -> emb [N,512]
+  colorizer  l_n float32 [N,1,H,W] = (L-50)/100, emb [N,512]      -> ab  [N,2,H,W] normalized
+(N, H, W dynamic; H, W multiples of 16). -o OUT (or OUT.onnx) writes OUT-encoder.onnx and
+OUT-colorizer.onnx; -o DIR (an existing directory) writes DIR/<model>-encoder.onnx and -colorizer.onnx.
 """
 
 
@@ -59,6 +67,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from export.color2embed_export import is_color2embed
+
+    if is_color2embed(args.model):
+        return run_color2embed(args)
     from export.onnx_export import count_ops, export_onnx, read_meta
 
     if args.static_gates is not None and args.gating != "static":
@@ -74,4 +86,21 @@ def run(args: argparse.Namespace) -> int:
     err = meta.extra.get("parity_max_abs")
     parity = f"parity max |d ab_n| {err:.2e}" if err is not None else "parity not checked"
     print(f"wrote {out}: {meta.summary()}; {n_if} If node(s); {parity}")
+    return 0
+
+
+def run_color2embed(args: argparse.Namespace) -> int:
+    """Color2Embed: two graphs (export/color2embed_export.py)."""
+    from export.color2embed_export import export_color2embed
+    from export.onnx_export import read_meta
+    from runtime.errors import TinctError
+
+    if args.gating not in (None, "none") or args.static_gates is not None:
+        raise TinctError("--gating / --static-gates apply to A-ColViT, not Color2Embed")
+    enc, col = export_color2embed(args.model, args.output, opset=args.opset, check=not args.no_check,
+                                  images=args.images)
+    meta = read_meta(col)
+    err = meta.extra.get("parity_max_abs")
+    parity = f"parity max |d| {err:.2e} (emb, ab)" if err is not None else "parity not checked"
+    print(f"wrote {enc} and {col}: {meta.summary()}; {parity}")
     return 0

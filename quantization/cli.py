@@ -117,13 +117,19 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
     max_mean_ab = DEFAULT_MAX_MEAN_AB[precision] if max_mean_ab_err is None else float(max_mean_ab_err)
     parent_sha = sha256_file(src)
     dynamic = parent.gating == "dynamic"
+    c2e_encoder = _color2embed_encoder(parent, src)  # Color2Embed colorizer: its FP32 encoder, else None
     extra: dict = {"parent_extra": parent.extra, "budget_db": budget, "max_mean_ab_err": max_mean_ab}
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
     try:
         tmp = tmpdir / out.name
         if precision == "int8":
-            calib = CalibrationSet.from_source(calib_dir, calib_size, DEFAULT_SEED if calib_seed is None else calib_seed,
-                                               progress=progress)
+            seed = DEFAULT_SEED if calib_seed is None else calib_seed
+            if c2e_encoder is not None:
+                from quantization.color2embed import C2ECalibrationSet
+
+                calib = C2ECalibrationSet.from_source(c2e_encoder, calib_dir, calib_size, seed, progress=progress)
+            else:
+                calib = CalibrationSet.from_source(calib_dir, calib_size, seed, progress=progress)
             extra["calibration"] = calib.describe()
             route = ov_route or ("qdq" if dynamic else DEFAULT_OV_ROUTE)
             if dynamic and backend == "openvino" and route == "nncf":
@@ -167,7 +173,12 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
             ovq.save_ir(ovq.convert(src), tmp, {}, ovq.build_info(src, "bf16", parent_sha))
             extra["quantization"] = {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16", "weights": "fp32 in the IR"}
 
-        report = guard.evaluate(src, tmp, threads=threads, limit=guard_images)
+        if c2e_encoder is not None:
+            from quantization import color2embed
+
+            report = color2embed.evaluate(src, tmp, c2e_encoder, threads=threads, limit=guard_images)
+        else:
+            report = guard.evaluate(src, tmp, threads=threads, limit=guard_images)
         extra["guard"] = report.to_dict()
         if report.gate_agreement is not None:
             extra["gate_agreement"] = round(report.gate_agreement, 5)
@@ -185,6 +196,22 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return out, report
+
+
+def _color2embed_encoder(parent, src: Path):
+    """Color2Embed: the colorizer's FP32 encoder (calibration and guard embeddings); the encoder
+    itself is not quantized (it runs once per reference). Other architectures: None."""
+    from runtime.artifact import C2E_COLORIZER, C2E_ENCODER
+    from runtime.errors import TinctError
+
+    if parent.architecture == C2E_ENCODER:
+        raise TinctError(f"{src.name} is the Color2Embed colour encoder: it runs once per reference and stays "
+                         "FP32; quantize the colorizer graph (*-colorizer.onnx)")
+    if parent.architecture != C2E_COLORIZER:
+        return None
+    from quantization.color2embed import encoder_for
+
+    return encoder_for(src)
 
 
 DEFAULT_OV_ROUTE = "qdq"  # measured (quantization/measure.py): see the module docstring of measure

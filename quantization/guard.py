@@ -178,11 +178,13 @@ def enforce(report: GuardReport, budget_db: float, what: str, max_mean_ab: float
     """Raise :class:`GuardError` when ΔPSNR@10 exceeds the budget, when the mean |Δab| against the
     parent exceeds ``max_mean_ab`` (see :data:`quantization.DEFAULT_MAX_MEAN_AB`), or when the
     output is not finite."""
-    d10 = report.delta.get(10)
+    key = getattr(report, "primary", 10)  # the criterion's PSNR: @10 hints, or Color2Embed's (quantization/color2embed.py)
+    d10 = report.delta.get(key)
     if d10 is None or not np.isfinite(d10) or not np.isfinite(report.max_ab_err):
         raise GuardError(f"{what}: the quantized model's output is not finite; nothing written")
     if d10 > budget_db:
-        raise GuardError(f"{what}: PSNR@10 drops by {d10:.3f} dB against the FP32 parent, over the "
+        label = f"@{key}" if isinstance(key, int) else f" ({key})"
+        raise GuardError(f"{what}: PSNR{label} drops by {d10:.3f} dB against the FP32 parent, over the "
                          f"{budget_db:g} dB budget (--max-psnr-drop); nothing written. {report.line()}")
     if max_mean_ab is not None and report.mean_ab_err > max_mean_ab:
         raise GuardError(f"{what}: mean |Δab| against the FP32 parent is {report.mean_ab_err:.2f}, over the "

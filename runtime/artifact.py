@@ -28,6 +28,24 @@ HINT_PROTOCOL = {
     "output": "ab float32 [N,2,224,224] normalized (ab/110)",
     "img_size": IMG_SIZE, "hint_size": HINT_SIZE, "grid": GRID, "hint_colour": "cell mean ab (avg_hint)",
 }
+# Color2Embed is two graphs (export/color2embed_export.py); each records its own input description
+# in ``hint_protocol`` (the field's name is historical: it is the artifact's input contract).
+C2E_ENCODER = "color2embed-encoder"
+C2E_COLORIZER = "color2embed-colorizer"
+C2E_PROTOCOLS = {
+    C2E_ENCODER: {
+        "kind": "color2embed-reference",
+        "input": "ref float32 [N,3,H,W] sRGB in [0,1], RGB order, H and W multiples of 16",
+        "output": "emb float32 [N,E] colour embedding (E = config.emb_dim)",
+        "multiple": 16,
+    },
+    C2E_COLORIZER: {
+        "kind": "color2embed-colorizer",
+        "input": "l_n float32 [N,1,H,W] = (L-50)/100, H and W multiples of 16; emb float32 [N,E] from the encoder",
+        "output": "ab float32 [N,2,H,W] normalized (ab/110)",
+        "multiple": 16,
+    },
+}
 
 
 class ArtifactError(TinctError):

@@ -28,11 +28,20 @@ def register(subparsers) -> None:
     p.add_argument("--save-every", type=int, default=100, help="write OUT/last.pt every N steps")
     p.add_argument("--max-hints", type=int, default=128, help="hint count is uniform in 0..MAX")
     p.add_argument("--cache", default=None, help="data cache (default: $TINCT_DATA or ~/.cache/tinct/data)")
+    p.add_argument("--size", type=int, default=None,
+                   help="Color2Embed: training resolution, a multiple of 16 (default 256; 128-160 on a small CPU)")
+    p.add_argument("--val-limit", type=int, default=None, help="Color2Embed: validate on the first N images")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.model.startswith("color2embed"):
+        return run_color2embed(args)
+    if args.size is not None or args.val_limit is not None:
+        from runtime.errors import TinctError
+
+        raise TinctError("--size / --val-limit apply to Color2Embed models only")
     from training.train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, out=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
@@ -41,4 +50,19 @@ def run(args) -> int:
                       val_every=args.val_every, save_every=args.save_every, max_hints=args.max_hints,
                       cache=args.cache)
     train(cfg, progress=args.progress)
+    return 0
+
+
+def run_color2embed(args) -> int:
+    """Color2Embed: the self-supervised recipe of training/color2embed_train.py."""
+    from runtime.errors import TinctError
+    from training.color2embed_train import C2ETrainConfig, train_color2embed
+
+    if args.init or args.beta is not None or args.compile:
+        raise TinctError("--init / --beta / --compile do not apply to Color2Embed training")
+    cfg = C2ETrainConfig(model=args.model, out=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
+                         warmup_steps=args.warmup_steps, device=args.device, bf16=args.bf16, threads=args.threads,
+                         seed=args.seed, val_every=args.val_every, save_every=args.save_every, cache=args.cache,
+                         size=args.size or C2ETrainConfig.size, val_limit=args.val_limit)
+    train_color2embed(cfg, progress=args.progress)
     return 0

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from runtime.artifact import ArtifactError, ArtifactMeta
+from runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactError, ArtifactMeta
 from runtime.errors import MissingExtraError, TinctError
 from runtime.hints import IMG_SIZE
 
@@ -38,7 +38,13 @@ SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", "
 # which artifact suffixes each backend can read
 READS = {"onnxruntime": {".onnx"}, "openvino": {".xml", ".onnx"}, "tensorrt": {".engine", ".plan"}}
 
-ARCH_GATINGS = {"icolorit": {"none"}, "acolvit": {"none", "dynamic", "static"}}
+ARCH_GATINGS = {"icolorit": {"none"}, "acolvit": {"none", "dynamic", "static"},
+                C2E_ENCODER: {"none"}, C2E_COLORIZER: {"none"}}
+# Color2Embed graphs: input/output names -> (rank, fixed channel dim or None) (see runtime/artifact.py)
+C2E_IO = {
+    C2E_ENCODER: ({"ref": (4, 3)}, {"emb": (2, None)}),
+    C2E_COLORIZER: ({"l_n": (4, 1), "emb": (2, None)}, {"ab": (4, 2)}),
+}
 
 
 class Backend(ABC):
@@ -126,6 +132,9 @@ def meta_from_props(props: dict[str, str], where: str) -> ArtifactMeta:
 
 def validate_meta(meta: ArtifactMeta, where: str) -> None:
     """Refuse metadata that disagrees with itself or with this runtime's input contract."""
+    if meta.architecture in C2E_PROTOCOLS:
+        _validate_c2e_meta(meta, where)
+        return
     proto = meta.hint_protocol or {}
     for key, want in (("img_size", IMG_SIZE), ("hint_size", 2), ("grid", IMG_SIZE // 2)):
         if key in proto and proto[key] != want:
@@ -151,12 +160,60 @@ def validate_meta(meta: ArtifactMeta, where: str) -> None:
         raise ArtifactError(f"{where}: static_gates recorded but gating is {meta.gating!r}")
 
 
+def _validate_c2e_meta(meta: ArtifactMeta, where: str) -> None:
+    want = C2E_PROTOCOLS[meta.architecture]
+    proto = meta.hint_protocol or {}
+    if proto.get("kind") != want["kind"]:
+        raise ArtifactError(f"{where}: architecture {meta.architecture} but its input protocol is "
+                            f"{proto.get('kind') or 'the iColoriT hint protocol'}, not {want['kind']!r}")
+    if proto.get("multiple", want["multiple"]) != want["multiple"]:
+        raise ArtifactError(f"{where}: input sizes must be multiples of {proto['multiple']}, this runtime "
+                            f"uses multiples of {want['multiple']}")
+    if meta.gating != "none" or meta.static_gates is not None:
+        raise ArtifactError(f"{where}: architecture {meta.architecture} cannot have gating {meta.gating!r}")
+    emb = (meta.config or {}).get("emb_dim")
+    if emb is not None and (not isinstance(emb, int) or emb < 1):
+        raise ArtifactError(f"{where}: config emb_dim {emb!r} is not a positive integer")
+
+
+def c2e_contract(inputs: list[tuple[str, list, str]]) -> str | None:
+    """The Color2Embed graph whose input names these are, else None (the iColoriT contract)."""
+    names = {n for n, _s, _t in inputs}
+    for arch, (ins, _outs) in C2E_IO.items():
+        if names == set(ins):
+            return arch
+    return None
+
+
+def check_c2e_io(where: str, arch: str, inputs, outputs) -> None:
+    """A Color2Embed graph's inputs/outputs: names, ranks, fixed channel dims, float32."""
+    ins, outs = C2E_IO[arch]
+    for what, want, got in (("input", ins, inputs), ("output", outs, outputs)):
+        if {n for n, _s, _t in got} != set(want):
+            raise ArtifactError(f"{where}: {arch} {what}s are {sorted(n for n, _s, _t in got)}, "
+                                f"expected {sorted(want)}")
+        for name, shape, t in got:
+            rank, chans = want[name]
+            if len(shape) != rank or (chans is not None and isinstance(shape[1], int) and shape[1] != chans):
+                dims = "[N,E]" if rank == 2 else f"[N,{chans},H,W]"
+                raise ArtifactError(f"{where}: {what} {name!r} has shape {shape}, expected {dims}")
+            if str(t) != "float32":
+                raise ArtifactError(f"{where}: tensor {name!r} has type {t}, expected float32")
+
+
 def check_io(where: str, inputs: list[tuple[str, list, str]], outputs: list[tuple[str, list, str]]) -> None:
-    """The artifact must map one float input [N,4,224,224] to one float output [N,2,224,224].
+    """The artifact must map one float input [N,4,224,224] to one float output [N,2,224,224]
+    (iColoriT / A-ColViT), or be one of the two Color2Embed graphs (recognised by their input
+    names ``ref`` / ``l_n`` + ``emb``; :func:`check_c2e_io`; the colorizer that uses them checks
+    the metadata's architecture agrees).
 
     Shapes are lists whose entries are ints or None/str for dynamic dims; types are numpy dtype
     names as the backend normalizes them ("float32").
     """
+    arch = c2e_contract(inputs)
+    if arch is not None:
+        check_c2e_io(where, arch, inputs, outputs)
+        return
     def _ok(shape, chans):
         if len(shape) != 4:
             return False

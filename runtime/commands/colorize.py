@@ -4,6 +4,11 @@ The artifact is ``--engine FILE`` (.onnx, .xml, .engine/.plan) or ``--model NAME
 model: ``weights/<name>.onnx`` if prebuilt, else exported on the fly when torch is installed).
 Everything is validated before the model runs (image, hints, output path); the output is written
 atomically, so no output file exists after any failure.
+
+``--reference REF.jpg`` (instead of ``--hints``) colorizes from an exemplar photo with Color2Embed:
+``--engine`` is a directory from ``tinct export color2embed-r18 -o DIR`` or its ``*-colorizer.onnx``
+(its encoder is found next to it); ``--size`` sets the model resolution (default 256; see
+:mod:`runtime.exemplar`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("colorize", help="colorize an image with user hints",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("image")
-    p.add_argument("--hints", default=None, help="JSON list of {x, y, color} in image pixels (default: none)")
+    guide = p.add_mutually_exclusive_group()
+    guide.add_argument("--hints", default=None, help="JSON list of {x, y, color} in image pixels (default: none)")
+    guide.add_argument("--reference", default=None, metavar="REF.jpg",
+                       help="exemplar photo whose colours to use (Color2Embed; --engine DIR or OUT-colorizer.onnx "
+                            "from 'tinct export color2embed-r18')")
+    p.add_argument("--size", type=int, default=None, help="with --reference: model resolution, a multiple of 16 "
+                   "(default 256)")
     p.add_argument("-o", "--output", required=True, help="output .png or .jpg")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--engine", default=None, help="artifact: .onnx, .xml (OpenVINO IR), .engine/.plan (TensorRT)")
@@ -80,7 +91,48 @@ def open_engine(args):
     return open_backend(path, name, **opts)
 
 
+def run_reference(args) -> int:
+    """``--reference``: Color2Embed (encoder + colorizer artifacts, :mod:`runtime.exemplar`)."""
+    from runtime.errors import TinctError
+    from runtime.exemplar import DEFAULT_SIZE, open_exemplar
+    from runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+
+    t0 = time.perf_counter()
+    if not args.engine:
+        raise TinctError("--reference needs --engine DIR (or OUT-colorizer.onnx) from "
+                         "'tinct export color2embed-r18 -o OUT'; there is no shipped Color2Embed model")
+    check_output_path(args.output)
+    limit = args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS
+    image = load_image(args.image, limit)
+    try:
+        reference = load_image(args.reference, limit)
+    except TinctError as exc:
+        raise TinctError(f"reference: {exc}") from None
+    h, w = image.shape[:2]
+    opts = {"threads": args.threads, "precision": args.precision}
+    if args.device:
+        opts["device"] = args.device
+    ex = open_exemplar(args.engine, args.backend, size=args.size or DEFAULT_SIZE, **opts)
+    try:
+        session = ex.session(image)
+        session.set_reference(reference)
+        save_image(args.output, session.colorize())
+    finally:
+        ex.close()
+    d, t = ex.backend.describe(), session.timings
+    print(f"{args.output}: {w}x{h}, reference {args.reference}, {ex.backend.meta.model} ({d.get('precision')}) on "
+          f"{d['backend']} {d.get('device', '')} at {ex.size}: encoder {t['embed']:.1f} ms, model {t['model']:.1f} ms, "
+          f"post {t['upsample'] + t['merge']:.1f} ms, total {(time.perf_counter() - t0) * 1e3:.0f} ms")
+    return 0
+
+
 def run(args) -> int:
+    if getattr(args, "reference", None):
+        return run_reference(args)
+    if getattr(args, "size", None) is not None:
+        from runtime.errors import TinctError
+
+        raise TinctError("--size applies to --reference (Color2Embed) only")
     from runtime.colorizer import Colorizer
     from runtime.hints import load_user_hints
     from runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image

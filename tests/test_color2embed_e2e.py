@@ -1,0 +1,243 @@
+"""Color2Embed end to end: export (two graphs, folded constants, parity), the exemplar runtime on
+ONNX Runtime and OpenVINO against PyTorch, `tinct colorize --reference`, quantization of the
+colorizer through the guard, and a training smoke run. Tiny widths, 64x64 model resolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import save_model
+from models.color2embed import Color2Embed, Color2EmbedConfig
+from runtime.cli import main
+
+PHOTOS = Path(__file__).parent / "fixtures" / "photos"
+IMAGE, REFERENCE = PHOTOS / "cow_in_field.jpg", PHOTOS / "kitten_playing.jpg"
+TINY = {"emb_dim": 32, "width": 8, "enc_width": 8}
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_model(randomize_weights):
+    torch.manual_seed(0)
+    model = randomize_weights(Color2Embed(Color2EmbedConfig(**TINY)), seed=3)
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_model, tmp_path_factory):
+    """Save the tiny model as a tinct checkpoint and export it with `tinct export` (parity at 2 sizes)."""
+    d = tmp_path_factory.mktemp("c2e")
+    ckpt = save_model(tiny_model, d / "tiny-c2e.safetensors", {"note": "test"})
+    out = d / "engine"
+    out.mkdir()
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["export", str(ckpt), "-o", str(out)]) == 0
+    finally:
+        torch.set_num_threads(prev)
+    enc, col = out / "tiny-c2e-encoder.onnx", out / "tiny-c2e-colorizer.onnx"
+    assert enc.is_file() and col.is_file()
+    return out, enc, col
+
+
+def _load(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+# ----------------------------------------------------------------------------- export
+
+def test_export_metadata_parity_and_folding(engines):
+    import onnx
+
+    from export.color2embed_export import PARITY_SIZES, foldable_nodes
+    from export.onnx_export import read_meta
+
+    _, enc, col = engines
+    me, mc = read_meta(enc), read_meta(col)
+    assert me.architecture == "color2embed-encoder" and mc.architecture == "color2embed-colorizer"
+    assert me.hint_protocol["kind"] == "color2embed-reference" and "l_n" in mc.hint_protocol["input"]
+    assert mc.extra["encoder"] == enc.name and me.extra["colorizer"] == col.name
+    assert mc.extra["parity_max_abs"] <= 1e-4 and mc.extra["parity_max_abs_emb"] <= 1e-4
+    assert str(list(PARITY_SIZES)) in mc.extra["parity_inputs"]
+    m = onnx.load(str(col))
+    assert foldable_nodes(m) == [] and foldable_nodes(onnx.load(str(enc))) == []
+    ops = {n.op_type for n in m.graph.node}
+    assert not ops & {"Pow", "ReduceSum", "ReduceSumSquare"}  # W*scale, sum(W^2) are initializers
+    inits = {tuple(i.dims) for i in m.graph.initializer}
+    assert (8, 8) in inits  # a folded sum(W^2) [out, in] of a width-8 modulated conv
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in m.graph.input}
+    assert dims["l_n"][1] == 1 and all(isinstance(d, str) for d in (dims["l_n"][0], dims["l_n"][2], dims["l_n"][3]))
+
+
+def test_export_output_naming(tmp_path):
+    from export.color2embed_export import output_paths
+
+    assert output_paths(tmp_path / "x.onnx", "m") == (tmp_path / "x-encoder.onnx", tmp_path / "x-colorizer.onnx")
+    assert output_paths(tmp_path, "m") == (tmp_path / "m-encoder.onnx", tmp_path / "m-colorizer.onnx")
+
+
+# ----------------------------------------------------------------------------- runtime
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_exemplar_matches_pytorch(engines, tiny_model, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    from PIL import Image
+
+    from runtime.colorizer import luminance_l
+    from runtime.exemplar import open_exemplar
+
+    ex = open_exemplar(engines[0], backend, size=SIZE, threads=1)
+    image, ref = _load(IMAGE), _load(REFERENCE)
+    s = ex.session(image)
+    emb = s.set_reference(ref)
+    rgb = s.colorize().copy()
+    assert rgb.shape == image.shape and rgb.dtype == np.uint8
+    # PyTorch on the same model-resolution inputs
+    small_ref = np.asarray(Image.fromarray(ref).resize((SIZE, SIZE), Image.BILINEAR)).astype(np.float32) / 255
+    small = np.asarray(Image.fromarray(image).resize((SIZE, SIZE), Image.BILINEAR))
+    l_n = (luminance_l(small) - 50.0) / 100.0
+    with torch.no_grad():
+        emb_t = tiny_model.encode_reference(torch.from_numpy(np.moveaxis(small_ref, -1, 0)[None].copy()))
+        ab_t = tiny_model.colorize(torch.from_numpy(l_n[None, None].astype(np.float32)), emb_t).numpy()
+    assert np.abs(emb - emb_t.numpy()).max() <= 1e-4
+    assert np.abs(s.ab_224 - ab_t).max() <= 1e-4
+    assert np.array_equal(s.l_full, luminance_l(image))  # full-resolution L kept
+    # the embedding cache and reference swapping
+    assert ex.encoder_runs == 1
+    s2 = ex.session(image)
+    s2.set_reference(ref.copy())
+    assert ex.encoder_runs == 1 and np.array_equal(s2.colorize(), rgb)
+    s.set_reference(image)  # another reference: another result
+    assert ex.encoder_runs == 2 and not np.array_equal(s.colorize(), rgb)
+    s.set_embedding(emb)  # reuse an embedding
+    assert np.array_equal(s.colorize(), rgb) and ex.encoder_runs == 2
+    assert np.array_equal(ex.colorize(image, embedding=emb[0]), rgb)
+    ex.close()
+
+
+def test_exemplar_refuses_wrong_artifacts(engines):
+    from runtime.backends import open_backend
+    from runtime.errors import TinctError
+    from runtime.exemplar import ExemplarColorizer
+
+    _, enc, col = engines
+    with open_backend(enc) as e, open_backend(col) as c:
+        with pytest.raises(TinctError, match="expected color2embed-colorizer"):
+            ExemplarColorizer(e, e)
+        with pytest.raises(TinctError, match="multiple of 16"):
+            ExemplarColorizer(e, c, size=60)
+        ex = ExemplarColorizer(e, c, size=SIZE)
+        with pytest.raises(TinctError, match="embedding has shape"):
+            ex.session(_load(IMAGE)).set_embedding(np.zeros(5, np.float32))
+        with pytest.raises(TinctError, match="no reference"):
+            ex.session(_load(IMAGE)).colorize()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def test_cli_colorize_reference(engines, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    rc = main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--engine", str(engines[2]),
+               "-o", str(out), "--size", str(SIZE), "--threads", "1"])
+    assert rc == 0 and out.is_file()
+    assert _load(out).shape == _load(IMAGE).shape
+    assert "reference" in capsys.readouterr().out
+
+
+def test_cli_colorize_reference_errors(engines, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out.png"
+    rc = main(["colorize", str(IMAGE), "--reference", str(bad), "--engine", str(engines[0]), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "reference" in err and not out.exists()
+    rc = main(["colorize", str(IMAGE), "--reference", str(tmp_path / "missing.jpg"), "--engine",
+               str(engines[0]), "-o", str(out)])
+    assert rc == 1 and "does not exist" in capsys.readouterr().err and not out.exists()
+    assert main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "-o", str(out)]) == 1
+    assert "--engine" in capsys.readouterr().err
+    rc = main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--engine", str(engines[0]), "-o", str(out),
+               "--size", "50"])
+    assert rc == 1 and "multiple of 16" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--hints", "[]", "-o", str(out)])
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- quantization
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_quantize_colorizer_through_guard(engines, tmp_path, precision):
+    from export.onnx_export import read_meta
+    from quantization.cli import quantize
+    from runtime.exemplar import open_exemplar
+
+    out = engines[0] / f"tiny-c2e-colorizer-{precision}.onnx"
+    path, report = quantize(engines[2], out, precision=precision, calib_dir=PHOTOS, calib_size=8,
+                            guard_images=4)
+    try:
+        meta = read_meta(path)
+        assert meta.precision == precision and meta.architecture == "color2embed-colorizer"
+        g = meta.extra["guard"]
+        assert g["criterion"] == "delta_psnr.tps" and set(g["delta_psnr"]) == {"tps", "other"}
+        assert abs(report.delta["tps"]) <= (0.1 if precision == "int8" else 0.02)
+        ex = open_exemplar(path, "onnxruntime", size=SIZE)  # the encoder is found through the metadata
+        assert ex.colorize(_load(IMAGE), _load(REFERENCE)).shape == _load(IMAGE).shape
+        ex.close()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
+    from quantization.cli import quantize
+    from quantization.guard import GuardError
+    from runtime.errors import TinctError
+
+    out = tmp_path / "q.onnx"
+    with pytest.raises(GuardError, match=r"PSNR \(tps\)"):  # an impossible budget: refused, nothing written
+        quantize(engines[2], out, precision="int8", calib_dir=PHOTOS, calib_size=4, guard_images=4,
+                 max_psnr_drop=-1.0)
+    assert not out.exists()
+    with pytest.raises(TinctError, match="colour encoder"):
+        quantize(engines[1], out, precision="int8", calib_dir=PHOTOS, calib_size=4)
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_training_smoke_writes_model_and_card(tmp_path, capsys):
+    from runtime.errors import TinctError
+    from training.color2embed_train import C2ETrainConfig, train_color2embed
+
+    try:
+        from training.data import load_train_photos
+
+        load_train_photos()
+    except TinctError:
+        pytest.skip("no training corpus ('tinct data fetch')")
+    cfg = C2ETrainConfig(out=str(tmp_path / "run"), steps=2, batch=2, size=SIZE, val_every=2, val_limit=3,
+                         threads=1, warmup_steps=1, model_overrides=dict(TINY))
+    path = train_color2embed(cfg, progress=False)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["architecture"] == "color2embed" and card["training"]["steps"] == 2
+    assert "no pretrained backbone" in card["training"]["perceptual_loss"]
+    assert set(card["metrics"]["val_psnr"]) == {"tps", "other"} and set(card["metrics"]["embedding_cosine"]) == {"tps", "other"}
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and "val" in log[-1]
+    cfg.steps = 3  # resumes from last.pt
+    train_color2embed(cfg, progress=False)
+    assert "resumed from" in capsys.readouterr().out
+    assert json.loads(path.with_suffix(".json").read_text())["training"]["steps"] == 3

@@ -1,0 +1,281 @@
+"""Color2Embed training recipe (self-supervised), on CPU or CUDA: ``tinct train --model color2embed-r18``.
+
+Each sample is a random-resized crop of a training photo (:class:`training.data.CropSampler`, at
+``size`` pixels, horizontal flip); the model sees its L and, as the reference, the same crop
+distorted by :func:`training.tps.random_reference` (thin-plate spline with 6 control points moved
+by up to +-0.25 of the image size, rotation up to +-15 degrees, a horizontal flip with p = 1/2,
+Gaussian noise sigma 0.02): the colours are right but nothing is where it was, so the embedding has
+to carry colour, not layout. Target: the crop's ab.
+
+Loss: SmoothL1 (beta :attr:`C2ETrainConfig.smooth_l1_beta`) on normalized ab (ab/110), summed over
+the two channels and averaged over pixels (the form of :func:`training.losses.huber_loss`). The paper
+adds a VGG perceptual loss; there are no pretrained backbone weights here, so there is none (the
+model card says so), and the ResNet-18 colour encoder is trained from scratch.
+
+Optimizer and schedule: AdamW (betas 0.9/0.99, weight decay 0.01 on matrices and kernels only,
+:func:`training.train.param_groups`), linear warm-up then cosine (:func:`training.train.lr_at`).
+bf16 autocast on CUDA and on CPUs with native bf16 (:func:`training.train.cpu_has_bf16`).
+Resumable: ``<out>/last.pt`` (model, optimizer, step, RNG); final ``<out>/model.safetensors`` + card.
+
+Validation (the validation split, resized to ``size``): PSNR (runtime.evaluation: uint8 RGB, MSE
+floor) with (a) reference = the image's own TPS-warped version (fixed seed) and (b) reference = the
+next image of the split; and the cosine similarity between the reference's embedding and the
+embedding of the colorized result re-encoded by the colour encoder (as the official demo prints).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.checkpoint import save_model
+from models.registry import create_model
+from runtime.color import rgb_to_lab_n
+from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
+from training.train import cpu_has_bf16, cpu_model, lr_at, param_groups, pick_device
+from training.tps import random_reference
+
+VAL_SEED = 1234
+MULTIPLE = 16
+
+
+@dataclass
+class C2ETrainConfig:
+    model: str = "color2embed-r18"
+    out: str = "runs/color2embed-r18"
+    steps: int = 2000
+    batch: int = 16
+    size: int = 256  # training resolution (multiple of 16); 128-160 on a 2-core CPU
+    lr: float = 5e-4
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    betas: tuple = (0.9, 0.99)
+    smooth_l1_beta: float = 0.01
+    tps_points: int = 6
+    tps_displacement: float = 0.25
+    rotation: float = 15.0
+    noise: float = 0.02
+    device: str = "auto"
+    bf16: bool = True
+    threads: int | None = None
+    seed: int = 0
+    val_every: int = 500
+    val_limit: int | None = None  # validate on the first N images (default: all)
+    save_every: int = 100
+    cache: str | None = None
+    model_overrides: dict = field(default_factory=dict)  # config overrides (tests: tiny widths)
+
+
+def smooth_l1(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """SmoothL1 on normalized ab, summed over the two channels, averaged over the rest."""
+    return F.smooth_l1_loss(pred, target, beta=beta, reduction="none").sum(dim=1).mean()
+
+
+class PairMaker:
+    """Background thread producing (l_n [B,1,S,S], ref [B,3,S,S], target ab_n [B,2,S,S]) numpy batches."""
+
+    def __init__(self, photos, cfg: C2ETrainConfig, seed: int, prefetch: int = 3):
+        from training.data import CropSampler
+
+        self.sampler = CropSampler(photos, seed=seed, size=cfg.size)
+        self.rng = np.random.default_rng(seed + 1)
+        self.cfg = cfg
+        self.q: queue.Queue = queue.Queue(maxsize=prefetch)
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def make(self):
+        c = self.cfg
+        rgb = self.sampler.batch(c.batch)
+        lab_n = rgb_to_lab_n(rgb)
+        refs = np.stack([random_reference(self.rng, im, n_points=c.tps_points, max_displacement=c.tps_displacement,
+                                          max_rotation=c.rotation, noise=c.noise) for im in rgb])
+        l_n = np.ascontiguousarray(lab_n[..., 0][:, None])
+        target = np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
+        return l_n, np.ascontiguousarray(np.moveaxis(refs, -1, 1)), target
+
+    def _run(self):
+        while not self.stop:
+            item = self.make()
+            while not self.stop:
+                try:
+                    self.q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def get(self):
+        return self.q.get()
+
+    def close(self):
+        self.stop = True
+
+
+class C2EValidator:
+    """The validation split at ``size``, with fixed TPS references and next-image references."""
+
+    def __init__(self, size: int, cache=None, limit: int | None = None):
+        from PIL import Image
+
+        from training.data import load_val
+
+        self.names, images = load_val(cache)
+        if limit:
+            self.names, images = self.names[:limit], images[:limit]
+        if images.shape[1:3] != (size, size):
+            images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
+        self.images = images
+        lab_n = rgb_to_lab_n(images)
+        self.l_n = np.ascontiguousarray(lab_n[..., 0][:, None])
+        rng = np.random.default_rng(VAL_SEED)
+        self.refs = {"tps": np.stack([random_reference(rng, im) for im in images]),
+                     "other": np.roll(images.astype(np.float32) / 255.0, -1, axis=0)}
+
+    @torch.no_grad()
+    def evaluate(self, model, device, batch: int = 16) -> dict:
+        model.eval()
+        res = {"psnr": {}, "cosine": {}}
+        for name, refs in self.refs.items():
+            preds, cos = [], []
+            for s in range(0, len(self.images), batch):
+                ref = torch.from_numpy(np.ascontiguousarray(np.moveaxis(refs[s:s + batch], -1, 1))).to(device)
+                l_n = torch.from_numpy(self.l_n[s:s + batch]).to(device)
+                emb = model.encode_reference(ref).float()
+                ab = model.colorize(l_n, emb).float().cpu().numpy()
+                rgb = compose_rgb(self.l_n[s:s + batch, 0], ab)
+                preds.append(rgb)
+                out = torch.from_numpy(np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 1).copy()).to(device)
+                cos.append(F.cosine_similarity(model.encode_reference(out).float(), emb, dim=1).cpu())
+            res["psnr"][name] = round(float(psnr(np.concatenate(preds), self.images).mean()), 4)
+            res["cosine"][name] = round(float(torch.cat(cos).mean()), 4)
+        return res
+
+
+def _check(cfg: C2ETrainConfig) -> None:
+    from runtime.errors import TinctError
+
+    if cfg.size < MULTIPLE or cfg.size % MULTIPLE:
+        raise TinctError(f"--size {cfg.size} must be a positive multiple of {MULTIPLE}")
+    if cfg.batch < 1 or cfg.steps < 1:
+        raise TinctError("--batch and --steps must be positive")
+
+
+def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
+    from tqdm import tqdm
+
+    from training.data import load_train_photos, manifest_sha256
+
+    _check(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = create_model(cfg.model, **cfg.model_overrides).to(device)
+    if getattr(model, "arch", "") != "color2embed":
+        raise ValueError(f"{cfg.model} is not a Color2Embed model")
+
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    step, wall = 0, 0.0
+    ckpt = out / "last.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, wall = state["step"], state.get("wall", 0.0)
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed from {ckpt} at step {step}")
+    use_bf16 = cfg.bf16 and (device.type == "cuda" or cpu_has_bf16())
+
+    photos = load_train_photos(cfg.cache)
+    batches = PairMaker(photos, cfg, seed=cfg.seed * 1_000_003 + step)  # fresh, reproducible after resume
+    validator = C2EValidator(cfg.size, cfg.cache, cfg.val_limit)
+    log = open(out / "log.jsonl", "a")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="train c2e")
+    t_last, imgs_since = time.perf_counter(), 0
+    model.train()
+    try:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            l_n, ref, target = (torch.from_numpy(a).to(device) for a in batches.get())
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                pred = model(l_n, ref)
+            loss = smooth_l1(pred.float(), target, cfg.smooth_l1_beta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            imgs_since += cfg.batch
+            if not math.isfinite(loss.item()):
+                raise RuntimeError(f"loss is {loss.item()} at step {step}")
+            now = time.perf_counter()
+            wall += now - t_last
+            rate = imgs_since / max(1e-9, now - t_last)
+            t_last, imgs_since = now, 0
+            rec = {"step": step, "loss": round(loss.item(), 5), "lr": lr, "img_s": round(rate, 2)}
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rate:.1f}")
+            bar.update(1)
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                t0 = time.perf_counter()
+                rec["val"] = validator.evaluate(model, device)
+                model.train()
+                bar.write(f"step {step}: val PSNR {rec['val']['psnr']} cosine {rec['val']['cosine']}")
+                t_last += time.perf_counter() - t0  # validation time is not training time
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                tmp = ckpt.with_suffix(".tmp")
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall,
+                            "torch_rng": torch.get_rng_state(), "cfg": asdict(cfg)}, tmp)
+                tmp.replace(ckpt)
+    finally:
+        bar.close()
+        batches.close()
+        log.close()
+
+    model.eval()
+    final = validator.evaluate(model, device)
+    card = {
+        "name": out.name,
+        "data": {"manifest_sha256": manifest_sha256(), "train_photos": len(photos),
+                 "val_images": len(validator.names), "train_split": "tinct data fetch (training/manifest.json)"},
+        "training": {
+            "recipe_module": "training/color2embed_train.py", "steps": step, "batch": cfg.batch,
+            "images_seen": step * cfg.batch, "resolution": cfg.size,
+            "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache")},
+            "supervision": "self-supervised: reference = the ground truth warped (TPS 6 points +-"
+                           f"{cfg.tps_displacement} of the size, rotation +-{cfg.rotation} deg, flip, noise "
+                           f"{cfg.noise}); target = its ab",
+            "loss": f"SmoothL1 (beta {cfg.smooth_l1_beta}) on normalized ab",
+            "perceptual_loss": "none: no pretrained backbone (VGG) weights are available here, so the paper's "
+                               "perceptual term is left out and the ResNet-18 colour encoder is trained from scratch",
+            "hardware": {"device": device.type, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+                         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
+            "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},
+        "metrics": {"val_psnr": final["psnr"], "embedding_cosine": final["cosine"],
+                    "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),
+                    "protocol": f"validation split at {cfg.size}x{cfg.size}; reference 'tps' = the image's own "
+                                f"TPS-warped version (seed {VAL_SEED}), 'other' = the next image of the split; "
+                                "PSNR on uint8 RGB, per image, MSE floor 1e-5; cosine = embedding of the reference "
+                                "vs embedding of the colorized result (re-encoded)"},
+    }
+    model.cpu()
+    path = save_model(model, out / "model.safetensors", card)
+    print(f"wrote {path}")
+    return path
