@@ -59,7 +59,7 @@ class TrainConfig:
     val_counts: tuple = (1, 10)
     save_every: int = 100
     cache: str | None = None
-    extra: dict = field(default_factory=dict)
+    model_overrides: dict = field(default_factory=dict)  # config overrides, e.g. {"depth": 2} for smoke runs
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -200,12 +200,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     if cfg.init:
         base = load_model(cfg.init)
-        model = create_model(cfg.model)
-        missing = set(model.state_dict()) - set(base.state_dict())
+        # Same architecture as the base (incl. its relative position bias), plus the gates.
+        model = create_model(cfg.model, **{**cfg.model_overrides, "use_rpb": base.cfg.use_rpb})
+        own, theirs = set(model.state_dict()), set(base.state_dict())
+        missing, unexpected = own - theirs, theirs - own
+        if unexpected or not all(k.startswith("policy_token") or ".layer_select." in k for k in missing):
+            raise ValueError(f"--init {cfg.init} does not fit {cfg.model}: missing {sorted(missing)[:4]}, "
+                             f"unexpected {sorted(unexpected)[:4]}")
         model.load_state_dict(base.state_dict(), strict=False)
-        assert all(k.startswith("policy_token") or "layer_select" in k for k in missing), missing
     else:
-        model = create_model(cfg.model)
+        model = create_model(cfg.model, **cfg.model_overrides)
     model.to(device)
     is_gated = getattr(model, "arch", "") == "acolvit"
     if is_gated and cfg.beta is None:
@@ -293,7 +297,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         "data": {"manifest_sha256": manifest_sha256(), "train_photos": len(photos),
                  "val_images": len(validator.names), "train_split": "tinct data fetch (training/manifest.json)"},
         "training": {"steps": step, "batch": cfg.batch, "images_seen": step * cfg.batch,
-                     "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache", "extra")},
+                     "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache")},
                      "hardware": {"device": device.type, "cpu": cpu_model(), "threads": torch.get_num_threads(),
                                   "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
                      "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},

@@ -1,0 +1,99 @@
+"""Training: the official loss, the LR schedule, and a few-step smoke run (train, resume, A-ColViT
+fine-tune, ship) on a tiny configuration over the fixture photos, without the corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.losses import huber_loss, sparsity_loss  # noqa: E402
+from training.train import TrainConfig, lr_at  # noqa: E402
+
+PHOTOS = sorted((Path(__file__).parent / "fixtures" / "photos").glob("*.jpg"))
+
+
+def test_huber_matches_the_official_formula():
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 2, 8, 8, generator=g) * 0.04, torch.rand(2, 2, 8, 8, generator=g) * 0.04
+    d = (pred - target).abs()
+    # official: 0.5*d^2/delta where d < delta, else d - 0.5*delta; sum over ab, mean over the rest
+    per = torch.where(d < 0.01, 0.5 * d ** 2 / 0.01, d - 0.005)
+    want = per.permute(0, 2, 3, 1).reshape(-1, 2).sum(-1).mean()
+    assert torch.allclose(huber_loss(pred, target), want)
+    assert (d < 0.01).any() and (d >= 0.01).any()  # both regimes exercised
+
+
+def test_sparsity_loss():
+    assert sparsity_loss(torch.ones(4, 12, 2), 0.5).item() == pytest.approx(0.25)
+    assert sparsity_loss(torch.full((4, 12, 2), 0.3), 0.3).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=5e-4, warmup_lr=1e-6, min_lr=1e-5)
+    assert lr_at(0, cfg) == pytest.approx(1e-6)
+    assert lr_at(10, cfg) == pytest.approx(5e-4)
+    assert lr_at(100, cfg) == pytest.approx(1e-5)
+    lrs = [lr_at(s, cfg) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+@pytest.fixture
+def fixture_corpus(monkeypatch, tmp_path):
+    """Point the trainer's data access at the fixture photos (train and validation)."""
+    from PIL import Image
+
+    import training.data as data
+    from runtime.hints import make_eval_hints, write_eval_hints
+
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in PHOTOS])
+    names = [p.stem for p in PHOTOS]
+    write_eval_hints(make_eval_hints([p.name for p in PHOTOS], counts=(0, 1, 2, 5, 10, 20, 50)),
+                     tmp_path / "val" / "hints")
+    monkeypatch.setattr(data, "load_train_photos", lambda cache=None: list(images))
+    monkeypatch.setattr(data, "load_val", lambda cache=None: (names, images))
+    monkeypatch.setattr(data, "val_dir", lambda cache=None: tmp_path / "val")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_smoke_train_resume_finetune_ship(fixture_corpus, capsys):
+    from models.checkpoint import load_model
+    from training.ship import ship
+    from training.train import train
+
+    run = fixture_corpus / "run"
+    small = {"depth": 2}
+    cfg = TrainConfig(model="icolorit-tiny", out=str(run), steps=3, batch=2, warmup_steps=1, val_every=3,
+                      save_every=1, threads=1, model_overrides=small)
+    path = train(cfg, progress=False)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["training"]["steps"] == 3 and card["config"]["depth"] == 2
+    assert set(card["metrics"]["val_psnr"]) == {"0", "1", "2", "5", "10", "20", "50"}
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log)
+
+    # resume: a longer schedule continues from last.pt at step 3
+    cfg.steps = 4
+    train(cfg, progress=False)
+    assert "resumed from" in capsys.readouterr().out
+    assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()][-1] == 4
+
+    # A-ColViT fine-tuning from that checkpoint: gates appear in the card
+    ac = TrainConfig(model="acolvit-tiny", out=str(fixture_corpus / "ac"), steps=2, batch=2, warmup_steps=1,
+                     val_every=2, threads=1, init=str(path), beta=0.5, model_overrides=small)
+    ac_path = train(ac, progress=False)
+    ac_card = json.loads(ac_path.with_suffix(".json").read_text())
+    assert 0.0 <= ac_card["metrics"]["gates"]["kept_ratio"] <= 1.0 and ac_card["training"]["beta"] == 0.5
+    assert load_model(ac_path).cfg.use_rpb  # inherits the base's relative position bias
+
+    # ship: FP16 only when harmless; the card records both evaluations
+    shipped = ship(run, "smoke", out_dir=fixture_corpus / "weights")
+    scard = json.loads(shipped.with_suffix(".json").read_text())
+    assert scard["shipping"]["dtype"] in ("float16", "float32")
+    assert scard["metrics"]["val_psnr"] == (scard["shipping"]["fp16_val_psnr"] if scard["shipping"]["dtype"]
+                                            == "float16" else scard["shipping"]["fp32_val_psnr"])
