@@ -18,6 +18,7 @@ demo: $(STAMP)
 	@echo "wrote demo.png"
 
 test: $(STAMP)
+	$(VENV)/bin/tinct data fetch --split val --no-progress
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider
 
 .PHONY: install demo test

@@ -169,13 +169,32 @@ def _decode(data: bytes, what: str):
 
 # ----------------------------------------------------------------------------- packages
 
+_APT_REFRESHED = False
+
+
+def _refresh_apt_lists() -> bool:
+    """Run ``apt-get update`` once per process when we are root; True if it ran now."""
+    global _APT_REFRESHED
+    if _APT_REFRESHED or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    _APT_REFRESHED = True
+    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+    return True
+
+
 def apt_download(package: str, version: str, dest: Path, deb_sha256: str | None = None) -> Path:
     """``apt-get download PKG=VERSION`` into ``dest``; check the .deb's sha256. Returns its path."""
     if shutil.which("apt-get") is None:
         raise TinctError("'tinct data fetch' needs apt-get (a Debian-based system) to download packages")
-    proc = subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=dest,
-                          capture_output=True, text=True)
+    def download():
+        return subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=dest,
+                              capture_output=True, text=True)
+
+    proc = download()
     debs = sorted(dest.glob(f"{package}_*.deb"))
+    if (proc.returncode != 0 or not debs) and _refresh_apt_lists():
+        proc = download()  # a fresh machine may have empty package lists
+        debs = sorted(dest.glob(f"{package}_*.deb"))
     if proc.returncode != 0 or not debs:
         err = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or "no .deb written"
         raise TinctError(f"package {package} version {version} (pinned in the manifest) is not available "
