@@ -165,18 +165,12 @@ def resolve_hints(dataset: Dataset, counts: Sequence[int], hint_dir: str | Path 
 
 def environment() -> dict:
     from runtime import __version__
+    from runtime.cpu import cpu_name
 
     env = {"tinct": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
            "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    env["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    env["cpu"] = cpu_name()
     for var in ("OMP_NUM_THREADS", "TINCT_THREADS"):
         if var in os.environ:
             env[var] = os.environ[var]

@@ -21,27 +21,17 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8")
+from runtime.cpu import cpu_flag_set, cpu_flags, cpu_name
+
 LIBRARIES = ("numpy", "onnxruntime", "openvino", "nncf", "onnx", "torch", "tensorrt", "PIL")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cpuinfo() -> dict:
-    out: dict = {"cpu": platform.processor() or platform.machine(), "cpu_flags": {}}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return out
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("model name") and out["cpu"] in ("", platform.processor(), platform.machine()):
-            out["cpu"] = line.split(":", 1)[1].strip()
-        elif line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-    out["cpu_flags"] = {f: f in flags for f in CPU_FLAGS}
-    out["amx"] = any(flags >= {f} for f in ("amx_tile", "amx_bf16", "amx_int8"))
-    return out
+    flags = cpu_flag_set()
+    return {"cpu": cpu_name(), "cpu_flags": cpu_flags(),
+            "amx": any(f in flags for f in ("amx_tile", "amx_bf16", "amx_int8"))}
 
 
 def _memory_gib() -> float | None:

@@ -109,7 +109,8 @@ def main(argv=None) -> int:
     import openvino as ov
 
     from quantization.calibration import CalibrationSet
-    from quantization.openvino_int8 import cpu_supports_bf16, nncf_int8
+    from quantization.openvino_int8 import nncf_int8
+    from runtime.cpu import has_native_bf16
 
     ort.set_default_logger_severity(3)
     src = Path(args.model)
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
             quantize_model(src, q8, calib.ort_reader())
         variants = [("ORT FP32", src, "ort", None), ("ORT INT8 Q/DQ", q8, "ort", None),
                     ("OV FP32", src, "ov", "f32")]
-        if cpu_supports_bf16():
+        if has_native_bf16():
             variants.append(("OV BF16", src, "ov", "bf16"))
         variants.append(("OV INT8 (Q/DQ ONNX)", q8, "ov", "f32"))
         if not dynamic and not args.no_nncf:

@@ -19,29 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runtime.cpu import has_native_bf16
 from runtime.errors import TinctError
 
 NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see quantization/measure.py --sweep
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def cpu_supports_bf16() -> bool:
-    return any(f in cpu_flags() for f in BF16_FLAGS)
-
-
 def require_bf16_cpu() -> None:
-    if not cpu_supports_bf16():
+    if not has_native_bf16():
         raise TinctError("BF16 for OpenVINO needs a CPU with AVX512-BF16 or AMX-BF16 (flags avx512_bf16 / "
                          "amx_bf16 in /proc/cpuinfo); this CPU has neither, so OpenVINO would not run bf16 "
                          "natively. Use --precision int8, or build the IR on a CPU that has them")

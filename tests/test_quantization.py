@@ -129,9 +129,9 @@ def test_fp16_onnx(icolorit_onnx, tmp_path):
 
 def test_bf16_openvino(icolorit_onnx, tmp_path):
     pytest.importorskip("openvino")
-    from quantization.openvino_int8 import cpu_supports_bf16
+    from runtime.cpu import has_native_bf16
 
-    if not cpu_supports_bf16():
+    if not has_native_bf16():
         pytest.skip("this CPU has no AVX512-BF16/AMX-BF16: OpenVINO BF16 is refused here")
     out = tmp_path / "bf16.xml"
     assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
@@ -147,7 +147,7 @@ def test_bf16_openvino(icolorit_onnx, tmp_path):
 def test_bf16_refused_without_cpu_support(icolorit_onnx, tmp_path, monkeypatch, capsys):
     from quantization import openvino_int8
 
-    monkeypatch.setattr(openvino_int8, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(openvino_int8, "has_native_bf16", lambda: False)
     out = tmp_path / "bf16.xml"
     assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "-o", out) == 1
     assert "AVX512-BF16" in capsys.readouterr().err

@@ -28,6 +28,7 @@ import torch
 from models.checkpoint import load_model, save_model
 from models.registry import create_model
 from runtime.color import rgb_to_lab_n
+from runtime.cpu import cpu_name, has_native_bf16
 from runtime.evaluation import gray_baseline_psnr, psnr_at_k
 from runtime.hints import encode_from_lab, read_hint_file, find_hint_file, sample_training_masks
 from training.losses import huber_loss, sparsity_loss
@@ -82,24 +83,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class BatchMaker:
@@ -226,7 +209,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed from {ckpt} at step {step}")
 
-    use_bf16 = cfg.bf16 and (device.type == "cuda" or cpu_has_bf16())
+    use_bf16 = cfg.bf16 and (device.type == "cuda" or has_native_bf16())
     fwd = model.forward_with_gates if is_gated else model
     if cfg.compile:
         fwd = torch.compile(fwd)
@@ -298,7 +281,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                  "val_images": len(validator.names), "train_split": "tinct data fetch (training/manifest.json)"},
         "training": {"steps": step, "batch": cfg.batch, "images_seen": step * cfg.batch,
                      "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache")},
-                     "hardware": {"device": device.type, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+                     "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                                   "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
                      "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},
         "metrics": {"val_psnr": final["psnr"], "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),

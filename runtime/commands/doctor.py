@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
-             "avx512_fp16")
+from runtime.cpu import cpu_flags, cpu_name, has_native_bf16
 
 
 def register(subparsers) -> None:
@@ -27,29 +26,6 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--repeat", type=int, default=5)
     p.set_defaults(func=run)
-
-
-def cpu_flags() -> dict[str, bool]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    return {f: f in flags for f in CPU_FLAGS}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment() -> list[tuple[str, str]]:
@@ -169,7 +145,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
                 xml = build_openvino(onnx_path, tmp / f"model-{precision}.xml", precision=precision, check=False)
                 return open_backend(xml, threads=threads)
             candidates.append(("openvino CPU f32 (IR)", lambda: ov_build("fp32")))
-            if cpu_flags().get("avx512_bf16") or cpu_flags().get("amx_bf16"):
+            if has_native_bf16():
                 candidates.append(("openvino CPU bf16 (IR)", lambda: ov_build("bf16")))
         else:
             results.append({"backend": "openvino", "skipped": "not available (pip install 'tinct[openvino]')"})
