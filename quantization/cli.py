@@ -19,6 +19,11 @@ Every artifact is built in a temporary directory next to ``-o``, evaluated again
 when ΔPSNR@10 exceeds the budget (default 0.1 dB INT8, 0.02 dB FP16/BF16) or the mean |Δab|
 against the parent exceeds its limit (3 / 1 ab units), and renamed into place
 only when it passes, with the recipe and the measurements in its metadata (``extra``).
+
+Color2Embed: the colorizer graph (``*-colorizer.onnx``) takes the same routes with its own
+calibration (L of training crops + FP32-encoder embeddings of their TPS-warped versions) and guard
+(ΔPSNR with the image's own TPS-warped reference, budget as above; :mod:`quantization.color2embed`);
+the colour encoder is not quantized.
 """
 
 from __future__ import annotations

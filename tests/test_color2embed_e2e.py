@@ -241,3 +241,10 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys):
     train_color2embed(cfg, progress=False)
     assert "resumed from" in capsys.readouterr().out
     assert json.loads(path.with_suffix(".json").read_text())["training"]["steps"] == 3
+
+
+def test_train_cli_options_checked(tmp_path, capsys):
+    assert main(["train", "--model", "icolorit-tiny", "-o", str(tmp_path / "r"), "--size", "64"]) == 1
+    assert "Color2Embed models only" in capsys.readouterr().err
+    assert main(["train", "--model", "color2embed-r18", "-o", str(tmp_path / "r"), "--size", "60"]) == 1
+    assert "multiple of 16" in capsys.readouterr().err
