@@ -14,8 +14,8 @@ model card says so), and the ResNet-18 colour encoder is trained from scratch.
 
 Optimizer and schedule: AdamW (betas 0.9/0.99, weight decay 0.01 on matrices and kernels only,
 :func:`training.train.param_groups`), linear warm-up then cosine (:func:`training.train.lr_at`).
-bf16 autocast on CUDA and on CPUs with native bf16 (:func:`training.train.cpu_has_bf16`).
-Resumable: ``<out>/last.pt`` (model, optimizer, step, RNG); final ``<out>/model.safetensors`` + card.
+bf16 autocast on CUDA and on CPUs with native bf16 (:func:`runtime.cpu.has_native_bf16`).
+Resumable: ``<out>/last.pt`` (model, optimizer, step, RNG), as the iColoriT trainer; final ``<out>/model.safetensors`` + card.
 
 Validation (the validation split, resized to ``size``): PSNR (runtime.evaluation: uint8 RGB, MSE
 floor) with (a) reference = the image's own TPS-warped version (fixed seed) and (b) reference = the
@@ -41,7 +41,8 @@ from models.checkpoint import save_model
 from models.registry import create_model
 from runtime.color import rgb_to_lab_n
 from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
-from training.train import cpu_has_bf16, cpu_model, lr_at, param_groups, pick_device
+from runtime.cpu import cpu_name, has_native_bf16
+from training.train import lr_at, param_groups, pick_device
 from training.tps import random_reference
 
 VAL_SEED = 1234
@@ -199,7 +200,7 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
         step, wall = state["step"], state.get("wall", 0.0)
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed from {ckpt} at step {step}")
-    use_bf16 = cfg.bf16 and (device.type == "cuda" or cpu_has_bf16())
+    use_bf16 = cfg.bf16 and (device.type == "cuda" or has_native_bf16())
 
     photos = load_train_photos(cfg.cache)
     batches = PairMaker(photos, cfg, seed=cfg.seed * 1_000_003 + step)  # fresh, reproducible after resume
@@ -265,7 +266,7 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
             "loss": f"SmoothL1 (beta {cfg.smooth_l1_beta}) on normalized ab",
             "perceptual_loss": "none: no pretrained backbone (VGG) weights are available here, so the paper's "
                                "perceptual term is left out and the ResNet-18 colour encoder is trained from scratch",
-            "hardware": {"device": device.type, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+            "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
             "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},
         "metrics": {"val_psnr": final["psnr"], "embedding_cosine": final["cosine"],
