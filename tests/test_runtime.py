@@ -214,9 +214,21 @@ def test_runtime_imports_without_torch():
 def test_model_without_torch_names_export_extra(monkeypatch, tmp_path):
     from runtime.commands import colorize
     from runtime.errors import MissingExtraError
+    from runtime.errors import TinctError
     monkeypatch.setattr(colorize, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(TinctError, match="no shipped model"):  # nothing to export at all
+        colorize.resolve_model("icolorit-tiny")
+    (tmp_path / "icolorit-tiny.safetensors").write_bytes(b"weights")  # shipped, but no engine cached yet
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a))
     with pytest.raises(MissingExtraError, match=r"tinct\[export\]"):
         colorize.resolve_model("icolorit-tiny")
+    # an engine exported from exactly these weights is found in the cache without torch
+    import hashlib
+    digest = hashlib.sha256(b"weights").hexdigest()
+    cached = tmp_path / "cache" / "engines" / f"icolorit-tiny-{digest[:12]}.onnx"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"onnx")
+    assert colorize.resolve_model("icolorit-tiny") == cached

@@ -44,28 +44,44 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def engine_cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct")) / "engines"
+
+
 def resolve_model(name: str) -> Path:
-    """A shipped model's ONNX: prebuilt next to the weights, else exported now (needs torch)."""
+    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` if prebuilt from the current
+    weights, else ``<cache>/engines/<name>-<weights sha256[:12]>.onnx``, exported on first use
+    (needs torch). Staleness is decided by the sha256 of the weights the ONNX was exported from."""
+    import hashlib
     import importlib.util
 
     from runtime.errors import MissingExtraError, TinctError
 
+    weights = WEIGHTS_DIR / f"{name}.safetensors"
+    if not weights.is_file():
+        raise TinctError(f"no shipped model {name!r} (no {weights.name} in {WEIGHTS_DIR}); "
+                         "pass --engine ARTIFACT for other models")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     prebuilt = WEIGHTS_DIR / f"{name}.onnx"
     if prebuilt.is_file():
-        return prebuilt
+        import onnxruntime as ort
+
+        props = ort.InferenceSession(str(prebuilt), providers=["CPUExecutionProvider"]) \
+            .get_modelmeta().custom_metadata_map
+        if props.get("tinct.source_sha256") == digest:
+            return prebuilt
+    cached = engine_cache_dir() / f"{name}-{digest[:12]}.onnx"
+    if cached.is_file():
+        return cached
     if importlib.util.find_spec("torch") is None:
         raise MissingExtraError("colorize --model", "torch", "export")
-    try:
-        from export import onnx_export
-    except ImportError as exc:
-        raise TinctError(f"no prebuilt {prebuilt.name} in {WEIGHTS_DIR} and the exporter is unavailable ({exc})") \
-            from None
-    out = WEIGHTS_DIR / f"{name}.onnx"
-    try:
-        result = onnx_export.export_onnx(name, out)
-    except TypeError:
-        raise TinctError(f"no prebuilt {prebuilt.name}; export it with 'tinct export {name}'") from None
-    return Path(result) if isinstance(result, (str, Path)) else out
+    from export import onnx_export
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    print(f"exporting {name} to {cached} (first use; cached afterwards)", flush=True)
+    return Path(onnx_export.export_onnx(name, cached))
 
 
 def open_engine(args):
