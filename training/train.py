@@ -251,7 +251,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         rec = {"step": step, "loss": round(loss.item(), 5), "huber": round(loss_col.item(), 5), "lr": lr,
                "img_s": round(rate, 2)}
         if is_gated:
-            rec["gate_mean"] = round(float(gates.mean()), 4)
+            rec["gate_mean"] = round(float(gates.detach().mean()), 4)
         bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rate:.1f}",
                         **({"gate": rec["gate_mean"]} if is_gated else {}))
         bar.update(1)
