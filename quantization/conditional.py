@@ -31,10 +31,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from quantization.calibration import ArrayReader
-from quantization.onnx_int8 import DEFAULT_QUANTIZE_OPS, quantize_model
+from quantization.onnx_int8 import DEFAULT_FLOAT_ROLES, DEFAULT_QUANTIZE_OPS, quantize_model
 
 DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
-GATE_ROLES = ("gate_linear",)
+TOP_FLOAT_ROLES = DEFAULT_FLOAT_ROLES  # gate Linears and the head conv live at the top level
 
 
 def if_nodes(model: onnx.ModelProto) -> list:
@@ -201,7 +201,7 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
     with tempfile.TemporaryDirectory(prefix="tinct-cond-") as tmp:
         tmp = Path(tmp)
         top_info = quantize_model(model, tmp / "top.onnx", calib.ort_reader(desc="calibrating top level"),
-                                  method=method, quantize_ops=quantize_ops, float_roles=GATE_ROLES,
+                                  method=method, quantize_ops=quantize_ops, float_roles=TOP_FLOAT_ROLES,
                                   per_channel=per_channel)
         q = onnx.load(str(tmp / "top.onnx"))
         by_name = {n.name: n for n in if_nodes(q)}
@@ -222,7 +222,7 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
         raise RuntimeError("quantized graph lost If nodes")
     onnx.save(q, str(out_path))
     cond_rate = [float(np.mean(conds[n.name])) for n in if_nodes(model)]
-    return {**top_info, "float_roles": list(GATE_ROLES) + ["Sigmoid/Greater gate conditions"],
+    return {**top_info, "float_roles": list(TOP_FLOAT_ROLES) + ["Sigmoid/Greater gate conditions"],
             "if_nodes": n_if, "per_branch": "each then-branch quantized separately under the real gates",
             "branch_calibration_samples": branch_samples,
             "branch_run_rate_fp32": [round(r, 3) for r in cond_rate],

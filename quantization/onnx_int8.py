@@ -26,7 +26,11 @@ import onnx
 # Chosen by measurement on iColoriT-T (see SWEEP_NOTE): quantize these op types, keep every other
 # op type float, and keep these node roles float as well.
 DEFAULT_QUANTIZE_OPS = ("MatMul", "Conv")
-DEFAULT_FLOAT_ROLES = ("gate_linear",)
+# Measured on the shipped icolorit-tiny (72 validation images, 300 calibration crops, MinMax):
+# everything in INT8 loses 0.165 dB PSNR@10 (over the 0.1 dB budget); keeping only the head conv
+# (the layer that writes ab) in float loses 0.059 dB; keeping the attention MatMuls or the patch
+# embedding in float instead does not help (0.138 / 0.188 dB). The gate Linears always stay float.
+DEFAULT_FLOAT_ROLES = ("gate_linear", "head_conv")
 SWEEP_NOTE = "see quantization/measure.py --sweep"
 METHODS = ("minmax", "entropy", "percentile")
 ROLES = ("head_conv", "patch_embed", "gate_linear", "attn_matmul")

@@ -78,13 +78,22 @@ def convert(onnx_path: str | Path):
         raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({first[:200]})") from None
 
 
-def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, ignored_names=(),
+def head_conv_names(model) -> list[str]:
+    """The head conv (the last Convolution, which writes ab): kept float by default. Measured on the
+    shipped icolorit-tiny: NNCF with it ignored changes PSNR@10 by -0.021 dB, without it by +0.109 dB."""
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    return convs[-1:] if len(convs) > 1 else []
+
+
+def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, ignored_names=None,
               fast_bias_correction: bool = True, smooth_quant_alpha: float | None = None,
               preset: str = "performance"):
     """-> (quantized ov.Model, recipe dict). ``calib``: a :class:`CalibrationSet`."""
     import nncf
 
     model = convert(onnx_path)
+    if ignored_names is None:
+        ignored_names = head_conv_names(model)
     kw = {}
     if smooth_quant_alpha is not None:
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters

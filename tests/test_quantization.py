@@ -100,6 +100,15 @@ def test_int8_onnxruntime(icolorit_onnx, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     _run_runtime(out)
     assert [p.name for p in tmp_path.iterdir()] == ["i8.onnx"]  # no temporaries left
+    # the head conv (writes ab) stays float: its weight is a plain float initializer, not dequantized
+    g = onnx.load(str(out)).graph
+    produced_by = {o: n for n in g.node for o in n.output}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert len(convs) == 2
+    patch, head = convs
+    assert produced_by[patch.input[1]].op_type == "DequantizeLinear"
+    assert head.input[1] in {i.name for i in g.initializer}
+    assert "head_conv" in extra["quantization"]["float_roles"]
 
 
 @pytest.mark.parametrize("route", ["nncf", "qdq"])
@@ -113,6 +122,28 @@ def test_int8_openvino(icolorit_onnx, tmp_path, route):
     assert out.with_suffix(".bin").is_file()
     _check_meta(out, icolorit_onnx, "int8")
     _run_runtime(out)
+
+
+def test_int8_openvino_bf16_float_ops(icolorit_onnx, tmp_path):
+    """--ov-float-precision bf16: recorded in the IR, used by the runtime and by the guard."""
+    pytest.importorskip("nncf")
+    from runtime.backends import open_backend
+    from runtime.backends.openvino_backend import read_ir_props
+    from runtime.cpu import has_native_bf16
+
+    out = tmp_path / "i8bf.xml"
+    rc = _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
+                "--ov-float-precision", "bf16", *COMMON, "-o", out)
+    if not has_native_bf16():
+        assert rc == 1 and not out.exists()
+        return
+    assert rc == 0
+    import openvino as ov
+
+    assert read_ir_props(ov.Core().read_model(str(out)))[1]["inference_precision"] == "bf16"
+    assert open_backend(out, threads=1).describe()["inference_precision"] in ("bf16", "BF16")
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--ov-float-precision", "bf16",
+                  *COMMON, "-o", tmp_path / "x.onnx") == 1  # only meaningful for OpenVINO
 
 
 def test_fp16_onnx(icolorit_onnx, tmp_path):

@@ -2,7 +2,8 @@
 
 Weights are stored in FP16 when that costs nothing measurable: the FP16-rounded model is evaluated
 on the validation split with the shared protocol, and FP16 is kept only if every PSNR@k moves by at
-most ``max_drop_db`` (default 0.01 dB) against the FP32 run; otherwise FP32 is shipped. The card
+most ``max_drop_db`` (default 0.01 dB) against the FP32 run and, for A-ColViT, no gate decision
+changes (rounding a gate Linear can flip a skip decision); otherwise FP32 is shipped. The card
 records both evaluations, so the regression test can check the shipped file against it.
 """
 
@@ -49,7 +50,10 @@ def ship(run_dir: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, max_
         "dtype": "float16" if use_fp16 else "float32",
         "fp32_val_psnr": fp32["psnr"], "fp16_val_psnr": fp16["psnr"],
         "fp16_max_abs_psnr_change_db": round(max(abs(d) for d in drops.values()), 4),
-        "rule": f"fp16 when every PSNR@k changes by <= {max_drop_db} dB",
+        "rule": f"fp16 when every PSNR@k changes by <= {max_drop_db} dB"
+                + (" and every gate decision is unchanged (same kept ratio)" if fp32["gates"] else ""),
+        **({"fp16_kept_ratio": fp16["gates"]["kept_ratio"], "fp32_kept_ratio": fp32["gates"]["kept_ratio"]}
+           if fp32["gates"] else {}),
         "date": time.strftime("%Y-%m-%d"),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,9 @@ class OpenVINOBackend(Backend):
             if meta.precision != "int8":
                 raise TinctError(f"{path.name} is a {meta.precision} artifact: INT8 needs a quantized artifact "
                                  "('tinct quantize'); --precision selects fp32, bf16 or fp16 here")
-            hint = "f32"  # int8 comes from the graph's FakeQuantize/QDQ; the rest runs in f32
+            # int8 comes from the graph's FakeQuantize/QDQ; the rest runs at the precision recorded by
+            # 'tinct quantize --ov-float-precision' (f32 unless bf16 was chosen)
+            hint = build.get("inference_precision", "f32")
         elif precision in OV_PRECISION:
             hint = OV_PRECISION[precision]
         else:
