@@ -114,13 +114,15 @@ class GuardReport:
     delta: dict = field(default_factory=dict)  # parent - child, dB
     max_ab_err: float = 0.0  # Lab ab units
     mean_ab_err: float = 0.0
+    nonfinite_outputs: int = 0  # NaN/inf values in the child's ab (invisible in PSNR after the uint8 cast)
     gate_agreement: float | None = None
 
     def to_dict(self) -> dict:
         r = lambda d: {str(k): round(float(v), 4) for k, v in d.items()}  # noqa: E731
         out = {"images": f"{self.n_images} ({self.where})", "hint_counts": list(GUARD_COUNTS),
                "psnr_parent": r(self.psnr_parent), "psnr": r(self.psnr_child), "delta_psnr": r(self.delta),
-               "max_ab_err": round(self.max_ab_err, 4), "mean_ab_err": round(self.mean_ab_err, 5)}
+               "max_ab_err": round(self.max_ab_err, 4), "mean_ab_err": round(self.mean_ab_err, 5),
+               "nonfinite_outputs": self.nonfinite_outputs}
         if self.gate_agreement is not None:
             out["gate_agreement"] = round(self.gate_agreement, 5)
         return out
@@ -156,8 +158,10 @@ def compare(parent: Callable, child: Callable, images: np.ndarray, names: Sequen
         rep.psnr_parent[k] = float(psnr(rgb_p, images).mean())
         rep.psnr_child[k] = float(psnr(rgb_c, images).mean())
         rep.delta[k] = rep.psnr_parent[k] - rep.psnr_child[k]
-        diff = np.abs(np.concatenate(abs_p) - np.concatenate(abs_c)) * AB_NORM
-        rep.max_ab_err = max(rep.max_ab_err, float(diff.max()))
+        child_ab = np.concatenate(abs_c)
+        rep.nonfinite_outputs += int((~np.isfinite(child_ab)).sum())
+        diff = np.abs(np.concatenate(abs_p) - child_ab) * AB_NORM
+        rep.max_ab_err = max(rep.max_ab_err, float(np.nanmax(diff)) if np.isfinite(diff).any() else float("inf"))
         err_sum, err_n = err_sum + float(diff.sum()), err_n + diff.size
         if g_p and g_c:
             gp, gc = np.concatenate(g_p), np.concatenate(g_c)
@@ -180,6 +184,9 @@ def enforce(report: GuardReport, budget_db: float, what: str, max_mean_ab: float
     output is not finite."""
     key = getattr(report, "primary", 10)  # the criterion's PSNR: @10 hints, or Color2Embed's (quantization/color2embed.py)
     d10 = report.delta.get(key)
+    if report.nonfinite_outputs:
+        raise GuardError(f"{what}: the quantized model produced {report.nonfinite_outputs} NaN/inf output values "
+                         f"on the validation images; nothing written")
     if d10 is None or not np.isfinite(d10) or not np.isfinite(report.max_ab_err):
         raise GuardError(f"{what}: the quantized model's output is not finite; nothing written")
     if d10 > budget_db:

@@ -264,3 +264,33 @@ def test_refuses_non_fp32_parent_and_bad_route(icolorit_onnx, tmp_path, capsys):
     assert "OpenVINO" in capsys.readouterr().err
     assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
                   "-o", tmp_path / "x.onnx") == 1
+
+
+def test_guard_refuses_nan_outputs_that_psnr_cannot_see():
+    """A child that emits NaN on a few pixels keeps a finite PSNR (the uint8 cast maps NaN to a
+    number); the guard must still refuse it."""
+    from PIL import Image
+
+    from quantization import guard
+
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224)))
+                       for p in sorted(FIXTURES.glob("*.jpg"))[:2]])
+    names = [f"img{i}" for i in range(len(images))]
+
+    def parent(x):
+        return np.zeros((x.shape[0], 2, 224, 224), np.float32)
+
+    def child(x):
+        ab = parent(x)
+        ab[:, :, :2, :2] = np.nan
+        return ab
+
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rep = guard.compare(parent, child, images, names)
+    assert rep.nonfinite_outputs > 0 and np.isfinite(rep.delta[10])
+    with pytest.raises(guard.GuardError, match="NaN"):
+        guard.enforce(rep, 0.1, "test", max_mean_ab=3.0)
