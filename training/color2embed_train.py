@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import queue
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,10 +38,10 @@ import torch.nn.functional as F
 from models.checkpoint import save_model
 from models.registry import create_model
 from runtime.color import rgb_to_lab_n
-from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
 from runtime.cpu import cpu_name, has_native_bf16
-from training.train import lr_at, param_groups, pick_device
+from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
 from training.tps import random_reference
+from training.train import Prefetcher, lr_at, param_groups, pick_device
 
 VAL_SEED = 1234
 MULTIPLE = 16
@@ -83,8 +81,8 @@ def smooth_l1(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Te
     return F.smooth_l1_loss(pred, target, beta=beta, reduction="none").sum(dim=1).mean()
 
 
-class PairMaker:
-    """Background thread producing (l_n [B,1,S,S], ref [B,3,S,S], target ab_n [B,2,S,S]) numpy batches."""
+class PairMaker(Prefetcher):
+    """(l_n [B,1,S,S], ref [B,3,S,S], target ab_n [B,2,S,S]) numpy batches, prepared in the background."""
 
     def __init__(self, photos, cfg: C2ETrainConfig, seed: int, prefetch: int = 3):
         from training.data import CropSampler
@@ -92,12 +90,9 @@ class PairMaker:
         self.sampler = CropSampler(photos, seed=seed, size=cfg.size)
         self.rng = np.random.default_rng(seed + 1)
         self.cfg = cfg
-        self.q: queue.Queue = queue.Queue(maxsize=prefetch)
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(self.make_batch, prefetch)
 
-    def make(self):
+    def make_batch(self):
         c = self.cfg
         rgb = self.sampler.batch(c.batch)
         lab_n = rgb_to_lab_n(rgb)
@@ -106,22 +101,6 @@ class PairMaker:
         l_n = np.ascontiguousarray(lab_n[..., 0][:, None])
         target = np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
         return l_n, np.ascontiguousarray(np.moveaxis(refs, -1, 1)), target
-
-    def _run(self):
-        while not self.stop:
-            item = self.make()
-            while not self.stop:
-                try:
-                    self.q.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    def get(self):
-        return self.q.get()
-
-    def close(self):
-        self.stop = True
 
 
 class C2EValidator:

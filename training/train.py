@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import queue
 import threading
 import time
@@ -30,7 +28,7 @@ from models.registry import create_model
 from runtime.color import rgb_to_lab_n
 from runtime.cpu import cpu_name, has_native_bf16
 from runtime.evaluation import gray_baseline_psnr, psnr_at_k
-from runtime.hints import encode_from_lab, read_hint_file, find_hint_file, sample_training_masks
+from runtime.hints import HintError, encode_from_lab, find_hint_file, read_hint_file, sample_training_masks
 from training.losses import huber_loss, sparsity_loss
 
 CARD_HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)
@@ -85,27 +83,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class BatchMaker:
-    """Background thread producing (x, target) numpy batches: crops -> Lab -> simulated hints."""
+class Prefetcher:
+    """Runs ``make()`` in a background thread, keeping up to ``depth`` results ready for ``get()``
+    (numpy releases the GIL, so data preparation overlaps the training step)."""
 
-    def __init__(self, photos, batch: int, seed: int, max_hints: int, prefetch: int = 3):
-        from training.data import CropSampler
-
-        self.sampler = CropSampler(photos, seed=seed)
-        self.rng = np.random.default_rng(seed + 1)
-        self.batch, self.max_hints = batch, max_hints
-        self.q: queue.Queue = queue.Queue(maxsize=prefetch)
+    def __init__(self, make, depth: int = 3):
+        self.make = make
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-
-    def make(self):
-        rgb = self.sampler.batch(self.batch)
-        lab_n = rgb_to_lab_n(rgb)
-        masks = sample_training_masks(self.rng, self.batch, self.max_hints)
-        x = encode_from_lab(lab_n, masks)
-        target = np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
-        return x, target
 
     def _run(self):
         while not self.stop:
@@ -124,6 +111,26 @@ class BatchMaker:
         self.stop = True
 
 
+class BatchMaker(Prefetcher):
+    """(x, target) numpy batches: crops -> Lab -> simulated hints, prepared in the background."""
+
+    def __init__(self, photos, batch: int, seed: int, max_hints: int, prefetch: int = 3):
+        from training.data import CropSampler
+
+        self.sampler = CropSampler(photos, seed=seed)
+        self.rng = np.random.default_rng(seed + 1)
+        self.batch, self.max_hints = batch, max_hints
+        super().__init__(self.make_batch, prefetch)
+
+    def make_batch(self):
+        rgb = self.sampler.batch(self.batch)
+        lab_n = rgb_to_lab_n(rgb)
+        masks = sample_training_masks(self.rng, self.batch, self.max_hints)
+        x = encode_from_lab(lab_n, masks)
+        target = np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
+        return x, target
+
+
 class Validator:
     """Fixed validation images and hint files (the official-compatible generator's output)."""
 
@@ -135,11 +142,13 @@ class Validator:
             self.names, self.images = self.names[:limit], self.images[:limit]
         hints = val_dir(cache) / "hints"
         self.coords = {}
+        # The card's counts must exist (a missing file is an error); 100 and 200 are used when present.
         for k in CARD_HINT_COUNTS + (100, 200):
             try:
                 self.coords[k] = [read_hint_file(find_hint_file(hints, k, n)) for n in self.names]
-            except Exception:
-                continue
+            except HintError:
+                if k in CARD_HINT_COUNTS:
+                    raise
 
     def evaluate(self, model: torch.nn.Module, counts, device) -> dict:
         model.eval()
