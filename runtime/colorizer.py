@@ -257,6 +257,10 @@ class Session:
         return json.dumps([h.to_json() for h in self._hints.values()])
 
     # ------------------------------------------------------------------ the pipeline
+    def _predict(self) -> np.ndarray:
+        """The model run: normalized ab at the model's resolution (subclasses feed other inputs)."""
+        return self.backend.run_x(self.x)
+
     def colorize(self) -> np.ndarray:
         t_all = time.perf_counter()
         timings = {"hints": 0.0, "model": 0.0, "upsample": 0.0, "merge": 0.0}
@@ -268,7 +272,7 @@ class Session:
             timings["hints"] = (time.perf_counter() - t) * 1e3
         if self._stale["model"]:
             t = time.perf_counter()
-            out = self.backend.run_x(self.x)
+            out = self._predict()
             if out.shape != self.ab_224.shape:
                 raise RuntimeError(f"backend returned shape {out.shape}, expected {self.ab_224.shape}")
             np.copyto(self.ab_224, out, casting="same_kind")

@@ -183,32 +183,18 @@ class ExemplarSession(Session):
         if list(hints or []):
             raise ExemplarError("a Color2Embed session takes a reference, not hints")
 
+    def _predict(self) -> np.ndarray:
+        return self.backend.infer({"l_n": self.l_n_small, "emb": self.embedding})["ab"]
+
     def colorize(self) -> np.ndarray:
         if self.embedding is None:
             raise ExemplarError("no reference: call set_reference() or set_embedding() first")
-        t_all = time.perf_counter()
-        timings = {"model": 0.0, "upsample": 0.0, "merge": 0.0}
-        if self._stale["model"]:
-            t = time.perf_counter()
-            out = self.backend.infer({"l_n": self.l_n_small, "emb": self.embedding})["ab"]
-            if out.shape != self.ab_224.shape:
-                raise RuntimeError(f"colorizer returned shape {out.shape}, expected {self.ab_224.shape}")
-            np.copyto(self.ab_224, out, casting="same_kind")
-            self.runs += 1
-            self._stale["model"] = False
-            timings["model"] = (time.perf_counter() - t) * 1e3
-        if self._stale["post"]:
-            t = time.perf_counter()
-            self._upsample()
-            t2 = time.perf_counter()
-            timings["upsample"] = (t2 - t) * 1e3
-            self._merge()
-            timings["merge"] = (time.perf_counter() - t2) * 1e3
-            self._stale["post"] = False
-        timings["total"] = (time.perf_counter() - t_all) * 1e3
-        self.timings = {"prepare": self.timings.get("prepare", 0.0), "embed": self.timings.get("embed", 0.0),
-                        **timings}
-        return self.rgb
+        self._stale["hints"] = False  # an exemplar session has no hint channels
+        embed_ms = self.timings.get("embed", 0.0)
+        rgb = super().colorize()
+        self.timings.pop("hints", None)
+        self.timings["embed"] = embed_ms
+        return rgb
 
 
 # ----------------------------------------------------------------------------- opening artifacts
