@@ -175,7 +175,11 @@ def plot_latency(data: dict) -> bytes | None:
 
 
 def plot_kept_ratio(data: dict) -> bytes | None:
-    pts = [e for e in data["latency"] if e.get("kept_ratio") is not None]
+    # model-only rows (end-to-end and session rows add pre/post costs that do not scale with skipping);
+    # 1-thread rows when present (2-thread timings swing with the neighbours' load)
+    pts = [e for e in data["latency"] if e.get("kept_ratio") is not None and e.get("mode", "model") == "model"]
+    if any(e.get("threads") == 1 for e in pts):
+        pts = [e for e in pts if e.get("threads") == 1]
     if not pts:
         return None
     import matplotlib
