@@ -158,18 +158,30 @@ def _lat_label(e: dict) -> str:
 
 
 def plot_latency(data: dict) -> bytes | None:
-    lat = data["latency"]
+    # One bar per (model, backend, precision): model-only rows, 1 thread when present (stable), the
+    # first occurrence when several runs measured the same case. All rows stay in the tables.
+    lat = [e for e in data["latency"] if e.get("mode", "model") == "model"]
+    if any(e.get("threads") == 1 for e in lat):
+        lat = [e for e in lat if e.get("threads") == 1]
+    seen, rows = set(), []
+    for e in lat:
+        key = (e.get("model"), e.get("backend"), e.get("precision"))
+        if key not in seen:
+            seen.add(key)
+            rows.append(e)
+    lat = sorted(rows, key=lambda e: (str(e.get("model")), str(e.get("backend")), str(e.get("precision"))))
     if not lat:
         return None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(lat)), 4.2))
-    ax.bar(range(len(lat)), [e["median_ms"] for e in lat], yerr=[e.get("iqr_ms") or 0 for e in lat], capsize=3)
-    ax.set_xticks(range(len(lat)), [_lat_label(e) for e in lat], fontsize=7, rotation=30, ha="right")
+    fig, ax = plt.subplots(figsize=(min(24, max(6, 0.45 * len(lat))), 4.6))
+    ax.bar(range(len(lat)), [e["median_ms"] for e in lat], yerr=[e.get("iqr_ms") or 0 for e in lat], capsize=2)
+    ax.set_xticks(range(len(lat)), [_lat_label(e) for e in lat], fontsize=6, rotation=60, ha="right")
     ax.set_ylabel("median latency (ms), bar = IQR")
-    ax.set_title("tinct latency per backend / precision (batch 1, 224x224)")
+    threads = sorted({e.get("threads") for e in lat}, key=str)
+    ax.set_title(f"model-only latency per backend / precision (batch 1, 224x224, threads {threads})")
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
