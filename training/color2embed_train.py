@@ -41,7 +41,7 @@ from runtime.color import rgb_to_lab_n
 from runtime.cpu import cpu_name, has_native_bf16
 from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
 from training.tps import random_reference
-from training.train import Prefetcher, lr_at, param_groups, pick_device
+from training.train import Prefetcher, load_checkpoint, lr_at, param_groups, pick_device, save_checkpoint
 
 VAL_SEED = 1234
 MULTIPLE = 16
@@ -170,15 +170,8 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"{cfg.model} is not a Color2Embed model")
 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
-    step, wall = 0, 0.0
     ckpt = out / "last.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, wall = state["step"], state.get("wall", 0.0)
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed from {ckpt} at step {step}")
+    step, wall = load_checkpoint(ckpt, model, opt, device)
     use_bf16 = cfg.bf16 and (device.type == "cuda" or has_native_bf16())
 
     photos = load_train_photos(cfg.cache)
@@ -220,10 +213,7 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
             log.write(json.dumps(rec) + "\n")
             log.flush()
             if step % cfg.save_every == 0 or step == cfg.steps:
-                tmp = ckpt.with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall,
-                            "torch_rng": torch.get_rng_state(), "cfg": asdict(cfg)}, tmp)
-                tmp.replace(ckpt)
+                save_checkpoint(ckpt, model, opt, step, wall, cfg)
     finally:
         bar.close()
         batches.close()

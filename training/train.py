@@ -83,6 +83,28 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def load_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                    device: torch.device) -> tuple[int, float]:
+    """Resume from ``ckpt`` when it exists (model, optimizer, torch RNG); returns (step, wall seconds)."""
+    if not ckpt.is_file():
+        return 0, 0.0
+    state = torch.load(ckpt, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["torch_rng"])
+    print(f"resumed from {ckpt} at step {state['step']}")
+    return state["step"], state.get("wall", 0.0)
+
+
+def save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, wall: float,
+                    cfg) -> None:
+    """Atomically write the resumable state (never shipped: ``tinct ship`` writes the weights)."""
+    tmp = ckpt.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall,
+                "torch_rng": torch.get_rng_state(), "cfg": asdict(cfg)}, tmp)
+    tmp.replace(ckpt)
+
+
 class Prefetcher:
     """Runs ``make()`` in a background thread, keeping up to ``depth`` results ready for ``get()``
     (numpy releases the GIL, so data preparation overlaps the training step)."""
@@ -208,15 +230,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         raise ValueError("A-ColViT training needs --beta (sparsity target)")
 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
-    step, wall = 0, 0.0
     ckpt = out / "last.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, wall = state["step"], state.get("wall", 0.0)
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed from {ckpt} at step {step}")
+    step, wall = load_checkpoint(ckpt, model, opt, device)
 
     use_bf16 = cfg.bf16 and (device.type == "cuda" or has_native_bf16())
     fwd = model.forward_with_gates if is_gated else model
@@ -274,10 +289,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         log.write(json.dumps(rec) + "\n")
         log.flush()
         if step % cfg.save_every == 0 or step == cfg.steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall,
-                        "torch_rng": torch.get_rng_state(), "cfg": asdict(cfg)}, tmp)
-            tmp.replace(ckpt)
+            save_checkpoint(ckpt, model, opt, step, wall, cfg)
     bar.close()
     batches.close()
 
