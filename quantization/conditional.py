@@ -28,10 +28,11 @@ from typing import Sequence
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from quantization.calibration import ArrayReader
 from quantization.onnx_int8 import DEFAULT_FLOAT_ROLES, DEFAULT_QUANTIZE_OPS, quantize_model
+from runtime.artifact import count_if_nodes
 
 DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
 TOP_FLOAT_ROLES = DEFAULT_FLOAT_ROLES  # gate Linears and the head conv live at the top level
@@ -41,16 +42,6 @@ def if_nodes(model: onnx.ModelProto) -> list:
     return [n for n in model.graph.node if n.op_type == "If"]
 
 
-def count_if(model: onnx.ModelProto) -> int:
-    def walk(g):
-        k = 0
-        for n in g.node:
-            k += n.op_type == "If"
-            for a in n.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    k += walk(a.g)
-        return k
-    return walk(model.graph)
 
 
 def _branch(node, name: str) -> onnx.GraphProto:
@@ -218,7 +209,7 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
             ran = int(sum(conds[node.name]))
             branch_samples.append(ran if ran else f"0 (never ran; calibrated on all {len(f)})")
     _drop_unused_initializers(q)
-    if count_if(q) != n_if:
+    if count_if_nodes(q.graph) != n_if:
         raise RuntimeError("quantized graph lost If nodes")
     onnx.save(q, str(out_path))
     cond_rate = [float(np.mean(conds[n.name])) for n in if_nodes(model)]

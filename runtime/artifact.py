@@ -48,6 +48,19 @@ C2E_PROTOCOLS = {
 }
 
 
+def count_if_nodes(graph) -> int:
+    """ONNX ``If`` nodes in an ``onnx.GraphProto``, nested subgraphs included (no onnx import needed)."""
+    n = 0
+    for node in graph.node:
+        n += node.op_type == "If"
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                n += count_if_nodes(attr.g)
+            for g in attr.graphs:
+                n += count_if_nodes(g)
+    return n
+
+
 class ArtifactError(TinctError):
     pass
 

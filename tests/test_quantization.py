@@ -204,7 +204,7 @@ def test_guard_rejects_broken_calibration(icolorit_onnx, tmp_path, capsys, monke
 
 def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path):
     from quantization import guard
-    from quantization.conditional import count_if
+    from runtime.artifact import count_if_nodes
 
     out = tmp_path / "a8.onnx"
     # A random A-ColViT's gates sit near 0.5 on some inputs: one flipped decision moves that sample's
@@ -212,7 +212,7 @@ def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path
     loose = ["--max-mean-ab-err", "50"]
     assert _tinct("quantize", acolvit_onnx, "--precision", "int8", *COMMON, *loose, "-o", out) == 0
     m = onnx.load(str(out))
-    assert count_if(m) == count_if(onnx.load(str(acolvit_onnx))) == 4
+    assert count_if_nodes(m.graph) == count_if_nodes(onnx.load(str(acolvit_onnx)).graph) == 4
     # Q/DQ inside the branches, gate Linears left float
     inner = [b.op_type for n in m.graph.node if n.op_type == "If"
              for a in n.attribute if a.name == "then_branch" for b in a.g.node]

@@ -19,18 +19,9 @@ def count_if_nodes(path: str | Path):
     except ImportError:
         return None
 
-    def walk(graph) -> int:
-        n = 0
-        for node in graph.node:
-            n += node.op_type == "If"
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    n += walk(attr.g)
-                for g in attr.graphs:
-                    n += walk(g)
-        return n
+    from runtime.artifact import count_if_nodes as count_in_graph
 
-    return walk(onnx.load(str(path), load_external_data=False).graph)
+    return count_in_graph(onnx.load(str(path), load_external_data=False).graph)
 
 
 def _tensors(backend):
