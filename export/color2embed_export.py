@@ -36,8 +36,15 @@ import torch
 from torch import nn
 
 from export import parity
-from export.onnx_export import (DEFAULT_OPSET, EXAMPLE_BATCH, MIN_OPSET, ExportError, _quiet, _write_atomic,
-                                resolve_model)
+from export.onnx_export import (
+    DEFAULT_OPSET,
+    EXAMPLE_BATCH,
+    MIN_OPSET,
+    ExportError,
+    _quiet,
+    _write_atomic,
+    resolve_model,
+)
 from models.color2embed import ModulatedConv2d
 from models.registry import REGISTRY
 from runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactMeta
@@ -187,15 +194,11 @@ def load_rgb(path, size: int) -> np.ndarray:
     """uint8 [size, size, 3]: short side to ``size`` (bilinear), centre crop (as export.parity)."""
     from PIL import Image
 
+    from runtime.image import resize_center_crop
+
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            f = size / min(w, h)
-            nw, nh = max(size, round(w * f)), max(size, round(h * f))
-            im = im.resize((nw, nh), Image.BILINEAR)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+            return resize_center_crop(im.convert("RGB"), size, size)
     except OSError as exc:
         raise TinctError(f"cannot read parity photo {path}: {exc}") from None
 
@@ -292,9 +295,9 @@ def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, chec
             def check_col(tmp_col):
                 rep = check_parity(model, tmp_enc, tmp_col, sizes=sizes, images=images, tol=tol) if check \
                     else {"parity_max_abs": None, "parity": "skipped (--no-check)"}
-                from runtime.backends.base import sha256_file
-
                 import onnx
+
+                from runtime.backends.base import sha256_file
 
                 enc_extra = {**base, **rep, "outputs": ["emb"], "colorizer": col_out.name}
                 stamp(enc, C2E_ENCODER, enc_extra)

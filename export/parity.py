@@ -65,17 +65,11 @@ def load_photo(path: str | Path) -> np.ndarray:
     """RGB uint8 [224, 224, 3]: short side to 224 (bilinear), centre crop."""
     from PIL import Image
 
+    from runtime.image import resize_center_crop
+
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            if (w, h) != (IMG_SIZE, IMG_SIZE):
-                f = IMG_SIZE / min(w, h)
-                nw, nh = max(IMG_SIZE, round(w * f)), max(IMG_SIZE, round(h * f))
-                im = im.resize((nw, nh), Image.BILINEAR)
-                left, top = (nw - IMG_SIZE) // 2, (nh - IMG_SIZE) // 2
-                im = im.crop((left, top, left + IMG_SIZE, top + IMG_SIZE))
-            return np.asarray(im, dtype=np.uint8)
+            return resize_center_crop(im.convert("RGB"), IMG_SIZE, IMG_SIZE)
     except OSError as exc:
         raise TinctError(f"cannot read parity photo {path}: {exc}") from None
 

@@ -27,6 +27,17 @@ class ImageError(TinctError):
     pass
 
 
+def resize_center_crop(im: Image.Image, short: int, crop: int) -> np.ndarray:
+    """The ImageNet evaluation transform: short side to ``short`` (bilinear, Pillow), then the centre
+    ``crop`` x ``crop`` square; uint8 array. ``im`` must already be RGB."""
+    w, h = im.size
+    f = short / min(w, h)
+    nw, nh = max(short, round(w * f)), max(short, round(h * f))
+    im = im.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - crop) // 2, (nh - crop) // 2
+    return np.asarray(im.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+
+
 def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     path = Path(path)
     if not path.exists():

@@ -355,13 +355,9 @@ def _cap_short_side(im, limit: int = TRAIN_MAX_SHORT_SIDE):
 
 def val_transform(im):
     """ImageNet protocol: short side -> 256 (bilinear, Pillow), centre crop 224. Returns uint8 array."""
-    from PIL import Image
-    w, h = im.size
-    f = VAL_RESIZE / min(w, h)
-    nw, nh = max(VAL_RESIZE, round(w * f)), max(VAL_RESIZE, round(h * f))
-    im = im.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - VAL_CROP) // 2, (nh - VAL_CROP) // 2
-    return np.asarray(im.crop((left, top, left + VAL_CROP, top + VAL_CROP)), dtype=np.uint8)
+    from runtime.image import resize_center_crop
+
+    return resize_center_crop(im, VAL_RESIZE, VAL_CROP)
 
 
 def _pixel_hash(arr: np.ndarray) -> str:
@@ -392,6 +388,7 @@ def _build_train(cache: Path, manifest: dict, progress: bool) -> int:
 
 def _build_val(cache: Path, manifest: dict, progress: bool) -> int:
     from PIL import Image
+
     from runtime.color import is_grayscale
     from runtime.hints import make_eval_hints, write_eval_hints
     dest = cache / "val"
@@ -582,7 +579,6 @@ def _debian_release() -> str:
 
 def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None) -> dict:
     """Re-pin the corpus to the archive's current candidates and write the manifest (maintainers)."""
-    from PIL import Image
     from runtime.color import is_grayscale
     from training import rcc
     packages: dict = {}
