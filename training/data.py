@@ -33,6 +33,7 @@ This module imports numpy and Pillow only (no torch): the training loop imports 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import io
@@ -150,9 +151,18 @@ def _atomic_replace(tmp: Path, dest: Path) -> None:
         tmp.rename(dest)
 
 
-def _tmpdir_next_to(dest: Path) -> Path:
+@contextlib.contextmanager
+def _atomic_dir(dest: Path):
+    """Build a directory in a temporary sibling and move it to ``dest`` only when the block succeeds;
+    on any failure (or interruption) the temporary directory is removed and ``dest`` is untouched."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield tmp
+        _atomic_replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _decode(data: bytes, what: str):
@@ -307,8 +317,7 @@ def _fetch_packages(cache: Path, manifest: dict, splits: Sequence[str], progress
             td = Path(td)
             deb = apt_download(pkg, info["version"], td, info.get("deb_sha256"))
             dpkg_extract(deb, td / "x")
-            tmp = _tmpdir_next_to(dest)
-            try:
+            with _atomic_dir(dest) as tmp:
                 # keep files of other splits already present (their hashes are checked too)
                 all_files = _raw_files(manifest, SPLITS).get(pkg, {})
                 for rel, digest in sorted(all_files.items()):
@@ -322,10 +331,6 @@ def _fetch_packages(cache: Path, manifest: dict, splits: Sequence[str], progress
                     out = tmp / rel
                     out.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(src, out)
-                _atomic_replace(tmp, dest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
     return todo
 
 
@@ -366,8 +371,7 @@ def _pixel_hash(arr: np.ndarray) -> str:
 
 def _build_train(cache: Path, manifest: dict, progress: bool) -> int:
     dest = cache / "train"
-    tmp = _tmpdir_next_to(dest)
-    try:
+    with _atomic_dir(dest) as tmp:
         (tmp / "photos").mkdir()
         rccs: dict = {}
         items, files = [], {}
@@ -379,10 +383,6 @@ def _build_train(cache: Path, manifest: dict, progress: bool) -> int:
             files[rel] = sha256_file(tmp / rel)
             items.append({"id": item["id"], "file": rel, "shape": list(arr.shape)})
         _write_index(tmp, manifest, items, files)
-        _atomic_replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(items)
 
 
@@ -392,8 +392,7 @@ def _build_val(cache: Path, manifest: dict, progress: bool) -> int:
     from runtime.color import is_grayscale
     from runtime.hints import make_eval_hints, write_eval_hints
     dest = cache / "val"
-    tmp = _tmpdir_next_to(dest)
-    try:
+    with _atomic_dir(dest) as tmp:
         (tmp / "images").mkdir()
         rccs: dict = {}
         items, files = [], {}
@@ -411,10 +410,6 @@ def _build_val(cache: Path, manifest: dict, progress: bool) -> int:
         for p in sorted((tmp / "hints").rglob("*.txt")):
             files[p.relative_to(tmp).as_posix()] = sha256_file(p)
         _write_index(tmp, manifest, items, files)
-        _atomic_replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(items)
 
 
