@@ -97,3 +97,18 @@ def test_smoke_train_resume_finetune_ship(fixture_corpus, capsys):
     assert scard["shipping"]["dtype"] in ("float16", "float32")
     assert scard["metrics"]["val_psnr"] == (scard["shipping"]["fp16_val_psnr"] if scard["shipping"]["dtype"]
                                             == "float16" else scard["shipping"]["fp32_val_psnr"])
+
+
+def test_step_clock_excludes_paused_time(monkeypatch):
+    import training.train as tt
+
+    now = [100.0]
+    monkeypatch.setattr(tt.time, "perf_counter", lambda: now[0])
+    clock = tt.StepClock(wall=5.0)
+    now[0] += 2.0
+    assert clock.step(32) == pytest.approx(16.0)  # 32 images in 2 s
+    with clock.paused():  # e.g. validation
+        now[0] += 10.0
+    now[0] += 1.0
+    assert clock.step(32) == pytest.approx(32.0)  # only the 1 s of training counts
+    assert clock.wall == pytest.approx(8.0)

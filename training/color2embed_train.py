@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,15 @@ from runtime.color import rgb_to_lab_n
 from runtime.cpu import cpu_name, has_native_bf16
 from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
 from training.tps import random_reference
-from training.train import Prefetcher, load_checkpoint, lr_at, param_groups, pick_device, save_checkpoint
+from training.train import (
+    Prefetcher,
+    StepClock,
+    load_checkpoint,
+    lr_at,
+    param_groups,
+    pick_device,
+    save_checkpoint,
+)
 
 VAL_SEED = 1234
 MULTIPLE = 16
@@ -179,7 +186,7 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
     validator = C2EValidator(cfg.size, cfg.cache, cfg.val_limit)
     log = open(out / "log.jsonl", "a")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="train c2e")
-    t_last, imgs_since = time.perf_counter(), 0
+    clock = StepClock(wall)
     model.train()
     try:
         while step < cfg.steps:
@@ -194,26 +201,21 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
             loss.backward()
             opt.step()
             step += 1
-            imgs_since += cfg.batch
             if not math.isfinite(loss.item()):
                 raise RuntimeError(f"loss is {loss.item()} at step {step}")
-            now = time.perf_counter()
-            wall += now - t_last
-            rate = imgs_since / max(1e-9, now - t_last)
-            t_last, imgs_since = now, 0
+            rate = clock.step(cfg.batch)
             rec = {"step": step, "loss": round(loss.item(), 5), "lr": lr, "img_s": round(rate, 2)}
             bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rate:.1f}")
             bar.update(1)
             if step % cfg.val_every == 0 or step == cfg.steps:
-                t0 = time.perf_counter()
-                rec["val"] = validator.evaluate(model, device)
+                with clock.paused():  # validation time is not training time
+                    rec["val"] = validator.evaluate(model, device)
                 model.train()
                 bar.write(f"step {step}: val PSNR {rec['val']['psnr']} cosine {rec['val']['cosine']}")
-                t_last += time.perf_counter() - t0  # validation time is not training time
             log.write(json.dumps(rec) + "\n")
             log.flush()
             if step % cfg.save_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt, model, opt, step, wall, cfg)
+                save_checkpoint(ckpt, model, opt, step, clock.wall, cfg)
     finally:
         bar.close()
         batches.close()
@@ -237,7 +239,7 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
                                "perceptual term is left out and the ResNet-18 colour encoder is trained from scratch",
             "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-            "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},
+            "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__},
         "metrics": {"val_psnr": final["psnr"], "embedding_cosine": final["cosine"],
                     "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),
                     "protocol": f"validation split at {cfg.size}x{cfg.size}; reference 'tps' = the image's own "

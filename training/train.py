@@ -12,6 +12,7 @@ final model is written as ``<out>/model.safetensors`` with its card (validation 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import queue
@@ -103,6 +104,28 @@ def save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall,
                 "torch_rng": torch.get_rng_state(), "cfg": asdict(cfg)}, tmp)
     tmp.replace(ckpt)
+
+
+class StepClock:
+    """Training wall time, excluding paused spans (validation), and the images/s of the last step."""
+
+    def __init__(self, wall: float = 0.0):
+        self.wall = wall
+        self._t = time.perf_counter()
+
+    def step(self, images: int) -> float:
+        now = time.perf_counter()
+        dt, self._t = now - self._t, now
+        self.wall += dt
+        return images / max(1e-9, dt)
+
+    @contextlib.contextmanager
+    def paused(self):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._t += time.perf_counter() - t0
 
 
 class Prefetcher:
@@ -244,8 +267,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     validator = Validator(cfg.cache)
     log = open(out / "log.jsonl", "a")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="train")
-    t_last = time.perf_counter()
-    imgs_since = 0
+    clock = StepClock(wall)
     model.train()
     while step < cfg.steps:
         lr = lr_at(step, cfg)
@@ -265,13 +287,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         loss.backward()
         opt.step()
         step += 1
-        imgs_since += cfg.batch
         if not math.isfinite(loss.item()):
             raise RuntimeError(f"loss is {loss.item()} at step {step}")
-        now = time.perf_counter()
-        wall += now - t_last
-        rate = imgs_since / max(1e-9, now - t_last)
-        t_last, imgs_since = now, 0
+        rate = clock.step(cfg.batch)
         rec = {"step": step, "loss": round(loss.item(), 5), "huber": round(loss_col.item(), 5), "lr": lr,
                "img_s": round(rate, 2)}
         if is_gated:
@@ -280,16 +298,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                         **({"gate": rec["gate_mean"]} if is_gated else {}))
         bar.update(1)
         if step % cfg.val_every == 0 or step == cfg.steps:
-            t0 = time.perf_counter()
-            v = validator.evaluate(model, cfg.val_counts, device)
+            with clock.paused():  # validation time is not training time
+                v = validator.evaluate(model, cfg.val_counts, device)
             model.train()
             rec["val"] = v
             bar.write(f"step {step}: val PSNR {v['psnr']}" + (f" kept {v['gates']['kept_ratio']}" if v["gates"] else ""))
-            t_last += time.perf_counter() - t0  # validation time is not training time
         log.write(json.dumps(rec) + "\n")
         log.flush()
         if step % cfg.save_every == 0 or step == cfg.steps:
-            save_checkpoint(ckpt, model, opt, step, wall, cfg)
+            save_checkpoint(ckpt, model, opt, step, clock.wall, cfg)
     bar.close()
     batches.close()
 
@@ -304,7 +321,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                      "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache")},
                      "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                                   "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-                     "autocast_bf16": use_bf16, "wall_time_s": round(wall, 1), "torch": torch.__version__},
+                     "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__},
         "metrics": {"val_psnr": final["psnr"], "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),
                     "protocol": "iColoriT evaluate.py: uint8 RGB, per-image PSNR, MSE floor 1e-5; hints: "
                                 "make_mask.py-compatible, seed 1234, 2x2 cell means"},
