@@ -100,6 +100,10 @@ class CalibrationSet:
         for i in range(self.size):
             yield self[i]
 
+    def feed(self, i: int) -> dict:
+        """Sample ``i`` as model feeds ``{"x": array}`` (NNCF's ONNX backend)."""
+        return {"x": self[i]}
+
     def describe(self) -> dict:
         """What goes into ``extra.calibration``."""
         return {"source": self.source, "size": self.size, "seed": self.seed,

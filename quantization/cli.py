@@ -7,9 +7,11 @@ precision  backend                     artifact
 =========  ==========================  ====================================================
 int8       onnxruntime (default),      Q/DQ ONNX (``quantize_static``; A-ColViT: per-branch,
            tensorrt                    :mod:`quantization.conditional`); TensorRT's explicit
-                                       quantization builds from this file (``tinct build``)
-int8       openvino                    IR: NNCF (iColoriT) or the Q/DQ ONNX read by OpenVINO
-                                       (A-ColViT, or ``--ov-route qdq``)
+                                       quantization builds from this file (``tinct build``);
+                                       for tensorrt the activations are signed INT8, zero point 0
+int8       openvino                    IR: NNCF (iColoriT) or a Q/DQ ONNX read by OpenVINO
+                                       (A-ColViT: NNCF's ONNX backend per branch; or
+                                       ``--ov-route qdq``)
 fp16       onnxruntime, tensorrt       FP16 ONNX, float32 I/O
 bf16       openvino                    IR whose backend runs INFERENCE_PRECISION_HINT=bf16
 =========  ==========================  ====================================================
@@ -45,7 +47,12 @@ def register(subparsers) -> None:
     p.add_argument("--calib", default=None, metavar="DIR", help="calibration images (default: the corpus' training split)")
     p.add_argument("--calib-size", type=int, default=300)
     p.add_argument("--calib-seed", type=int, default=None)
-    p.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    p.add_argument("--qdq-tool", default=None, choices=["nncf", "onnxruntime"],
+                   help="who writes the Q/DQ ONNX: NNCF's ONNX backend (default; measured more accurate, and "
+                        "faster on OpenVINO) or ONNX Runtime's quantize_static (always for --backend tensorrt: "
+                        "signed INT8, zero point 0)")
+    p.add_argument("--method", default=None, choices=["minmax", "entropy", "percentile"],
+                   help="calibration method of --qdq-tool onnxruntime (default minmax)")
     p.add_argument("--max-psnr-drop", type=float, default=None, metavar="DB",
                    help="budget for PSNR@10 parent - quantized (default 0.1 int8, 0.02 fp16/bf16)")
     p.add_argument("--max-mean-ab-err", type=float, default=None, metavar="AB",
@@ -64,7 +71,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     out, report = quantize(args.onnx, args.output, precision=args.precision, backend=args.backend,
                            calib_dir=args.calib, calib_size=args.calib_size, calib_seed=args.calib_seed,
-                           method=args.method, max_psnr_drop=args.max_psnr_drop,
+                           method=args.method, qdq_tool=args.qdq_tool, max_psnr_drop=args.max_psnr_drop,
                            max_mean_ab_err=args.max_mean_ab_err, ov_route=args.ov_route,
                            ov_float_precision=args.ov_float_precision, guard_images=args.guard_images, progress=not args.no_progress)
     print(f"wrote {out} ({args.precision}, {args.backend}): {report.line()}")
@@ -89,6 +96,20 @@ def _read_parent(path: Path):
     return meta
 
 
+def _qdq_tool(tool: str | None, backend: str, method: str | None) -> str:
+    from runtime.errors import TinctError
+
+    if backend == "tensorrt":
+        if tool == "nncf":
+            raise TinctError("--backend tensorrt needs signed INT8 Q/DQ with zero point 0: use --qdq-tool onnxruntime "
+                             "(the default for tensorrt)")
+        return "onnxruntime"
+    tool = tool or ("onnxruntime" if method else "nncf")
+    if method and tool != "onnxruntime":
+        raise TinctError("--method selects ONNX Runtime's calibration: use it with --qdq-tool onnxruntime")
+    return tool
+
+
 def _check_route(precision: str, backend: str, out: Path) -> None:
     from runtime.errors import TinctError
 
@@ -106,7 +127,8 @@ def _check_route(precision: str, backend: str, out: Path) -> None:
 
 
 def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime", calib_dir=None,
-             calib_size: int = 300, calib_seed: int | None = None, method: str = "minmax",
+             calib_size: int = 300, calib_seed: int | None = None, method: str | None = None,
+             qdq_tool: str | None = None,
              max_psnr_drop: float | None = None, max_mean_ab_err: float | None = None, ov_route: str | None = None,
              ov_float_precision: str = "f32", guard_images: int | None = None,
              progress: bool = False, threads: int = 1):
@@ -122,6 +144,8 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
     src, out = Path(onnx_path), Path(output)
     parent = _read_parent(src)
     _check_route(precision, backend, out)
+    qdq_tool = _qdq_tool(qdq_tool, backend, method)
+    method = method or "minmax"
     budget = DEFAULT_BUDGET_DB[precision] if max_psnr_drop is None else float(max_psnr_drop)
     max_mean_ab = DEFAULT_MAX_MEAN_AB[precision] if max_mean_ab_err is None else float(max_mean_ab_err)
     parent_sha = sha256_file(src)
@@ -152,14 +176,28 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
                                  "(shared/facts.md): use --ov-route qdq (the default for A-ColViT)")
             if backend != "openvino" or route == "qdq":
                 qdq = tmp if backend != "openvino" else tmpdir / "qdq.onnx"
+                symmetric = backend == "tensorrt"  # TensorRT takes signed INT8 Q/DQ with zero point 0 only
                 if dynamic:
                     from quantization.conditional import quantize_conditional
 
-                    recipe = quantize_conditional(src, qdq, calib, method=method, threads=threads)
+                    recipe = quantize_conditional(src, qdq, calib, method=method, threads=threads,
+                                                  branch_tool=qdq_tool, symmetric_activations=symmetric)
+                elif qdq_tool == "nncf":
+                    import onnx
+
+                    from quantization.onnx_int8 import (DEFAULT_FLOAT_ROLES, excluded_nodes, quantize_model_nncf,
+                                                         unquantized_op_types)
+
+                    proto = onnx.load(str(src))
+                    recipe = quantize_model_nncf(proto, qdq, [calib.feed(i) for i in range(len(calib))],
+                                                 ignored_names=excluded_nodes(proto, DEFAULT_FLOAT_ROLES))
+                    recipe["float_roles"] = list(DEFAULT_FLOAT_ROLES)
+                    recipe["float_ops"] = unquantized_op_types(onnx.load(str(qdq))) + list(DEFAULT_FLOAT_ROLES)
                 else:
                     from quantization.onnx_int8 import quantize_model
 
-                    recipe = quantize_model(src, qdq, calib.ort_reader(), method=method)
+                    recipe = quantize_model(src, qdq, calib.ort_reader(), method=method,
+                                            symmetric_activations=symmetric)
                 extra["float_ops"] = recipe.pop("float_ops")
                 extra["quantization"] = recipe
                 if backend == "openvino":

@@ -98,6 +98,10 @@ class C2ECalibrationSet:
         l_n = rgb_to_lab_n(self.images[i:i + 1])[..., 0][:, None]
         return {"l_n": np.ascontiguousarray(l_n, np.float32), "emb": self.emb[i:i + 1]}
 
+    def feed(self, i: int) -> dict:
+        """Sample ``i`` as model feeds (NNCF's ONNX backend)."""
+        return self[i]
+
     def __iter__(self):
         for i in range(self.size):
             yield self[i]

@@ -31,7 +31,7 @@ import onnx
 from onnx import helper
 
 from quantization.calibration import ArrayReader
-from quantization.onnx_int8 import DEFAULT_FLOAT_ROLES, DEFAULT_QUANTIZE_OPS, quantize_model
+from quantization.onnx_int8 import DEFAULT_FLOAT_ROLES, DEFAULT_QUANTIZE_OPS, quantize_model, quantize_model_nncf
 from runtime.artifact import count_if_nodes
 
 DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
@@ -182,10 +182,20 @@ def splice(node, quantized: onnx.ModelProto, output_names: Sequence[str]) -> Non
     _set_branch(node, "then_branch", g)
 
 
+BRANCH_TOOLS = ("onnxruntime", "nncf")
+
+
 def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method: str = "minmax",
                          quantize_ops: Sequence[str] = DEFAULT_QUANTIZE_OPS, per_channel: bool = True,
-                         threads: int = 1) -> dict:
-    """INT8 Q/DQ ONNX of a dynamic A-ColViT graph at ``out_path``; returns the recipe for metadata."""
+                         threads: int = 1, branch_tool: str = "onnxruntime",
+                         symmetric_activations: bool = False) -> dict:
+    """INT8 Q/DQ ONNX of a dynamic A-ColViT graph at ``out_path``; returns the recipe for metadata.
+
+    ``branch_tool``: who quantizes each then-branch: ``onnxruntime`` (``quantize_static``, the Q/DQ
+    style ONNX Runtime and TensorRT artifacts use) or ``nncf`` (NNCF's ONNX backend, the placement
+    OpenVINO's int8 kernels are fastest with; the OpenVINO route's default)."""
+    if branch_tool not in BRANCH_TOOLS:
+        raise ValueError(f"unknown branch quantizer {branch_tool!r}; choose one of {', '.join(BRANCH_TOOLS)}")
     model = internalize(onnx.load(str(src)))
     n_if = len(if_nodes(model))
     feeds, conds = capture(model, calib, threads)
@@ -193,18 +203,22 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
         tmp = Path(tmp)
         top_info = quantize_model(model, tmp / "top.onnx", calib.ort_reader(desc="calibrating top level"),
                                   method=method, quantize_ops=quantize_ops, float_roles=TOP_FLOAT_ROLES,
-                                  per_channel=per_channel)
+                                  per_channel=per_channel, symmetric_activations=symmetric_activations)
         q = onnx.load(str(tmp / "top.onnx"))
         by_name = {n.name: n for n in if_nodes(q)}
         if len(by_name) != n_if:
             raise RuntimeError(f"top-level quantization changed the If nodes ({n_if} -> {len(by_name)})")
-        branch_samples = []
+        branch_samples, branch_info = [], {}
         for k, node in enumerate(if_nodes(model)):
             f = feeds[node.name]
             sub = standalone_branch(model, node, f[0])
             outs = [o.name for o in sub.graph.output]
-            quantize_model(sub, tmp / f"b{k}.onnx", ArrayReader(f), method=method, quantize_ops=quantize_ops,
-                           float_roles=(), per_channel=per_channel)
+            if branch_tool == "nncf":
+                branch_info = quantize_model_nncf(sub, tmp / f"b{k}.onnx", f)
+            else:
+                branch_info = quantize_model(sub, tmp / f"b{k}.onnx", ArrayReader(f), method=method,
+                                             quantize_ops=quantize_ops, float_roles=(), per_channel=per_channel,
+                                             symmetric_activations=symmetric_activations)
             splice(by_name[node.name], onnx.load(str(tmp / f"b{k}.onnx")), outs)
             ran = int(sum(conds[node.name]))
             branch_samples.append(ran if ran else f"0 (never ran; calibrated on all {len(f)})")
@@ -215,6 +229,7 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
     cond_rate = [float(np.mean(conds[n.name])) for n in if_nodes(model)]
     return {**top_info, "float_roles": list(TOP_FLOAT_ROLES) + ["Sigmoid/Greater gate conditions"],
             "if_nodes": n_if, "per_branch": "each then-branch quantized separately under the real gates",
+            "branch_quantizer": {k: v for k, v in branch_info.items() if k != "float_ops"},
             "branch_calibration_samples": branch_samples,
             "branch_run_rate_fp32": [round(r, 3) for r in cond_rate],
             "ort_session_needs": {"disabled_optimizers": DISABLED_OPTIMIZERS}}

@@ -85,19 +85,12 @@ class Predictor:
             self.sess = ort_session(self.path, threads)
             self.outputs = [o.name for o in self.sess.get_outputs()]
             self._run = lambda x: self.sess.run(None, {"x": x})
-        else:
-            import openvino as ov
+        else:  # exactly as the runtime runs it (static batch, recorded inference precision)
+            from runtime.backends.openvino_backend import OpenVINOBackend
 
-            from runtime.backends.openvino_backend import read_ir_props
-
-            core = ov.Core()
-            model = core.read_model(str(self.path))
-            hint = inference_precision or read_ir_props(model)[1].get("inference_precision", "f32")
-            self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint,
-                                                              "INFERENCE_NUM_THREADS": threads})
-            self.request = self.compiled.create_infer_request()
-            self.outputs = [o.get_any_name() for o in self.compiled.outputs]
-            self._run = lambda x: [np.array(v) for v in self.request.infer({0: x}).values()]
+            self.backend = OpenVINOBackend.load(self.path, precision=inference_precision, threads=threads)
+            self.outputs = self.backend.output_names
+            self._run = lambda x: list(self.backend.infer({self.backend.input_names[0]: x}).values())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         outs = dict(zip(self.outputs, self._run(np.ascontiguousarray(x, np.float32))))

@@ -34,6 +34,7 @@ DEFAULT_FLOAT_ROLES = ("gate_linear", "head_conv")
 SWEEP_NOTE = "see quantization/measure.py --sweep"
 METHODS = ("minmax", "entropy", "percentile")
 ROLES = ("head_conv", "patch_embed", "gate_linear", "attn_matmul")
+ACTIVATIONS_SYMMETRIC = "int8 symmetric (zero point 0)"  # recorded in extra.quantization.activations
 HIST_CHUNK = 16  # samples held in memory at once by histogram calibration
 
 
@@ -78,6 +79,16 @@ def float_ops_of(model: onnx.ModelProto, quantize_ops: Iterable[str], float_role
     """What stays float, for ``extra.float_ops``: op types present but not quantized, then roles."""
     types = {n.op_type for n in model.graph.node} - {"If", "Constant", "Shape", "Cast"}
     return sorted(types - set(quantize_ops)) + list(float_roles)
+
+
+def unquantized_op_types(model: onnx.ModelProto) -> list[str]:
+    """Op types of a Q/DQ graph that never read a DequantizeLinear output (they run in float)."""
+    skip = {"QuantizeLinear", "DequantizeLinear", "Constant", "Shape", "Cast", "If", "Reshape", "Transpose",
+            "Unsqueeze", "Squeeze", "Gather", "GatherND", "Concat", "Slice", "Pad", "Where"}
+    g = model.graph
+    dq_out = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    fed = {n.op_type for n in g.node if any(i in dq_out for i in n.input)}
+    return sorted({n.op_type for n in g.node} - skip - fed)
 
 
 def excluded_nodes(model: onnx.ModelProto, float_roles: Iterable[str]) -> list[str]:
@@ -152,8 +163,12 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
                    method: str = "minmax", quantize_ops: Sequence[str] = DEFAULT_QUANTIZE_OPS,
                    float_roles: Sequence[str] = DEFAULT_FLOAT_ROLES,
                    per_channel: bool = True, extra_nodes_to_exclude: Sequence[str] = (),
-                   extra_options: dict | None = None) -> dict:
-    """``quantize_static`` one (top-level) graph to ``out_path``; returns the recipe for metadata."""
+                   extra_options: dict | None = None, symmetric_activations: bool = False) -> dict:
+    """``quantize_static`` one (top-level) graph to ``out_path``; returns the recipe for metadata.
+
+    ``symmetric_activations``: signed INT8 activations with zero point 0 and float biases, the INT8
+    Q/DQ form TensorRT's explicit quantization accepts (the default, U8 asymmetric with INT32 biases,
+    suits ONNX Runtime's CPU kernels and OpenVINO)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
@@ -165,7 +180,9 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
         onnx.save(proto, str(model))
     excluded = excluded_nodes(proto, float_roles) + list(extra_nodes_to_exclude)
     types = sorted(set(quantize_ops))
-    opts = {"ActivationSymmetric": False, "WeightSymmetric": True}
+    opts = {"ActivationSymmetric": bool(symmetric_activations), "WeightSymmetric": True}
+    if symmetric_activations:  # TensorRT: biases stay float (it has no INT32 DequantizeLinear)
+        opts["QuantizeBias"] = False
     opts.update(extra_options or {})
     root = logging.getLogger()
     level = root.level
@@ -174,9 +191,32 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
         stack.callback(root.setLevel, level)
         quantize_static(str(model), str(out_path), reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=types, per_channel=per_channel, reduce_range=False,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         nodes_to_exclude=excluded, calibrate_method=_method(method), extra_options=opts)
-    return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "activations": "uint8 asymmetric",
+    acts = ACTIVATIONS_SYMMETRIC if symmetric_activations else "uint8 asymmetric"
+    return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "activations": acts,
             "weights": "int8 symmetric " + ("per-channel" if per_channel else "per-tensor"),
             "method": method, "quantized_op_types": types, "float_roles": list(float_roles),
             "excluded_nodes": len(excluded), "float_ops": float_ops_of(proto, types, float_roles)}
+
+
+def quantize_model_nncf(model: onnx.ModelProto, out_path: str | Path, feeds: Sequence[dict], *,
+                        ignored_names: Sequence[str] = ()) -> dict:
+    """Q/DQ ONNX of one (top-level) graph through NNCF's ONNX backend (``model_type=TRANSFORMER``:
+    SmoothQuant on the MatMuls, symmetric int8 with the placement NNCF uses for OpenVINO's int8
+    kernels). ``feeds``: the calibration samples as ``{input name: array}``.
+
+    Used for the OpenVINO route through A-ColViT's ``If`` branches: measured on iColoriT-T (1 thread),
+    OpenVINO runs this graph as fast as NNCF's own IR (10.33 vs 10.19 ms) and 26 % faster than
+    ``quantize_static``'s Q/DQ (13.06 ms); ONNX Runtime runs both Q/DQ styles at the same speed."""
+    import nncf
+
+    kw = {"ignored_scope": nncf.IgnoredScope(names=list(ignored_names), validate=False)} if ignored_names else {}
+    q = nncf.quantize(model, nncf.Dataset(list(feeds)), subset_size=len(feeds),
+                      model_type=nncf.ModelType.TRANSFORMER, **kw)
+    onnx.save(q, str(out_path))
+    return {"tool": f"nncf {nncf.__version__} quantize (ONNX backend)", "format": "QDQ", "model_type": "TRANSFORMER",
+            "activations": "int8/uint8 symmetric per-tensor (NNCF performance preset)",
+            "weights": "int8 symmetric per-channel", "smooth_quant": "NNCF default for TRANSFORMER (MatMul)",
+            "ignored_names": list(ignored_names)}

@@ -70,6 +70,23 @@ def test_openvino_ir_via_tinct_build_matches_pytorch(tiny, photo_x):
     assert np.abs(b3.run_x(photo_x) - _torch_ref(model, photo_x)).max() < 0.1
 
 
+def test_openvino_static_batch_specialization(tiny, photo_x):
+    """Only the batch is dynamic: compiled for batch 1 at load, once more per new batch size, and the
+    outputs do not depend on which compiled shape ran them."""
+    pytest.importorskip("openvino")
+    from runtime.backends import open_backend
+
+    b = open_backend(tiny[1], "openvino", threads=1)
+    assert b.describe()["shapes"] == "static, batch [1]"
+    one = b.infer({"x": photo_x})["ab"]
+    three = b.infer({"x": np.concatenate([photo_x] * 3)})["ab"]
+    assert three.shape[0] == 3 and b.describe()["shapes"] == "static, batch [1, 3]"
+    assert np.abs(three - one).max() <= 1e-5
+    for n in (2, 4, 5, 6):  # a bounded cache: batch 1 always stays
+        b.infer({"x": np.concatenate([photo_x] * n)})
+    assert len(b._by_batch) == b.MAX_BATCH_SHAPES and 1 in b._by_batch
+
+
 def test_open_backend_errors(tiny, tmp_path):
     from runtime.backends import open_backend
     with pytest.raises(TinctError, match="not a tinct artifact"):

@@ -237,6 +237,39 @@ def test_acolvit_openvino_int8_via_qdq(acolvit_onnx, tmp_path):
     extra = _check_meta(out, acolvit_onnx, "int8")
     assert "gate_agreement" in extra
     assert extra["quantization"]["openvino"].startswith("Q/DQ ONNX")
+    # the branches are quantized by NNCF's ONNX backend on this route; the If nodes survive into the IR
+    assert extra["quantization"]["branch_quantizer"]["tool"].startswith("nncf")
+    import openvino as ov
+
+    ops = [op.get_type_name() for op in ov.Core().read_model(str(out)).get_ordered_ops()]
+    assert ops.count("If") == 4
+    _run_runtime(out)
+
+
+def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, tmp_path, capsys):
+    """TensorRT takes signed INT8 Q/DQ with zero point 0 only: the tensorrt route writes that, and
+    'tinct build --backend tensorrt' refuses the U8-asymmetric ONNX Runtime artifact before needing TensorRT."""
+    from onnx import numpy_helper
+
+    trt_q, ort_q = tmp_path / "trt.onnx", tmp_path / "ort.onnx"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "tensorrt", *COMMON, "-o", trt_q) == 0
+    g = onnx.load(str(trt_q)).graph
+    inits = {i.name: i for i in g.initializer}
+    zps = [numpy_helper.to_array(inits[n.input[2]]) for n in g.node
+           if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+    assert _check_meta(trt_q, icolorit_onnx, "int8")["quantization"]["activations"].startswith("int8 symmetric")
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", *COMMON, "-o", ort_q) == 0
+    capsys.readouterr()
+    assert _tinct("build", ort_q, "--backend", "tensorrt", "--precision", "int8", "-o", tmp_path / "x.engine") == 1
+    err = capsys.readouterr().err
+    assert "zero point 0" in err and "--backend tensorrt" in err and not (tmp_path / "x.engine").exists()
+    from runtime.artifact import ArtifactMeta
+    from runtime.commands.build import check_trt_int8
+
+    check_trt_int8(_meta(trt_q), "trt.onnx")  # accepted
+    with pytest.raises(Exception, match="unknown scheme"):
+        check_trt_int8(ArtifactMeta("m", "icolorit", {}, precision="int8"), "m.onnx")
 
 
 def test_acolvit_nncf_route_refused(acolvit_onnx, tmp_path, capsys):

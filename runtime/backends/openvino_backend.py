@@ -5,6 +5,12 @@ bf16 on CPUs with AVX512-BF16/AMX (measured: ~54 dB PSNR vs fp32), so an fp32 ar
 ``INFERENCE_PRECISION_HINT=f32`` unless bf16/f16 is asked for (or recorded by ``tinct build``).
 ``PERFORMANCE_HINT=LATENCY``; ``INFERENCE_NUM_THREADS`` from ``threads``; one infer request reused.
 
+Static batch: when only the batch dimension of the inputs is dynamic (every iColoriT / A-ColViT
+artifact), the model is compiled for batch 1 at load and re-compiled, once per new batch size, for
+other batches. With a dynamic batch OpenVINO re-runs shape inference inside every ``If`` body on
+every call: measured on A-ColViT-T-0.5 INT8 (1 thread, its own gates) 8.07 ms dynamic vs 6.82 ms
+static. Graphs with dynamic spatial dims (Color2Embed) stay dynamic: one compile serves every size.
+
 IR metadata layout (written by ``tinct build``, read here), in the model's ``rt_info``::
 
     <rt_info>
@@ -84,13 +90,40 @@ def _etype(t) -> str:
     return {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}.get(t.get_type_name(), t.get_type_name())
 
 
+def _only_batch_dynamic(model) -> bool:
+    """True when every input's batch dimension is dynamic and all its other dimensions are static."""
+    shapes = [i.get_partial_shape() for i in model.inputs]
+    return bool(shapes) and all(len(ps) > 0 and ps[0].is_dynamic and all(d.is_static for d in list(ps)[1:])
+                                for ps in shapes)
+
+
+def _with_batch(model, batch: int):
+    m = model.clone()
+    m.reshape({i: [batch] + [d.get_length() for d in list(i.get_partial_shape())[1:]] for i in m.inputs})
+    return m
+
+
+def _compile(core, model, device: str, config: dict, name: str, hint: str):
+    try:
+        return core.compile_model(model, device, config)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TinctError(f"OpenVINO cannot compile {name} for {device} with precision {hint} ({first[:200]})") from None
+
+
 class OpenVINOBackend(Backend):
     name = "openvino"
 
-    def __init__(self, path, compiled, meta, build_info, device, precision, threads, ov_version):
+    MAX_BATCH_SHAPES = 4  # compiled batch sizes kept per backend
+
+    def __init__(self, path, compiled, meta, build_info, device, precision, threads, ov_version,
+                 model=None, core=None, config=None, static_batch: int | None = None):
         self.path = path
         self.compiled = compiled
         self.request = compiled.create_infer_request()
+        self._model, self._core, self._config = model, core, config
+        self.static_batch = static_batch  # None: compiled with its dynamic shapes
+        self._by_batch = {static_batch: self.request} if static_batch else {}
         self.meta = meta
         self.build_info = build_info
         self.device = device
@@ -137,16 +170,26 @@ class OpenVINOBackend(Backend):
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
-        try:
-            compiled = core.compile_model(model, device, config)
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise TinctError(f"OpenVINO cannot compile {path.name} for {device} with precision {hint} "
-                             f"({first[:200]})") from None
-        return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__)
+        static_batch = 1 if _only_batch_dynamic(model) else None
+        compiled = _compile(core, _with_batch(model, 1) if static_batch else model, device, config, path.name, hint)
+        return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
+                   model=model, core=core, config=config, static_batch=static_batch)
+
+    def _request_for(self, inputs: dict[str, np.ndarray]):
+        if not self.static_batch:
+            return self.request
+        batch = int(np.shape(next(iter(inputs.values())))[0])
+        req = self._by_batch.get(batch)
+        if req is None:
+            if len(self._by_batch) >= self.MAX_BATCH_SHAPES:
+                self._by_batch.pop(next(k for k in self._by_batch if k != self.static_batch))
+            compiled = _compile(self._core, _with_batch(self._model, batch), self.device, self._config,
+                                self.path.name, self.precision)
+            req = self._by_batch[batch] = compiled.create_infer_request()
+        return req
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self.request.infer(inputs, share_inputs=True, share_outputs=False)
+        res = self._request_for(inputs).infer(inputs, share_inputs=True, share_outputs=False)
         return {o.get_any_name(): np.asarray(v) for o, v in res.items()}
 
     def describe(self) -> dict:
@@ -163,5 +206,6 @@ class OpenVINOBackend(Backend):
             "backend": self.name, "device": self.device, "precision": self.meta.precision,
             "inference_precision": actual, "threads": nthreads or "default",
             "performance_hint": "LATENCY", "versions": {"openvino": self.ov_version},
+            "shapes": f"static, batch {sorted(self._by_batch)}" if self.static_batch else "dynamic",
             "artifact": str(self.path), "build": self.build_info, "meta": meta_summary(self.meta),
         }

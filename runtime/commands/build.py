@@ -121,6 +121,19 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
     return out
 
 
+def check_trt_int8(meta, name: str) -> None:
+    """TensorRT's explicit quantization takes signed INT8 Q/DQ with zero point 0 only; refuse the
+    U8-asymmetric Q/DQ of the ONNX Runtime / OpenVINO routes before anything is built."""
+    from runtime.errors import TinctError
+
+    if meta.precision != "int8":
+        return
+    acts = str((meta.extra.get("quantization") or {}).get("activations", ""))
+    if not acts.startswith("int8 symmetric"):  # as recorded by 'tinct quantize --backend tensorrt'
+        raise TinctError(f"{name}: its INT8 activations are {acts or 'of unknown scheme'}, but TensorRT takes signed "
+                         f"INT8 Q/DQ with zero point 0 only; quantize for it with 'tinct quantize --backend tensorrt'")
+
+
 def build_tensorrt(onnx_path, out, precision: str = "fp32", workspace_mib: int = 1024,
                    timing_cache: str | Path | None = None, profile: tuple[int, int, int] = (1, 1, 1),
                    device: int = 0) -> Path:
@@ -134,6 +147,7 @@ def build_tensorrt(onnx_path, out, precision: str = "fp32", workspace_mib: int =
         raise TinctError(f"{onnx_path.name} is an {meta.precision} graph; TensorRT builds strongly typed "
                          f"networks, so a {precision} engine needs a {precision} ONNX ('tinct export "
                          f"--precision {precision}' or 'tinct quantize')")
+    check_trt_int8(meta, onnx_path.name)
     trt = import_trt()
     cudart = import_cudart()
     _check(cudart.cudaSetDevice(device))
