@@ -12,8 +12,12 @@ route through ``If`` produced wrong outputs whenever a gate was off (shared/fact
 3. Top level: ``quantize_static`` (patch embedding, decoder head...), the gate Linears, Sigmoid and
    Greater stay float so decisions do not flip.
 4. Each then-branch is extracted as a standalone model (its outer activations become inputs),
-   quantized with a data reader over its captured inputs, and its quantized body is spliced back
-   (inputs dropped again: the names resolve to the outer scope). Else-branches are identities.
+   quantized over its captured inputs, and its quantized body is spliced back (inputs dropped
+   again: the names resolve to the outer scope). Else-branches are identities. The branch quantizer
+   is NNCF's ONNX backend (default) or ``quantize_static`` (TensorRT: signed INT8, zero point 0).
+   Measured on acolvit-tiny-0.5 / 0.3 (72 validation images): NNCF branches lose 0.014 / 0.018 dB
+   PSNR@10 (gate agreement 99.81 / 99.92 %), ``quantize_static`` branches 0.061 / 0.076 dB; same
+   ONNX Runtime speed, and OpenVINO runs the NNCF graph about 12 % faster.
 
 The result still has all its ``If`` nodes. ONNX Runtime 1.31.1 aborts on such graphs unless the
 session disables ``QDQPropagationTransformer``; OpenVINO reads them correctly.

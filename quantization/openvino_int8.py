@@ -7,9 +7,10 @@ same build keys (inference_precision, device, openvino_version, source_onnx, sou
 
 - INT8 via NNCF: ``nncf.quantize(model_type=TRANSFORMER)`` on ``ov.convert_model(onnx)`` with an
   ignored scope (measured; :data:`NNCF_IGNORED_TYPES`) — iColoriT only: NNCF through ``If`` gives
-  wrong outputs whenever a gate is off (shared/facts.md), so A-ColViT goes through the Q/DQ ONNX.
-- INT8 via Q/DQ: ``ov.convert_model`` of the ONNX Runtime Q/DQ graph (OpenVINO turns Q/DQ pairs into
-  FakeQuantize and runs them as int8); this also handles the per-branch quantized ``If`` graphs.
+  wrong outputs whenever a gate is off (shared/facts.md), so A-ColViT goes through a Q/DQ ONNX.
+- INT8 via Q/DQ: ``ov.convert_model`` of a Q/DQ ONNX (OpenVINO turns Q/DQ pairs into FakeQuantize
+  and runs them as int8); for A-ColViT that is the per-branch quantized ``If`` graph
+  (:mod:`quantization.conditional`, NNCF's ONNX backend inside each branch).
 - BF16: the FP32 graph with ``inference_precision`` bf16 in rt_info (the backend then sets
   ``INFERENCE_PRECISION_HINT=bf16``). Only on CPUs with AVX512-BF16 or AMX-BF16 (else refused:
   OpenVINO would emulate or silently run f32 and the artifact would lie about itself).

@@ -218,7 +218,7 @@ def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
 
 # ----------------------------------------------------------------------------- training
 
-def test_training_smoke_writes_model_and_card(tmp_path, capsys):
+def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     from runtime.errors import TinctError
     from training.color2embed_train import C2ETrainConfig, train_color2embed
 
@@ -241,6 +241,18 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys):
     train_color2embed(cfg, progress=False)
     assert "resumed from" in capsys.readouterr().out
     assert json.loads(path.with_suffix(".json").read_text())["training"]["steps"] == 3
+    # ship: the whole validation split at the training size and at C2E_EVAL_SIZES, FP16 only if harmless
+    import training.ship as ship_mod
+
+    monkeypatch.setattr(ship_mod, "C2E_EVAL_SIZES", (2 * SIZE,))
+    shipped = ship_mod.ship(tmp_path / "run", "c2e-smoke", out_dir=tmp_path / "w")
+    scard = json.loads(shipped.with_suffix(".json").read_text())
+    assert set(scard["metrics"]["by_size"]) == {str(SIZE), str(2 * SIZE)}
+    dtype = scard["shipping"]["dtype"]
+    picked = scard["shipping"]["fp16" if dtype == "float16" else "fp32"]
+    assert scard["metrics"]["val_psnr"] == picked[str(SIZE)]["psnr"]
+    run_card = json.loads(path.with_suffix(".json").read_text())
+    assert scard["metrics"]["training_run_val"]["val_psnr"] == run_card["metrics"]["val_psnr"]
 
 
 def test_train_cli_options_checked(tmp_path, capsys):

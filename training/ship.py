@@ -28,6 +28,8 @@ def ship(run_dir: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, max_
     if not src.is_file():
         raise TinctError(f"{src} does not exist: train first ('tinct train -o {run_dir} ...')")
     model, card = load_model(src, with_card=True)
+    if getattr(model, "arch", "") == "color2embed":
+        return _ship_color2embed(model, card, src, name, out_dir, max_drop_db, cache)
     validator = Validator(cache)
     fp32 = validator.evaluate(model, CARD_HINT_COUNTS, torch.device("cpu"))
     rounded = load_model(src)
@@ -60,6 +62,59 @@ def ship(run_dir: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, max_
     path = save_model(model, out_dir / f"{name}.safetensors", card,
                       dtype=torch.float16 if use_fp16 else torch.float32)
     print(json.dumps({"shipped": str(path), **card["shipping"]}, indent=2))
+    return path
+
+
+C2E_EVAL_SIZES = (256,)  # the latency target's size; the training resolution is evaluated as well
+
+
+def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, max_drop_db: float, cache) -> Path:
+    """Color2Embed: the whole validation split at the training resolution and at 256², with both
+    references (own TPS-warped / another photo); FP16 only if every PSNR moves by <= max_drop_db."""
+    from training.color2embed_train import C2EValidator
+
+    train_size = int(card["training"]["resolution"])
+    sizes = sorted({train_size, *C2E_EVAL_SIZES})
+    rounded = load_model(src)
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.half().float())
+    from runtime.evaluation import gray_baseline_psnr
+
+    fp32, fp16, gray = {}, {}, {}
+    for size in sizes:
+        v = C2EValidator(size, cache)
+        fp32[str(size)] = v.evaluate(model, torch.device("cpu"))
+        fp16[str(size)] = v.evaluate(rounded, torch.device("cpu"))
+        gray[str(size)] = round(gray_baseline_psnr(v.images), 4)
+    drops = [fp32[s]["psnr"][r] - fp16[s]["psnr"][r] for s in fp32 for r in fp32[s]["psnr"]]
+    worst = max(abs(d) for d in drops)
+    use_fp16 = worst <= max_drop_db
+    shipped = fp16 if use_fp16 else fp32
+    for k in ("source_path", "source_sha256", "weights_sha256", "weights_dtype", "architecture", "config"):
+        card.pop(k, None)
+    card["name"] = name
+    card["metrics"] = {
+        **card["metrics"],
+        "training_run_val": {"val_psnr": card["metrics"].get("val_psnr"), "embedding_cosine": card["metrics"].get("embedding_cosine"),
+                             "note": "the run's own final validation (its --val-limit images)"},
+        "val_psnr": shipped[str(train_size)]["psnr"], "embedding_cosine": shipped[str(train_size)]["cosine"],
+        "gray_baseline_psnr": gray[str(train_size)],
+        "by_size": {s: {**shipped[s], "gray_baseline_psnr": gray[s]} for s in shipped},
+        "protocol": card["metrics"].get("protocol", "").replace(f"at {train_size}x{train_size}",
+                                                                f"all images, at {', '.join(map(str, sizes))} px"),
+    }
+    card["shipping"] = {
+        "dtype": "float16" if use_fp16 else "float32", "fp32": fp32, "fp16": fp16,
+        "fp16_max_abs_psnr_change_db": round(worst, 4),
+        "rule": f"fp16 when every PSNR (each size, each reference) changes by <= {max_drop_db} dB",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = save_model(model, out_dir / f"{name}.safetensors", card,
+                      dtype=torch.float16 if use_fp16 else torch.float32)
+    print(json.dumps({"shipped": str(path), "dtype": card["shipping"]["dtype"], "by_size": card["metrics"]["by_size"],
+                      "fp16_max_abs_psnr_change_db": card["shipping"]["fp16_max_abs_psnr_change_db"]}, indent=2))
     return path
 
 

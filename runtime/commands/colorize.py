@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 DEFAULT_MODEL = "icolorit-tiny"  # = models.registry.DEFAULT_MODEL (not imported: models needs torch)
+DEFAULT_EXEMPLAR_MODEL = "color2embed-r18"  # the shipped Color2Embed model
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -27,8 +28,8 @@ def register(subparsers) -> None:
     guide = p.add_mutually_exclusive_group()
     guide.add_argument("--hints", default=None, help="JSON list of {x, y, color} in image pixels (default: none)")
     guide.add_argument("--reference", default=None, metavar="REF.jpg",
-                       help="exemplar photo whose colours to use (Color2Embed; --engine DIR or OUT-colorizer.onnx "
-                            "from 'tinct export color2embed-r18')")
+                       help="exemplar photo whose colours to use (Color2Embed: --model color2embed-r18, or --engine "
+                            "DIR / OUT-colorizer.onnx from 'tinct export color2embed-r18')")
     p.add_argument("--size", type=int, default=None, help="with --reference: model resolution, a multiple of 16 "
                    "(default 256)")
     p.add_argument("-o", "--output", required=True, help="output .png or .jpg")
@@ -50,20 +51,27 @@ def engine_cache_dir() -> Path:
     return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct")) / "engines"
 
 
-def resolve_model(name: str) -> Path:
-    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` if prebuilt from the current
-    weights, else ``<cache>/engines/<name>-<weights sha256[:12]>.onnx``, exported on first use
-    (needs torch). Staleness is decided by the sha256 of the weights the ONNX was exported from."""
+def _shipped_weights(name: str) -> tuple[Path, str]:
     import hashlib
-    import importlib.util
 
-    from runtime.errors import MissingExtraError, TinctError
+    from runtime.errors import TinctError
 
     weights = WEIGHTS_DIR / f"{name}.safetensors"
     if not weights.is_file():
         raise TinctError(f"no shipped model {name!r} (no {weights.name} in {WEIGHTS_DIR}); "
                          "pass --engine ARTIFACT for other models")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return weights, hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def resolve_model(name: str) -> Path:
+    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` if prebuilt from the current
+    weights, else ``<cache>/engines/<name>-<weights sha256[:12]>.onnx``, exported on first use
+    (needs torch). Staleness is decided by the sha256 of the weights the ONNX was exported from."""
+    import importlib.util
+
+    from runtime.errors import MissingExtraError
+
+    weights, digest = _shipped_weights(name)
     prebuilt = WEIGHTS_DIR / f"{name}.onnx"
     if prebuilt.is_file():
         import onnxruntime as ort
@@ -82,6 +90,27 @@ def resolve_model(name: str) -> Path:
     cached.parent.mkdir(parents=True, exist_ok=True)
     print(f"exporting {name} to {cached} (first use; cached afterwards)", flush=True)
     return Path(onnx_export.export_onnx(name, cached))
+
+
+def resolve_exemplar_model(name: str) -> Path:
+    """A shipped Color2Embed model's colorizer ONNX (its encoder next to it), exported on first use
+    into ``<cache>/engines/<name>-<weights sha256[:12]>-{encoder,colorizer}.onnx`` (needs torch)."""
+    import importlib.util
+
+    from runtime.errors import MissingExtraError
+
+    _, digest = _shipped_weights(name)
+    base = engine_cache_dir() / f"{name}-{digest[:12]}"
+    enc, col = Path(f"{base}-encoder.onnx"), Path(f"{base}-colorizer.onnx")
+    if enc.is_file() and col.is_file():
+        return col
+    if importlib.util.find_spec("torch") is None:
+        raise MissingExtraError("colorize --reference --model", "torch", "export")
+    from export.color2embed_export import export_color2embed
+
+    base.parent.mkdir(parents=True, exist_ok=True)
+    print(f"exporting {name} to {base}-*.onnx (first use; cached afterwards)", flush=True)
+    return Path(export_color2embed(name, base.with_suffix(".onnx"))[1])
 
 
 def open_engine(args):
@@ -114,9 +143,9 @@ def run_reference(args) -> int:
     from runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
 
     t0 = time.perf_counter()
-    if not args.engine:
-        raise TinctError("--reference needs --engine DIR (or OUT-colorizer.onnx) from "
-                         "'tinct export color2embed-r18 -o OUT'; there is no shipped Color2Embed model")
+    if not args.engine and not args.model:
+        raise TinctError(f"--reference needs a Color2Embed model: --model {DEFAULT_EXEMPLAR_MODEL} (shipped) or "
+                         "--engine DIR / OUT-colorizer.onnx from 'tinct export color2embed-r18 -o OUT'")
     check_output_path(args.output)
     limit = args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS
     image = load_image(args.image, limit)
@@ -128,7 +157,8 @@ def run_reference(args) -> int:
     opts = {"threads": args.threads, "precision": args.precision}
     if args.device:
         opts["device"] = args.device
-    ex = open_exemplar(args.engine, args.backend, size=args.size or DEFAULT_SIZE, **opts)
+    engine = args.engine or resolve_exemplar_model(args.model)
+    ex = open_exemplar(engine, args.backend, size=args.size or DEFAULT_SIZE, **opts)
     try:
         session = ex.session(image)
         session.set_reference(reference)
