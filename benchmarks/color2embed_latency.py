@@ -1,11 +1,16 @@
-"""Color2Embed latency at a given resolution: PyTorch eager FP32 vs ONNX Runtime FP32 / INT8, interleaved.
+"""Color2Embed latency: PyTorch eager FP32 vs ONNX Runtime / OpenVINO FP32 and INT8, interleaved.
 
     python -m benchmarks.color2embed_latency --size 256 --threads 2 --rounds 20 --json out.json
 
-Until a trained Color2Embed is shipped this measures the architecture (``color2embed-r18``) with
-random weights: latency does not depend on the weights, accuracy does (INT8 is built with the guard
-disabled and says so). Measures the colorizer graph (L + embedding -> ab), which runs on every image;
-the colour encoder runs once per reference (its time is reported separately).
+The model is the shipped ``color2embed-r18`` (``--model``; ``--random`` measures the architecture
+with random weights instead: latency does not depend on the weights, accuracy does). INT8 artifacts
+go through ``tinct quantize`` and its accuracy guard (with ``--random`` the guard is disabled and
+the result says so); a route the guard refuses is reported as skipped with its reason.
+
+Cases, round-robin (one call of each per round): the colorizer graph (L + embedding -> ab) at
+``size``², which runs for every image; the colour encoder, once per reference; and end to end at full
+resolution (``--full WxH``, default 1920x1080): a new photo -> ``ExemplarSession`` with a cached
+reference embedding -> full-resolution RGB (resize to ``size``, model, ab upsampling, Lab -> RGB).
 """
 
 from __future__ import annotations
@@ -19,55 +24,108 @@ from pathlib import Path
 import numpy as np
 
 
-def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3, seed: int = 0) -> dict:
-    import onnxruntime as ort
+def _int8(col_path: Path, out: Path, backend: str, random: bool) -> tuple[Path | None, str]:
+    from quantization.cli import quantize
+    from runtime.errors import TinctError
+
+    loose = {"max_psnr_drop": float("inf"), "max_mean_ab_err": float("inf"), "guard_images": 4,
+             "calib_size": 32} if random else {}
+    try:
+        path, report = quantize(col_path, out, precision="int8", backend=backend, **loose)
+    except TinctError as exc:
+        return None, str(exc)
+    return path, report.line()
+
+
+def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3, seed: int = 0,
+            model_name: str = "color2embed-r18", random: bool = False, full: tuple[int, int] = (1920, 1080),
+            backends: tuple[str, ...] = ("onnxruntime", "openvino"), gap_ms: float = 2.0) -> dict:
     import torch
 
     from export.color2embed_export import export_color2embed
     from models.registry import create_model
-    from quantization.cli import quantize
+    from runtime.backends import open_backend
+    from runtime.exemplar import ExemplarColorizer
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    model = create_model("color2embed-r18").eval()
+    if random:
+        model = create_model(model_name).eval()
+    else:
+        from models.checkpoint import load_model
+
+        model = load_model(model_name)
     tmp = Path(tempfile.mkdtemp(prefix="tinct-c2e-lat-"))
-    enc_path, col_path = export_color2embed(model, tmp / "c2e", model_name="color2embed-r18")
-    int8_path, _ = quantize(col_path, tmp / "c2e-colorizer-int8.onnx", precision="int8", calib_size=32,
-                            max_psnr_drop=float("inf"), max_mean_ab_err=float("inf"), guard_images=4)
+    enc_path, col_path = export_color2embed(model, tmp / "c2e", model_name=model_name)
+    artifacts, skipped, guard = {}, {}, {}
+    for backend in backends:
+        artifacts[(backend, "fp32")] = col_path
+        suffix = ".xml" if backend == "openvino" else ".onnx"
+        path, line = _int8(col_path, tmp / f"c2e-colorizer-int8-{backend}{suffix}", backend, random)
+        if path is None:
+            skipped[f"{backend} int8"] = line
+        else:
+            artifacts[(backend, "int8")] = path
+            guard[f"{backend} int8"] = line
 
     rng = np.random.default_rng(seed)
+    photos = _photos(rng, full)
     l_n = rng.uniform(-0.5, 0.5, (1, 1, size, size)).astype(np.float32)
-    ref = rng.uniform(0, 1, (1, 3, size, size)).astype(np.float32)
-
-    def session(path):
-        o = ort.SessionOptions()
-        o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
-        return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
-
-    enc, col, col8 = session(enc_path), session(col_path), session(int8_path)
-    emb = enc.run(None, {"ref": ref})[0]
+    enc = open_backend(enc_path, "onnxruntime", threads=threads)
+    ref = photos[1]
+    ref_small = np.asarray(_resize(ref, size), np.float32)[None].transpose(0, 3, 1, 2) / 255.0
+    emb = enc.infer({"ref": ref_small})["emb"]
     lt, et = torch.from_numpy(l_n), torch.from_numpy(emb)
-    cases = {
-        "pytorch eager fp32": lambda: model.colorize(lt, et),
-        "onnxruntime fp32": lambda: col.run(None, {"l_n": l_n, "emb": emb}),
-        "onnxruntime int8": lambda: col8.run(None, {"l_n": l_n, "emb": emb}),
-        "encoder onnxruntime fp32 (once per reference)": lambda: enc.run(None, {"ref": ref}),
-    }
+    cases = {f"colorizer {size}² pytorch eager fp32": lambda: model.colorize(lt, et)}
+    sessions = {}
+    for (backend, prec), path in artifacts.items():
+        be = open_backend(path, backend, threads=threads)
+        cases[f"colorizer {size}² {backend} {prec}"] = (lambda b: lambda: b.infer({"l_n": l_n, "emb": emb}))(be)
+        if backend == "onnxruntime" or prec == "int8":
+            ex = ExemplarColorizer(open_backend(enc_path, "onnxruntime", threads=threads), be, size=size)
+            sessions[f"end to end {full[0]}x{full[1]} {backend} {prec}"] = ex
+    cases[f"encoder {size}² onnxruntime fp32 (once per reference)"] = lambda: enc.infer({"ref": ref_small})
+    for name, ex in sessions.items():
+        def e2e(ex=ex):
+            s = ex.session(photos[0])
+            s.set_embedding(emb)
+            return s.colorize()
+        cases[name] = e2e
     times = {k: [] for k in cases}
     with torch.no_grad():
         for r in range(warmup + rounds):
-            for name, fn in cases.items():  # round-robin: one call of each case per round
+            for name, fn in cases.items():
+                time.sleep(gap_ms / 1e3)  # untimed: lets the previous engine's thread pool stop spinning
                 t = time.perf_counter()
                 fn()
                 if r >= warmup:
                     times[name].append((time.perf_counter() - t) * 1e3)
-    result = {"size": size, "threads": threads, "rounds": rounds, "weights": "random (latency only)", "results": {}}
-    eager = float(np.median(times["pytorch eager fp32"]))
+    eager = float(np.median(times[f"colorizer {size}² pytorch eager fp32"]))
+    result = {"size": size, "threads": threads, "rounds": rounds, "full_resolution": list(full),
+              "weights": "random (latency only; INT8 guard disabled)" if random else model_name,
+              "int8_guard": guard, "skipped": skipped, "results": {}}
     for name, v in times.items():
         q1, med, q3 = np.percentile(v, [25, 50, 75])
         result["results"][name] = {"median_ms": round(float(med), 2), "iqr_ms": round(float(q3 - q1), 2),
-                                   "min_ms": round(float(min(v)), 2), "vs_eager": round(eager / float(med), 2)}
+                                   "min_ms": round(float(min(v)), 2),
+                                   "vs_eager": round(eager / float(med), 2) if name.startswith("colorizer") else None}
     return result
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+
+
+def _photos(rng, full: tuple[int, int]) -> list[np.ndarray]:
+    """Two fixture photos at the full resolution (the image, the reference)."""
+    from PIL import Image
+
+    from benchmarks.latency import fixture_photos
+
+    paths = fixture_photos()
+    return [np.asarray(Image.open(p).convert("RGB").resize(full, Image.BICUBIC)) for p in paths[:2]]
 
 
 def main(argv=None) -> int:
@@ -76,13 +134,24 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--model", default="color2embed-r18", help="shipped model or checkpoint (default color2embed-r18)")
+    p.add_argument("--random", action="store_true", help="random weights: the architecture's latency only")
+    p.add_argument("--full", default="1920x1080", metavar="WxH", help="end-to-end photo size (default 1920x1080)")
+    p.add_argument("--backends", default="onnxruntime,openvino")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    res = measure(a.size, a.threads, a.rounds)
-    print(f"| Color2Embed colorizer {a.size}² ({a.threads} threads) | median ms | IQR | min | vs eager |")
+    w, h = (int(v) for v in a.full.lower().split("x"))
+    res = measure(a.size, a.threads, a.rounds, model_name=a.model, random=a.random, full=(w, h),
+                  backends=tuple(b for b in a.backends.split(",") if b))
+    print(f"| Color2Embed ({res['weights']}), {a.threads} threads | median ms | IQR | min | vs eager |")
     print("|---|---|---|---|---|")
     for name, r in res["results"].items():
-        print(f"| {name} | {r['median_ms']} | {r['iqr_ms']} | {r['min_ms']} | {r['vs_eager']}× |")
+        ve = f"{r['vs_eager']}×" if r["vs_eager"] else "–"
+        print(f"| {name} | {r['median_ms']} | {r['iqr_ms']} | {r['min_ms']} | {ve} |")
+    for name, line in res["int8_guard"].items():
+        print(f"guard {name}: {line}")
+    for name, why in res["skipped"].items():
+        print(f"skipped {name}: {why}")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
     return 0

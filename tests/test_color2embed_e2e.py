@@ -260,3 +260,34 @@ def test_train_cli_options_checked(tmp_path, capsys):
     assert "Color2Embed models only" in capsys.readouterr().err
     assert main(["train", "--model", "color2embed-r18", "-o", str(tmp_path / "r"), "--size", "60"]) == 1
     assert "multiple of 16" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- latency benchmark
+
+def test_latency_benchmark_measures_every_case(engines, monkeypatch):
+    """benchmarks.color2embed_latency on the tiny checkpoint: eager, both backends' FP32, INT8 through the
+    real guard (kept or reported as skipped with the guard's reason), the encoder and full-resolution e2e."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from benchmarks import color2embed_latency as lat
+    from quantization import cli as qcli
+
+    real = qcli.quantize
+    monkeypatch.setattr(qcli, "quantize", lambda *a, **k: real(*a, **{**k, "calib_dir": PHOTOS, "calib_size": 4,
+                                                                       "guard_images": 4}))
+    prev = torch.get_num_threads()
+    try:
+        res = lat.measure(size=SIZE, threads=1, rounds=2, warmup=1, model_name=str(engines[0].parent / "tiny-c2e.safetensors"),
+                          full=(160, 120))
+    finally:
+        torch.set_num_threads(prev)
+    r = res["results"]
+    for key in (f"colorizer {SIZE}² pytorch eager fp32", f"colorizer {SIZE}² onnxruntime fp32",
+                f"colorizer {SIZE}² openvino fp32", f"encoder {SIZE}² onnxruntime fp32 (once per reference)",
+                "end to end 160x120 onnxruntime fp32"):
+        assert r[key]["median_ms"] > 0, key
+    for backend in ("onnxruntime", "openvino"):
+        name = f"{backend} int8"
+        assert (name in res["int8_guard"]) != (name in res["skipped"])
+        assert (f"colorizer {SIZE}² {name}" in r) == (name in res["int8_guard"])
+    assert res["weights"].endswith("tiny-c2e.safetensors")
