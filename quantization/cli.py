@@ -58,7 +58,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-mean-ab-err", type=float, default=None, metavar="AB",
                    help="limit on mean |Δab| against the parent (default 3 int8, 1 fp16/bf16)")
     p.add_argument("--ov-route", default=None, choices=["nncf", "qdq"],
-                   help="OpenVINO INT8: NNCF, or the ONNX Runtime Q/DQ graph read by OpenVINO (default: measured best; qdq for A-ColViT)")
+                   help="OpenVINO INT8: NNCF on the IR, or the Q/DQ ONNX (--qdq-tool) read by OpenVINO "
+                        "(default: nncf for iColoriT, qdq for A-ColViT)")
     p.add_argument("--ov-float-precision", default="f32", choices=["f32", "bf16"],
                    help="OpenVINO INT8: precision of the ops left unquantized (recorded in the IR; the guard "
                         "evaluates at it). bf16 needs AVX512-BF16/AMX")

@@ -327,3 +327,14 @@ def test_guard_refuses_nan_outputs_that_psnr_cannot_see():
     assert rep.nonfinite_outputs > 0 and np.isfinite(rep.delta[10])
     with pytest.raises(guard.GuardError, match="NaN"):
         guard.enforce(rep, 0.1, "test", max_mean_ab=3.0)
+
+
+def test_qdq_tool_and_method_conflicts_refused(icolorit_onnx, tmp_path, capsys):
+    out = tmp_path / "q.onnx"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--qdq-tool", "nncf", "--method", "entropy",
+                  *COMMON, "-o", out) == 1
+    assert "--qdq-tool onnxruntime" in capsys.readouterr().err
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "tensorrt", "--qdq-tool", "nncf",
+                  *COMMON, "-o", out) == 1
+    assert "zero point 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -84,3 +84,34 @@ def test_shipped_model_reproduces_its_card(name, val):
         # the card's kept ratio is measured over hint counts {0,...,50}; at k=10 it must be close
         assert abs(kept - card["metrics"]["gates"]["kept_ratio"]) < 0.1
         assert 0.0 < kept < 1.0
+
+
+# ----------------------------------------------------------------------------- Color2Embed
+
+C2E = "color2embed-r18"
+
+
+def test_color2embed_card_is_complete_and_sane():
+    path = WEIGHTS_DIR / f"{C2E}.json"
+    if not path.is_file():
+        pytest.fail(f"{C2E} is not shipped")
+    card = json.loads(path.read_text())
+    assert card["architecture"] == "color2embed" and len(card["data"]["manifest_sha256"]) == 64
+    assert "no pretrained backbone" in card["training"]["perceptual_loss"]
+    assert "256" in card["metrics"]["by_size"]
+    for size, m in card["metrics"]["by_size"].items():
+        # the own (TPS-warped) reference must beat the gray baseline; colours from another photo need not
+        assert m["psnr"]["tps"] > m["gray_baseline_psnr"], (size, m)
+        assert 0.0 < m["cosine"]["tps"] <= 1.0
+
+
+@pytest.mark.slow
+def test_color2embed_reproduces_its_card(val):
+    from training.color2embed_train import C2EValidator
+
+    model, card = load_model(C2E, with_card=True)
+    torch.set_num_threads(2)
+    size = int(card["training"]["resolution"])
+    measured = C2EValidator(size).evaluate(model, torch.device("cpu"))
+    for ref in ("tps", "other"):
+        assert abs(measured["psnr"][ref] - card["metrics"]["val_psnr"][ref]) <= PSNR_TOLERANCE_DB, (ref, measured)
