@@ -173,16 +173,21 @@ class RunResult:
 
 def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: str = "shuffle", seed: int = 0,
               clock: Callable[[], float] = time.perf_counter, gap_s: float = 0.0, progress: bool = False,
-              log: Callable[[str], None] | None = None) -> RunResult:
+              log: Callable[[str], None] | None = None, burst: int = 1) -> RunResult:
     """Set up, warm up, then time every case round-robin (see the module docstring).
 
     ``clock`` returns seconds (tests pass a fake one). ``gap_s`` sleeps between calls so that the
     spinning worker threads of one engine back off before the next engine runs.
+    ``burst`` > 1: each turn of a case is ``burst`` consecutive calls; the first is untimed (it
+    reloads the weights the other engines pushed out of the caches) and the others are timed: the
+    steady state of an application that runs one engine over and over, still interleaved.
     A case whose setup raises is skipped with the reason; one that fails while timed is dropped
     from the rest of the run and reported as skipped (its samples are discarded).
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
+    if burst < 1:
+        raise ValueError("burst must be at least 1")
     skipped: list[dict] = []
     active: list[tuple[Case, Timed]] = []
     for c in cases:
@@ -214,6 +219,14 @@ def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: s
                    dynamic_ncols=True)
 
     def one(i: int, timed: bool) -> None:
+        if burst > 1:
+            call(i, False)
+            for _ in range(burst - 1):
+                call(i, timed)
+        else:
+            call(i, timed)
+
+    def call(i: int, timed: bool) -> None:
         if i in failed:
             return
         t = active[i][1]
@@ -993,6 +1006,9 @@ def register(sub) -> None:
     p.add_argument("--order", choices=("shuffle", "rotate", "fixed"), default="shuffle",
                    help="order of the cases within a round (default shuffle, seeded)")
     p.add_argument("--seed", type=int, default=0, help="seed of the order and of random-weight models")
+    p.add_argument("--burst", type=int, default=1, metavar="N",
+                   help="calls per case per round: the first untimed (it reloads what the other engines evicted "
+                        "from the caches), the rest timed: warm-cache steady state, still interleaved (default 1)")
     p.add_argument("--gap-ms", type=float, default=2.0,
                    help="pause between calls so thread pools stop spinning (default 2 ms, untimed)")
     p.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, metavar="DIR",
@@ -1044,12 +1060,13 @@ def run_command(args) -> int:
             log(f"latency: {m}: {RANDOM_FLAG}")
     if not torch_available():
         notes.append("torch is not installed: no PyTorch eager reference; speedup_vs_eager is null")
-    log(f"latency: {len(cases)} cases, {args.warmup} warm-up + {args.rounds} timed rounds, order {args.order}")
+    log(f"latency: {len(cases)} cases, {args.warmup} warm-up + {args.rounds} timed rounds, order {args.order}"
+        + (f", bursts of {args.burst} (first untimed)" if args.burst > 1 else ""))
     run = run_cases(cases, rounds=args.rounds, warmup=args.warmup, order=args.order, seed=args.seed,
-                    gap_s=args.gap_ms / 1e3, progress=not args.no_progress, log=log)
+                    gap_s=args.gap_ms / 1e3, progress=not args.no_progress, log=log, burst=args.burst)
     envmod.finish(env)
     config = {k: getattr(args, k) for k in ("models", "backends", "precisions", "threads", "modes", "gates",
-                                            "gate_modes", "rounds", "warmup", "batch", "order", "seed", "gap_ms",
+                                            "gate_modes", "rounds", "warmup", "batch", "order", "seed", "gap_ms", "burst",
                                             "artifacts")}
     doc = result_document(run, env, config, notes, weights)
     for n in notes:

@@ -50,6 +50,20 @@ def test_round_robin_calls_every_case_once_per_round():
     assert [r["runs"] for r in run.results] == [7] * 5
 
 
+def test_burst_times_the_warm_calls_only():
+    """--burst 3: each turn of a case is three consecutive calls; the first (cold: 50 ms) is untimed."""
+    clock, log = FakeClock(), []
+    cases = [fake_case(clock, log, f"m{i}", durations=(50.0, 10.0, 10.0)) for i in range(2)]
+    run = latency.run_cases(cases, rounds=4, warmup=1, clock=clock, burst=3)
+    assert len(log) == 2 * 3 * (4 + 1)
+    names = [c[0] for c in log]
+    assert all(len(set(names[j:j + 3])) == 1 for j in range(0, len(names), 3))  # bursts are consecutive
+    assert [r["runs"] for r in run.results] == [8, 8]
+    assert all(r["median_ms"] == pytest.approx(10.0) and r["min_ms"] == pytest.approx(10.0) for r in run.results)
+    with pytest.raises(ValueError, match="burst"):
+        latency.run_cases(cases, rounds=1, burst=0, clock=clock)
+
+
 @pytest.mark.parametrize("order", ["shuffle", "rotate", "fixed"])
 def test_round_orders_are_permutations(order):
     orders = latency.round_orders(6, 20, order, seed=1)
