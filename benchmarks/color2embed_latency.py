@@ -16,6 +16,7 @@ reference embedding -> full-resolution RGB (resize to ``size``, model, ab upsamp
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -80,7 +81,7 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
     sessions = {}
     for (backend, prec), path in artifacts.items():
         be = open_backend(path, backend, threads=threads)
-        cases[f"colorizer {size}² {backend} {prec}"] = (lambda b: lambda: b.infer({"l_n": l_n, "emb": emb}))(be)
+        cases[f"colorizer {size}² {backend} {prec}"] = functools.partial(be.infer, {"l_n": l_n, "emb": emb})
         if backend == "onnxruntime" or prec == "int8":
             ex = ExemplarColorizer(open_backend(enc_path, "onnxruntime", threads=threads), be, size=size)
             sessions[f"end to end {full[0]}x{full[1]} {backend} {prec}"] = ex

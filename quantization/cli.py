@@ -190,8 +190,12 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
                 elif qdq_tool == "nncf":
                     import onnx
 
-                    from quantization.onnx_int8 import (DEFAULT_FLOAT_ROLES, excluded_nodes, quantize_model_nncf,
-                                                         unquantized_op_types)
+                    from quantization.onnx_int8 import (
+                        DEFAULT_FLOAT_ROLES,
+                        excluded_nodes,
+                        quantize_model_nncf,
+                        unquantized_op_types,
+                    )
 
                     proto = onnx.load(str(src))
                     recipe = quantize_model_nncf(proto, qdq, [calib.feed(i) for i in range(len(calib))],

@@ -169,13 +169,31 @@ def test_cli_colorize_reference_errors(engines, tmp_path, capsys):
                str(engines[0]), "-o", str(out)])
     assert rc == 1 and "does not exist" in capsys.readouterr().err and not out.exists()
     assert main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "-o", str(out)]) == 1
-    assert "--engine" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--engine" in err and "--model color2embed-r18" in err
+    assert main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--model", "no-such-model", "-o", str(out)]) == 1
+    assert "no shipped model 'no-such-model'" in capsys.readouterr().err
     rc = main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--engine", str(engines[0]), "-o", str(out),
                "--size", "50"])
     assert rc == 1 and "multiple of 16" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--hints", "[]", "-o", str(out)])
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, capsys):
+    """--model color2embed-r18: exported once into the engine cache (parity-checked), then reused."""
+    monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out.png"
+    argv = ["colorize", str(IMAGE), "--reference", str(REFERENCE), "--model", "color2embed-r18", "-o", str(out),
+            "--threads", "2"]
+    assert main(argv) == 0 and _load(out).shape == _load(IMAGE).shape
+    assert "first use" in capsys.readouterr().out
+    cached = sorted(p.name for p in (tmp_path / "cache" / "engines").iterdir())
+    assert len(cached) == 2 and cached[0].endswith("-colorizer.onnx") and cached[1].endswith("-encoder.onnx")
+    out.unlink()
+    assert main(argv) == 0 and out.is_file() and "first use" not in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- quantization

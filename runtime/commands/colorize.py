@@ -71,7 +71,7 @@ def resolve_model(name: str) -> Path:
 
     from runtime.errors import MissingExtraError
 
-    weights, digest = _shipped_weights(name)
+    _, digest = _shipped_weights(name)
     prebuilt = WEIGHTS_DIR / f"{name}.onnx"
     if prebuilt.is_file():
         import onnxruntime as ort
