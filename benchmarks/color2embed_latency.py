@@ -46,7 +46,7 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
     from export.color2embed_export import export_color2embed
     from models.registry import create_model
     from runtime.backends import open_backend
-    from runtime.exemplar import ExemplarColorizer
+    from runtime.exemplar import ExemplarColorizer, _resize
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -70,7 +70,7 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
             guard[f"{backend} int8"] = line
 
     rng = np.random.default_rng(seed)
-    photos = _photos(rng, full)
+    photos = _photos(full)
     l_n = rng.uniform(-0.5, 0.5, (1, 1, size, size)).astype(np.float32)
     enc = open_backend(enc_path, "onnxruntime", threads=threads)
     ref = photos[1]
@@ -113,13 +113,7 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
     return result
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-
-
-def _photos(rng, full: tuple[int, int]) -> list[np.ndarray]:
+def _photos(full: tuple[int, int]) -> list[np.ndarray]:
     """Two fixture photos at the full resolution (the image, the reference)."""
     from PIL import Image
 

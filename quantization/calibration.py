@@ -111,9 +111,9 @@ class CalibrationSet:
                          "training mask sampler, cell-mean ab", "crops": "CropSampler (RandomResizedCrop 224)"}
 
     # --------------------------------------------------------------- consumers
-    def ort_reader(self, input_name: str = "x", indices=None, desc: str = "calibrating"):
+    def ort_reader(self, indices=None, desc: str = "calibrating"):
         """A fresh ``onnxruntime.quantization.CalibrationDataReader`` over the set (or ``indices``)."""
-        return _OrtReader(self, input_name, indices, desc)
+        return FeedReader(self, indices, desc)
 
     def nncf_dataset(self):
         import nncf
@@ -127,9 +127,11 @@ def _reader_base():
     return CalibrationDataReader
 
 
-class _OrtReader(_reader_base()):
-    def __init__(self, calib: CalibrationSet, input_name: str, indices, desc: str):
-        self.calib, self.input_name, self.desc = calib, input_name, desc
+class FeedReader(_reader_base()):
+    """Calibration reader over any calibration set with ``feed(i)`` (iColoriT's and Color2Embed's)."""
+
+    def __init__(self, calib, indices, desc: str):
+        self.calib, self.desc = calib, desc
         self.indices = list(range(len(calib))) if indices is None else list(indices)
         self.rewind()
 
@@ -138,7 +140,7 @@ class _OrtReader(_reader_base()):
 
     def get_next(self):
         i = next(self._it, None)
-        return None if i is None else {self.input_name: self.calib[i]}
+        return None if i is None else self.calib.feed(i)
 
     def __len__(self):
         return len(self.indices)

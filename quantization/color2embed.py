@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantization.calibration import DEFAULT_SEED, DEFAULT_SIZE, _progress, _reader_base, load_photo_dir
+from quantization.calibration import DEFAULT_SEED, DEFAULT_SIZE, FeedReader, _progress, load_photo_dir
 from quantization.guard import GuardReport, guard_images, ort_session
 from runtime.color import AB_NORM, rgb_to_lab_n
 from runtime.errors import TinctError
@@ -111,30 +111,13 @@ class C2ECalibrationSet:
                 "inputs": f"l_n of CropSampler crops ({self.crop}x{self.crop}); emb = FP32 encoder of the crop "
                           "warped by training.tps.random_reference (TPS 6 points +-0.25, rotation, flip, noise)"}
 
-    def ort_reader(self, input_name=None, indices=None, desc: str = "calibrating"):
-        return _Reader(self, indices, desc)
+    def ort_reader(self, indices=None, desc: str = "calibrating"):
+        return FeedReader(self, indices, desc)
 
     def nncf_dataset(self):
         import nncf
 
         return nncf.Dataset(self)
-
-
-class _Reader(_reader_base()):
-    def __init__(self, calib: C2ECalibrationSet, indices, desc: str):
-        self.calib, self.desc = calib, desc
-        self.indices = list(range(len(calib))) if indices is None else list(indices)
-        self.rewind()
-
-    def rewind(self):
-        self._it = iter(_progress(self.indices, len(self.indices), self.desc, self.calib.progress))
-
-    def get_next(self):
-        i = next(self._it, None)
-        return None if i is None else self.calib[i]
-
-    def __len__(self):
-        return len(self.indices)
 
 
 # ----------------------------------------------------------------------------- guard
@@ -147,18 +130,11 @@ class Predictor:
         if self.path.suffix.lower() == ".onnx":
             self.sess = ort_session(self.path, threads)
             self._run = lambda feed: self.sess.run(["ab"], feed)[0]
-        else:
-            import openvino as ov
+        else:  # exactly as the runtime runs it (recorded inference precision), as quantization.guard does
+            from runtime.backends.openvino_backend import OpenVINOBackend
 
-            from runtime.backends.openvino_backend import read_ir_props
-
-            core = ov.Core()
-            model = core.read_model(str(self.path))
-            hint = read_ir_props(model)[1].get("inference_precision", "f32")
-            compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint,
-                                                         "INFERENCE_NUM_THREADS": threads})
-            req = compiled.create_infer_request()
-            self._run = lambda feed: np.array(next(iter(req.infer(feed).values())))  # one output: ab
+            backend = OpenVINOBackend.load(self.path, threads=threads)
+            self._run = lambda feed: backend.infer(feed)["ab"]
 
     def __call__(self, l_n: np.ndarray, emb: np.ndarray) -> np.ndarray:
         return np.asarray(self._run({"l_n": np.ascontiguousarray(l_n, np.float32),
@@ -200,7 +176,7 @@ def compare(parent, child, encoder, images: np.ndarray, where: str = "") -> C2EG
 
 
 def evaluate(parent_path, child_path, encoder_path, threads: int = 1, limit: int | None = None) -> C2EGuardReport:
-    names, images, where = guard_images(limit)
+    _, images, where = guard_images(limit)
     if len(images) < 2:
         raise TinctError("the Color2Embed guard needs at least 2 images")
     if images.shape[1:3] != (SIZE, SIZE):

@@ -21,6 +21,22 @@ from runtime.errors import TinctError
 from training.train import CARD_HINT_COUNTS, Validator
 
 
+def _fp16_rounded(src: Path):
+    """The model at ``src`` with every parameter rounded through FP16 (what FP16 storage would give)."""
+    rounded = load_model(src)
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.half().float())
+    return rounded
+
+
+def _strip_run_fields(card: dict, name: str) -> None:
+    """Drop what save_model re-derives for the shipped file, and name the card."""
+    for k in ("source_path", "source_sha256", "weights_sha256", "weights_dtype", "architecture", "config"):
+        card.pop(k, None)
+    card["name"] = name
+
+
 def ship(run_dir: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, max_drop_db: float = 0.01,
          cache=None) -> Path:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -32,19 +48,13 @@ def ship(run_dir: str | Path, name: str, out_dir: str | Path = WEIGHTS_DIR, max_
         return _ship_color2embed(model, card, src, name, out_dir, max_drop_db, cache)
     validator = Validator(cache)
     fp32 = validator.evaluate(model, CARD_HINT_COUNTS, torch.device("cpu"))
-    rounded = load_model(src)
-    with torch.no_grad():
-        for p in rounded.parameters():
-            p.copy_(p.half().float())
-    fp16 = validator.evaluate(rounded, CARD_HINT_COUNTS, torch.device("cpu"))
+    fp16 = validator.evaluate(_fp16_rounded(src), CARD_HINT_COUNTS, torch.device("cpu"))
     drops = {k: fp32["psnr"][k] - fp16["psnr"][k] for k in fp32["psnr"]}
     use_fp16 = max(abs(d) for d in drops.values()) <= max_drop_db
     if fp32["gates"] and fp16["gates"]:
         use_fp16 = use_fp16 and fp32["gates"]["kept_ratio"] == fp16["gates"]["kept_ratio"]
     shipped = fp16 if use_fp16 else fp32
-    for k in ("source_path", "source_sha256", "weights_sha256", "weights_dtype", "architecture", "config"):
-        card.pop(k, None)
-    card["name"] = name
+    _strip_run_fields(card, name)
     card["metrics"]["val_psnr"] = shipped["psnr"]
     if shipped["gates"]:
         card["metrics"]["gates"] = shipped["gates"]
@@ -75,10 +85,7 @@ def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, ma
 
     train_size = int(card["training"]["resolution"])
     sizes = sorted({train_size, *C2E_EVAL_SIZES})
-    rounded = load_model(src)
-    with torch.no_grad():
-        for p in rounded.parameters():
-            p.copy_(p.half().float())
+    rounded = _fp16_rounded(src)
     from runtime.evaluation import gray_baseline_psnr
 
     fp32, fp16, gray = {}, {}, {}
@@ -91,9 +98,7 @@ def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, ma
     worst = max(abs(d) for d in drops)
     use_fp16 = worst <= max_drop_db
     shipped = fp16 if use_fp16 else fp32
-    for k in ("source_path", "source_sha256", "weights_sha256", "weights_dtype", "architecture", "config"):
-        card.pop(k, None)
-    card["name"] = name
+    _strip_run_fields(card, name)
     card["metrics"] = {
         **card["metrics"],
         "training_run_val": {"val_psnr": card["metrics"].get("val_psnr"), "embedding_cosine": card["metrics"].get("embedding_cosine"),
