@@ -18,6 +18,12 @@ route through ``If`` produced wrong outputs whenever a gate was off (shared/fact
    Measured on acolvit-tiny-0.5 / 0.3 (72 validation images): NNCF branches lose 0.014 / 0.018 dB
    PSNR@10 (gate agreement 99.81 / 99.92 %), ``quantize_static`` branches 0.061 / 0.076 dB; same
    ONNX Runtime speed, and OpenVINO runs the NNCF graph about 12 % faster.
+   With NNCF, the attention core (q·kᵀ and attn·v, the activation x activation MatMuls) stays float
+   inside the branches (:data:`BRANCH_FLOAT_ROLES`): OpenVINO 2026.4 fuses an INT8 attention core
+   into one kernel at the top level of a graph but not inside an ``If`` body, where it ran slower
+   than in bf16 (A-ColViT-T-0.5, 1 thread, bf16 float ops, same run: 6.31 -> 5.73 ms with the core
+   float; a static graph runs the same at 4.51 / 4.49 ms either way). Guard, 72 validation images:
+   acolvit-tiny-0.5 / 0.3 lose 0.012 / 0.025 dB PSNR@10 (gate agreement 99.79 / 99.94 %).
 
 The result still has all its ``If`` nodes. ONNX Runtime 1.31.1 aborts on such graphs unless the
 session disables ``QDQPropagationTransformer``; OpenVINO reads them correctly.
@@ -35,7 +41,13 @@ import onnx
 from onnx import helper
 
 from quantization.calibration import ArrayReader
-from quantization.onnx_int8 import DEFAULT_FLOAT_ROLES, DEFAULT_QUANTIZE_OPS, quantize_model, quantize_model_nncf
+from quantization.onnx_int8 import (
+    DEFAULT_FLOAT_ROLES,
+    DEFAULT_QUANTIZE_OPS,
+    excluded_nodes,
+    quantize_model,
+    quantize_model_nncf,
+)
 from runtime.artifact import count_if_nodes
 
 DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
@@ -187,6 +199,8 @@ def splice(node, quantized: onnx.ModelProto, output_names: Sequence[str]) -> Non
 
 
 BRANCH_TOOLS = ("onnxruntime", "nncf")
+# node roles (quantization.onnx_int8.ROLES) kept float inside every then-branch, per branch tool
+BRANCH_FLOAT_ROLES = {"nncf": ("attn_matmul",), "onnxruntime": ()}
 
 
 def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method: str = "minmax",
@@ -218,10 +232,12 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
             sub = standalone_branch(model, node, f[0])
             outs = [o.name for o in sub.graph.output]
             if branch_tool == "nncf":
-                branch_info = quantize_model_nncf(sub, tmp / f"b{k}.onnx", f)
+                branch_info = quantize_model_nncf(sub, tmp / f"b{k}.onnx", f,
+                                                  ignored_names=excluded_nodes(sub, BRANCH_FLOAT_ROLES["nncf"]))
             else:
                 branch_info = quantize_model(sub, tmp / f"b{k}.onnx", ArrayReader(f), method=method,
-                                             quantize_ops=quantize_ops, float_roles=(), per_channel=per_channel,
+                                             quantize_ops=quantize_ops, float_roles=BRANCH_FLOAT_ROLES["onnxruntime"],
+                                             per_channel=per_channel,
                                              symmetric_activations=symmetric_activations)
             splice(by_name[node.name], onnx.load(str(tmp / f"b{k}.onnx")), outs)
             ran = int(sum(conds[node.name]))
@@ -233,7 +249,8 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
     cond_rate = [float(np.mean(conds[n.name])) for n in if_nodes(model)]
     return {**top_info, "float_roles": list(TOP_FLOAT_ROLES) + ["Sigmoid/Greater gate conditions"],
             "if_nodes": n_if, "per_branch": "each then-branch quantized separately under the real gates",
-            "branch_quantizer": {k: v for k, v in branch_info.items() if k != "float_ops"},
+            "branch_quantizer": {k: v for k, v in branch_info.items() if k not in ("float_ops", "ignored_names")},
+            "branch_float_roles": list(BRANCH_FLOAT_ROLES[branch_tool]),
             "branch_calibration_samples": branch_samples,
             "branch_run_rate_fp32": [round(r, 3) for r in cond_rate],
             "ort_session_needs": {"disabled_optimizers": DISABLED_OPTIMIZERS}}

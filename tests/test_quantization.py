@@ -243,7 +243,75 @@ def test_acolvit_openvino_int8_via_qdq(acolvit_onnx, tmp_path):
 
     ops = [op.get_type_name() for op in ov.Core().read_model(str(out)).get_ordered_ops()]
     assert ops.count("If") == 4
+    # the attention core (q.k^T, attn.v) stays float inside the branches on this route
+    assert extra["quantization"]["branch_float_roles"] == ["attn_matmul"]
     _run_runtime(out)
+    _check_batch1_select_fold(out)
+
+
+def _check_batch1_select_fold(xml: Path) -> None:
+    """The OpenVINO backend drops the per-sample Where of every then-branch at batch 1: exact (the
+    same values), batches still get per-sample decisions, and nothing else is touched."""
+    import openvino as ov
+
+    from runtime.backends import open_backend
+    from runtime.backends import openvino_backend as ovb
+
+    model = ov.Core().read_model(str(xml))
+    assert ovb.fold_batch1_selects(ovb._with_batch(model, 1)) == 4  # one per then-branch
+    assert ovb.fold_batch1_selects(ovb._with_batch(model, 2)) == 4  # (the backend folds batch 1 only)
+    with open_backend(xml, threads=1) as b:
+        assert b.describe()["batch1_folded_selects"] == 4
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.5, 1, (2, 4, 224, 224)).astype(np.float32)
+    x[:, 3] = (x[:, 3] > 0.99).astype(np.float32)  # a sparse hint mask
+    with open_backend(xml, threads=1) as folded:
+        one = [folded.infer({"x": x[i:i + 1]})["ab"] for i in range(2)]
+        two = folded.infer({"x": x})["ab"]  # batch 2: compiled unfolded
+    original = ovb.fold_batch1_selects
+    try:
+        ovb.fold_batch1_selects = lambda m: 0
+        with open_backend(xml, threads=1) as plain:
+            ref = [plain.infer({"x": x[i:i + 1]})["ab"] for i in range(2)]
+    finally:
+        ovb.fold_batch1_selects = original
+    for a, b in zip(one, ref):
+        assert np.array_equal(a, b)
+    assert np.abs(two - np.concatenate(one)).max() <= 1e-4
+
+
+def test_nncf_branches_keep_attention_core_float(acolvit_onnx, tmp_path):
+    """quantize_conditional with NNCF in the branches: Q/DQ around the weight MatMuls of every
+    branch, none feeding the activation x activation MatMuls (q.k^T, attn.v)."""
+    pytest.importorskip("nncf")
+    from quantization.calibration import CalibrationSet
+    from quantization.conditional import if_nodes, quantize_conditional
+
+    calib = CalibrationSet.from_source(FIXTURES, 6, 0)
+    out = tmp_path / "c.onnx"
+    recipe = quantize_conditional(acolvit_onnx, out, calib, branch_tool="nncf")
+    assert recipe["branch_float_roles"] == ["attn_matmul"]
+    attn_core = weight_mm = 0
+    for node in if_nodes(onnx.load(str(out))):
+        body = next(a.g for a in node.attribute if a.name == "then_branch")
+        inits = {i.name for i in body.initializer}
+        dq = {o for n in body.node if n.op_type == "DequantizeLinear" for o in n.output}
+        for n in body.node:
+            if n.op_type != "MatMul":
+                continue
+            fed = [i in dq for i in n.input]
+            if any(i in inits or i in dq and _reads_weight(body, i, inits) for i in n.input):
+                weight_mm += 1
+                assert all(fed), n.name
+            else:
+                attn_core += 1
+                assert not any(fed), n.name
+    assert attn_core == 4 and weight_mm == 8  # 2 blocks: (2 core + 2 weight) attention, 2 weight MLP each
+
+
+def _reads_weight(body, name: str, inits: set) -> bool:
+    producer = next((n for n in body.node if name in n.output), None)
+    return producer is not None and producer.op_type == "DequantizeLinear" and producer.input[0] in inits
 
 
 def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, tmp_path, capsys):
