@@ -58,8 +58,6 @@ def if_nodes(model: onnx.ModelProto) -> list:
     return [n for n in model.graph.node if n.op_type == "If"]
 
 
-
-
 def _branch(node, name: str) -> onnx.GraphProto:
     return next(a.g for a in node.attribute if a.name == name)
 
@@ -227,18 +225,18 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
         if len(by_name) != n_if:
             raise RuntimeError(f"top-level quantization changed the If nodes ({n_if} -> {len(by_name)})")
         branch_samples, branch_info = [], {}
+        float_roles = BRANCH_FLOAT_ROLES[branch_tool]
         for k, node in enumerate(if_nodes(model)):
             f = feeds[node.name]
             sub = standalone_branch(model, node, f[0])
             outs = [o.name for o in sub.graph.output]
             if branch_tool == "nncf":
                 branch_info = quantize_model_nncf(sub, tmp / f"b{k}.onnx", f,
-                                                  ignored_names=excluded_nodes(sub, BRANCH_FLOAT_ROLES["nncf"]))
+                                                  ignored_names=excluded_nodes(sub, float_roles))
             else:
                 branch_info = quantize_model(sub, tmp / f"b{k}.onnx", ArrayReader(f), method=method,
-                                             quantize_ops=quantize_ops, float_roles=BRANCH_FLOAT_ROLES["onnxruntime"],
-                                             per_channel=per_channel,
-                                             symmetric_activations=symmetric_activations)
+                                             quantize_ops=quantize_ops, float_roles=float_roles,
+                                             per_channel=per_channel, symmetric_activations=symmetric_activations)
             splice(by_name[node.name], onnx.load(str(tmp / f"b{k}.onnx")), outs)
             ran = int(sum(conds[node.name]))
             branch_samples.append(ran if ran else f"0 (never ran; calibrated on all {len(f)})")
@@ -250,7 +248,7 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
     return {**top_info, "float_roles": list(TOP_FLOAT_ROLES) + ["Sigmoid/Greater gate conditions"],
             "if_nodes": n_if, "per_branch": "each then-branch quantized separately under the real gates",
             "branch_quantizer": {k: v for k, v in branch_info.items() if k not in ("float_ops", "ignored_names")},
-            "branch_float_roles": list(BRANCH_FLOAT_ROLES[branch_tool]),
+            "branch_float_roles": list(float_roles),
             "branch_calibration_samples": branch_samples,
             "branch_run_rate_fp32": [round(r, 3) for r in cond_rate],
             "ort_session_needs": {"disabled_optimizers": DISABLED_OPTIMIZERS}}

@@ -99,13 +99,9 @@ def _only_batch_dynamic(model) -> bool:
                                 for ps in shapes)
 
 
-def _with_batch(model, batch: int, per_sample_selects: bool = False):
-    """A clone of ``model`` with the batch fixed; at batch 1 the per-sample Selects of a dynamic
-    A-ColViT graph folded when ``per_sample_selects`` (see :func:`fold_batch1_selects`)."""
+def _with_batch(model, batch: int):
     m = model.clone()
     m.reshape({i: [batch] + [d.get_length() for d in list(i.get_partial_shape())[1:]] for i in m.inputs})
-    if batch == 1 and per_sample_selects:
-        m.set_rt_info(str(fold_batch1_selects(m)), ["tinct_folded_selects"])
     return m
 
 
@@ -161,16 +157,16 @@ class OpenVINOBackend(Backend):
     name = "openvino"
 
     MAX_BATCH_SHAPES = 4  # compiled batch sizes kept per backend
-    folded_selects = 0  # per-sample Where nodes removed by the batch-1 specialization
 
     def __init__(self, path, compiled, meta, build_info, device, precision, threads, ov_version,
-                 model=None, core=None, config=None, static_batch: int | None = None):
+                 model=None, core=None, config=None, static_batch: int | None = None, folded_selects: int = 0):
         self.path = path
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self._model, self._core, self._config = model, core, config
         self.static_batch = static_batch  # None: compiled with its dynamic shapes
-        self._by_batch = {static_batch: self.request} if static_batch else {}
+        self._by_batch = {static_batch: self.request} if static_batch else {}  # batch 1 is never evicted
+        self.folded_selects = folded_selects  # per-sample Where nodes removed by the batch-1 specialization
         self.meta = meta
         self.build_info = build_info
         self.device = device
@@ -218,14 +214,14 @@ class OpenVINOBackend(Backend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         static_batch = 1 if _only_batch_dynamic(model) else None
-        per_sample = meta.gating == "dynamic"  # tinct's If export: any-sample condition + per-sample Where
-        to_compile = _with_batch(model, 1, per_sample) if static_batch else model
+        to_compile, folded = model, 0
+        if static_batch:
+            to_compile = _with_batch(model, 1)
+            if meta.gating == "dynamic":  # tinct's If export: any-sample condition + per-sample Where
+                folded = fold_batch1_selects(to_compile)
         compiled = _compile(core, to_compile, device, config, path.name, hint)
-        backend = cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
-                      model=model, core=core, config=config, static_batch=static_batch)
-        if to_compile.has_rt_info(["tinct_folded_selects"]):
-            backend.folded_selects = int(to_compile.get_rt_info(["tinct_folded_selects"]).astype(str))
-        return backend
+        return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
+                   model=model, core=core, config=config, static_batch=static_batch, folded_selects=folded)
 
     def _request_for(self, inputs: dict[str, np.ndarray]):
         if not self.static_batch:
@@ -235,8 +231,7 @@ class OpenVINOBackend(Backend):
         if req is None:
             if len(self._by_batch) >= self.MAX_BATCH_SHAPES:
                 self._by_batch.pop(next(k for k in self._by_batch if k != self.static_batch))
-            compiled = _compile(self._core, _with_batch(self._model, batch, self.meta.gating == "dynamic"),
-                                self.device, self._config,
+            compiled = _compile(self._core, _with_batch(self._model, batch), self.device, self._config,
                                 self.path.name, self.precision)
             req = self._by_batch[batch] = compiled.create_infer_request()
         return req
