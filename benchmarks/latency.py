@@ -76,6 +76,18 @@ class SkipCase(Exception):
     """A case that cannot run here; the message says why (recorded in ``skipped``)."""
 
 
+class CaseFailed(Exception):
+    """A case that runs here but failed its fidelity check (recorded in ``failed``, never timed)."""
+
+
+# The fidelity check every engine case passes before it is timed: the guard's protocol and criteria
+# (quantization.guard: the validation split, or the fixture photos without the corpus; 1/10/50
+# hints) against ONNX Runtime FP32 of the same export. The whole split, because a subset is too
+# noisy for the BF16 budget: on 16 photos a correct OpenVINO BF16 engine measured ΔPSNR@10
+# 0.019-0.031 dB against 0.02. With the guard's protocol the verdict is the guard's own.
+FIDELITY_IMAGES: int | None = None
+
+
 # ----------------------------------------------------------------------------- cases and engine
 
 @dataclass
@@ -169,6 +181,7 @@ class RunResult:
     skipped: list[dict]
     schedule: list[list[int]]  # the round-robin order actually used (indices into the active cases)
     active: list[Case]
+    failed: list[dict] = field(default_factory=list)  # ran, but failed the fidelity check: not timed
 
 
 def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: str = "shuffle", seed: int = 0,
@@ -189,6 +202,7 @@ def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: s
     if burst < 1:
         raise ValueError("burst must be at least 1")
     skipped: list[dict] = []
+    failed_cases: list[dict] = []
     active: list[tuple[Case, Timed]] = []
     for c in cases:
         if c.skip:
@@ -200,6 +214,11 @@ def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: s
                 raise SkipCase("case has no setup")
         except SkipCase as exc:
             skipped.append({**c.base_entry(), "reason": _reason(exc)})
+            continue
+        except CaseFailed as exc:
+            failed_cases.append({**c.base_entry(), "reason": str(exc)})
+            if log:
+                log(f"latency: {c.label} {c.backend}/{c.precision}: FAILED {exc}")
             continue
         except Exception as exc:  # noqa: BLE001 - an engine that cannot build/load: report it, measure the rest
             skipped.append({**c.base_entry(), "reason": f"setup failed: {type(exc).__name__}: {_reason(exc)}"})
@@ -278,7 +297,7 @@ def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: s
             entry["images_per_s"] = c.batch * 1e3 / entry["median_ms"]
         results.append(entry)
     add_ratios(results)
-    return RunResult(results, skipped, schedule, [c for c, _ in active])
+    return RunResult(results, skipped, schedule, [c for c, _ in active], failed_cases)
 
 
 def _group(e: dict) -> tuple:
@@ -312,15 +331,40 @@ def add_ratios(results: list[dict]) -> list[dict]:
     return results
 
 
+def add_efficiency(results: list[dict], log: Callable[[str], None] | None = None) -> list[dict]:
+    """In place: ``peak_gmacs`` (this machine's matmul peak through the case's library, precision and
+    thread count; :mod:`benchmarks.peak`) and ``efficiency`` = MACs / (median x peak). Measured after
+    the timed rounds, so the microbenchmark never overlaps them."""
+    from benchmarks.peak import efficiency, peak_gmacs
+
+    for e in results:
+        if e.get("device", "cpu") != "cpu" or not e.get("macs"):
+            continue
+        try:
+            peak = peak_gmacs(e["backend"], e["precision"], int(e.get("threads") or 0))
+        except Exception as exc:  # noqa: BLE001 - a missing peak leaves efficiency null, never fails the run
+            if log:
+                log(f"latency: no matmul peak for {e['backend']}/{e['precision']}: {_reason(exc)}")
+            peak = None
+        per_image = e["macs"] * (e.get("batch") or 1)
+        e["peak_gmacs"] = None if peak is None else round(peak, 1)
+        e["efficiency"] = efficiency(per_image, e.get("median_ms"), peak)
+    return results
+
+
 # ----------------------------------------------------------------------------- output
 
 def _x(v) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
-def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = ()) -> str:
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.0f} %"
+
+
+def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = (), failed: Sequence[dict] = ()) -> str:
     head = ["model", "mode", "kept", "backend", "precision", "threads", "median ms ± IQR", "min ms", "n",
-            "vs eager", "vs ORT fp32", "img/s"]
+            "vs eager", "vs ORT fp32", "img/s", "efficiency", "ΔPSNR@10"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for e in results:
         kept = e.get("kept_ratio")
@@ -332,7 +376,15 @@ def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = ()) -> str
             "-" if e.get("threads") is None else e["threads"],
             f"{e['median_ms']:.2f} ± {e.get('iqr_ms', 0):.2f}", f"{e.get('min_ms', float('nan')):.2f}",
             e.get("runs", "-"), _x(e.get("speedup_vs_eager")), _x(e.get("speedup_vs_ort_fp32")),
-            "-" if ips is None else f"{ips:.1f}"]) + " |")
+            "-" if ips is None else f"{ips:.1f}", _pct(e.get("efficiency")),
+            "-" if (e.get("fidelity") or {}).get("delta_psnr10") is None
+            else f"{e['fidelity']['delta_psnr10']:+.3f}"]) + " |")
+    if failed:
+        lines += ["", "FAILED the fidelity check (not timed):", ""]
+        for f in failed:
+            what = " ".join(str(f.get(k)) for k in ("model", "backend", "precision") if f.get(k))
+            t = f.get("threads")
+            lines.append(f"- {what}{f' {t}t' if t is not None else ''}: {f['reason']}")
     if skipped:
         lines += ["", "Skipped (grouped by reason):", ""]
         by_reason: dict[str, list[str]] = {}
@@ -348,7 +400,8 @@ def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = ()) -> str
 def result_document(run: RunResult, environment: dict, config: dict, notes: Sequence[str] = (),
                     weights: dict | None = None) -> dict:
     return {"schema": SCHEMA, "kind": "latency", "environment": environment, "config": config,
-            "weights": weights or {}, "notes": list(notes), "results": run.results, "skipped": run.skipped}
+            "weights": weights or {}, "notes": list(notes), "results": run.results, "skipped": run.skipped,
+            "failed": run.failed}
 
 
 def write_json(doc: dict, path: str | Path) -> Path:
@@ -474,6 +527,33 @@ class ModelStore:
         self.log = log or (lambda s: None)
         self._models: dict[str, tuple] = {}
         self._files: dict[tuple, Path] = {}
+        self._fidelity: dict[tuple, dict] = {}
+        self._references: dict[str, object] = {}
+        self._macs: dict[str, object] = {}
+
+    # -- fidelity (every engine case, before it is timed)
+    def fidelity(self, src: Path, artifact: Path, backend: str, precision: str, run_x: Callable, model: str) -> dict:
+        """The guard's criteria for ``run_x`` against ONNX Runtime FP32 of ``src`` on a quick subset;
+        raises :class:`CaseFailed` with the reason, else returns the measurements (cached per artifact)."""
+        key = (str(artifact), backend, precision)
+        if key not in self._fidelity:
+            self._fidelity[key] = fidelity_check(src, run_x, precision, self._references,
+                                                 random_weights=self.weights_label(model) == RANDOM_FLAG)
+        rec = self._fidelity[key]
+        if rec["verdict"] != "passed":
+            raise CaseFailed(rec["reason"])
+        return rec
+
+    def macs(self, src: Path):
+        """:class:`benchmarks.macs.MacCount` of an FP32 export (None without onnx)."""
+        if str(src) not in self._macs:
+            try:
+                from benchmarks.macs import count_macs
+
+                self._macs[str(src)] = count_macs(src)
+            except ImportError:
+                self._macs[str(src)] = None
+        return self._macs[str(src)]
 
     # -- PyTorch
     def weights_path(self, name: str) -> Path | None:
@@ -597,6 +677,12 @@ class ModelStore:
         except TypeError as exc:
             raise SkipCase(f"quantization API differs from what the latency suite expects ({_reason(exc)})") \
                 from None
+        except Exception as exc:
+            from quantization.guard import GuardError
+
+            if isinstance(exc, GuardError):  # the artifact exists only if it works: report, never time
+                raise CaseFailed(f"tinct quantize's guard refused it on this CPU: {_reason(exc)}") from None
+            raise
         if isinstance(produced, tuple):  # (path, guard report)
             produced = produced[0]
         produced = Path(produced) if produced else out
@@ -619,6 +705,52 @@ class ModelStore:
             build_openvino(src, out, precision="int8" if _onnx_precision(src) == "int8" else "fp32", check=False)
         self._files[key] = out
         return out
+
+
+class _Memo:
+    """A predictor whose outputs are remembered per input (the reference runs once per export)."""
+
+    def __init__(self, fn):
+        self.fn, self.seen = fn, {}
+
+    def __call__(self, x):
+        import hashlib
+
+        key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)
+        if key not in self.seen:
+            self.seen[key] = self.fn(x)
+        return self.seen[key]
+
+
+def fidelity_check(src: Path, run_x: Callable, precision: str, references: dict | None = None,
+                   random_weights: bool = False, images: int = FIDELITY_IMAGES) -> dict:
+    """Compare an engine (``run_x``: x -> ab) with ONNX Runtime FP32 of ``src`` by the guard's
+    criteria for ``precision`` (finite outputs, mean |Δab|, ΔPSNR@10 budget) -> a record with
+    ``verdict`` passed/failed and, when failed, ``reason``. Random weights: no PSNR budget (their
+    PSNR means nothing), the other criteria hold."""
+    import numpy as np
+
+    from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
+
+    refs = references if references is not None else {}
+    if str(src) not in refs:
+        refs[str(src)] = _Memo(guard.Predictor(src, threads=1))
+    names, imgs, where = guard.guard_images(images)
+    base = "int8" if precision.startswith("int8") else precision
+    budget = float("inf") if random_weights else DEFAULT_BUDGET_DB[base]
+    max_ab = DEFAULT_MAX_MEAN_AB[base]
+    rep = guard.compare(refs[str(src)], lambda x: run_x(x), imgs, names, where)
+    d10 = rep.delta.get(10)
+    rec = {"images": f"{len(imgs)} ({where})", "hints": list(guard.GUARD_COUNTS), "reference": "ONNX Runtime FP32",
+           "delta_psnr10": None if d10 is None or not np.isfinite(d10) else round(float(d10), 4),
+           "mean_ab_err": round(float(rep.mean_ab_err), 5), "max_ab_err": round(float(rep.max_ab_err), 4),
+           "nonfinite_outputs": rep.nonfinite_outputs, "budget_db": budget, "max_mean_ab_err": max_ab}
+    try:
+        guard.enforce(rep, budget, f"{precision} engine", max_ab)
+    except guard.GuardError as exc:
+        reason = str(exc).split("; nothing written")[0].split(": ", 1)[-1]
+        return {**rec, "verdict": "failed", "reason": f"fidelity vs ONNX Runtime FP32 on {rec['images']}: {reason}"}
+    return {**rec, "verdict": "passed"}
 
 
 def _onnx_precision(path: Path) -> str:
@@ -680,6 +812,12 @@ class TorchRunner:
 def _own_kept(store: ModelStore, name: str, x: np.ndarray) -> float:
     """A-ColViT: fraction of sub-layers its own decisions run on ``x`` (for a batch: those any
     sample keeps, which is what the dynamic export computes)."""
+    return kept_fraction(_own_gates(store, name, x))
+
+
+def _own_gates(store: ModelStore, name: str, x: np.ndarray):
+    """A-ColViT: [depth, 2] bool, the sub-layers (attention, MLP per block) its own decisions run on
+    ``x`` (any sample of a batch)."""
     import torch
 
     model = store.model(name)[0]
@@ -690,7 +828,7 @@ def _own_kept(store: ModelStore, name: str, x: np.ndarray) -> float:
             _ab, g = model.forward_with_gates(torch.from_numpy(x))
     finally:
         model.forced_gates = saved
-    return kept_fraction(g.numpy().any(axis=0))
+    return g.numpy().any(axis=0)
 
 
 def _backend_info(be) -> dict:
@@ -768,7 +906,12 @@ def torch_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         runner.set_threads()
         t = _workload(case.mode, runner.run_x, runner, case.batch)
         t.before = runner.set_threads
-        t.info.update(weights=store.weights_label(case.model), **_kept_info(store, case, gates))
+        kept = _kept_info(store, case, gates)
+        bits = kept.pop("_bits", None)
+        macs = None
+        with contextlib.suppress(SkipCase, ImportError):
+            macs = _case_macs(store, store.onnx(case.model, gates), bits)
+        t.info.update(weights=store.weights_label(case.model), **kept, macs=macs)
         return t
     return setup
 
@@ -781,7 +924,18 @@ def _kept_info(store: ModelStore, case: Case, gates) -> dict:
     if not torch_available():
         return {"kept_ratio": None, "gates": "own decisions (not measured: torch is not installed)"}
     x = model_inputs(case.batch if case.mode == "throughput" else 1)
-    return {"kept_ratio": _own_kept(store, case.model, x), "gates": "own decisions"}
+    bits = _own_gates(store, case.model, x)
+    return {"kept_ratio": kept_fraction(bits), "gates": "own decisions", "_bits": bits.reshape(-1).tolist()}
+
+
+def _case_macs(store: ModelStore, src: Path, own_bits: list[bool] | None) -> int | None:
+    """MACs per image of the case's graph: A-ColViT's If graph counts the branches its gates ran."""
+    mc = store.macs(src)
+    if mc is None:
+        return None
+    if mc.branches and own_bits is not None and len(own_bits) == len(mc.branches):
+        return mc.executed(own_bits)
+    return mc.executed()
 
 
 def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
@@ -805,11 +959,14 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         elif case.backend == "openvino":
             if importlib.util.find_spec("openvino") is None:
                 raise SkipCase("openvino is not installed")
-            if case.precision in ("fp32", "bf16", "fp16"):
-                # reduced precision = OpenVINO's inference precision hint on the FP32 IR (what the
-                # bf16 route of tinct quantize records too)
+            from runtime.cpu import missing_isa
+
+            why = missing_isa("bf16") if case.precision in ("bf16", "int8-bf16") else None
+            if why:
+                raise SkipCase(f"this CPU cannot run {case.precision}: {why}")
+            if case.precision in ("fp32", "fp16"):
                 path = store.ir(src)
-            else:  # int8 IR from tinct quantize (NNCF, or the Q/DQ ONNX read by OpenVINO)
+            else:  # bf16 / int8 IR from tinct quantize (its guard ran on this CPU)
                 path = store.quantized(src, case.precision, "openvino", case.model)
             # int8-bf16: the IR records bf16 for its unquantized ops; the backend applies it for "int8"
             opts["precision"] = "int8" if case.precision == "int8-bf16" else case.precision
@@ -823,9 +980,17 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
                 be.close()
                 raise SkipCase(f"OpenVINO runs {desc.get('inference_precision')} here, not {case.precision} "
                                "(no native support on this CPU)")
+        try:
+            fidelity = store.fidelity(src, path, case.backend, case.precision, be.run_x, case.model)
+        except CaseFailed:
+            be.close()
+            raise
         t = _workload(case.mode, be.run_x, be, case.batch)
         t.close = be.close
-        t.info.update(weights=store.weights_label(case.model), **_backend_info(be), **_kept_info(store, case, gates))
+        kept = _kept_info(store, case, gates)
+        bits = kept.pop("_bits", None)
+        t.info.update(weights=store.weights_label(case.model), **_backend_info(be), **kept,
+                      fidelity=fidelity, macs=_case_macs(store, src, bits))
         return t
     return setup
 
@@ -862,7 +1027,7 @@ def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         model = copy.deepcopy(base).to("cuda", dtype).eval()
         xg = torch.from_numpy(x_np).to("cuda", dtype)
         info = {"weights": store.weights_label(case.model), "gpu": torch.cuda.get_device_name(),
-                **_kept_info(store, case, gates)}
+                **{k: v for k, v in _kept_info(store, case, gates).items() if not k.startswith("_")}}
         if case.backend == "pytorch":
             if hasattr(model, "forced_gates"):
                 model.forced_gates = None if gates is None else torch.as_tensor(gates, device="cuda")
@@ -1065,13 +1230,14 @@ def run_command(args) -> int:
     run = run_cases(cases, rounds=args.rounds, warmup=args.warmup, order=args.order, seed=args.seed,
                     gap_s=args.gap_ms / 1e3, progress=not args.no_progress, log=log, burst=args.burst)
     envmod.finish(env)
+    add_efficiency(run.results, log=log)
     config = {k: getattr(args, k) for k in ("models", "backends", "precisions", "threads", "modes", "gates",
                                             "gate_modes", "rounds", "warmup", "batch", "order", "seed", "gap_ms", "burst",
                                             "artifacts")}
     doc = result_document(run, env, config, notes, weights)
     for n in notes:
         print(f"note: {n}")
-    print(markdown_table(run.results, run.skipped))
+    print(markdown_table(run.results, run.skipped, run.failed))
     la, lb = env.get("loadavg_start"), env.get("loadavg_end")
     if la and lb:
         print(f"\nload average start {la[0]:.2f}, end {lb[0]:.2f} (cpu count {env.get('cpu_count')})")

@@ -63,6 +63,10 @@ def register(subparsers) -> None:
     p.add_argument("--ov-float-precision", default="f32", choices=["f32", "bf16"],
                    help="OpenVINO INT8: precision of the ops left unquantized (recorded in the IR; the guard "
                         "evaluates at it). bf16 needs AVX512-BF16/AMX")
+    p.add_argument("--bf16-variant", default="auto", choices=["auto", "default", "no-snippets", "f32-attention",
+                                                                "f32-attention-no-snippets"],
+                   help="BF16: which op groups stay out of OpenVINO's bf16 kernels; auto tries them in that order "
+                        "and keeps the first that passes the guard (default auto)")
     p.add_argument("--guard-images", type=int, default=None, metavar="N", help="evaluate on the first N validation images")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", required=True, help="OUT.onnx, or OUT.xml for --backend openvino")
@@ -74,7 +78,8 @@ def run(args) -> int:
                            calib_dir=args.calib, calib_size=args.calib_size, calib_seed=args.calib_seed,
                            method=args.method, qdq_tool=args.qdq_tool, max_psnr_drop=args.max_psnr_drop,
                            max_mean_ab_err=args.max_mean_ab_err, ov_route=args.ov_route,
-                           ov_float_precision=args.ov_float_precision, guard_images=args.guard_images, progress=not args.no_progress)
+                           ov_float_precision=args.ov_float_precision, guard_images=args.guard_images, progress=not args.no_progress,
+                           bf16_variant=args.bf16_variant)
     print(f"wrote {out} ({args.precision}, {args.backend}): {report.line()}")
     return 0
 
@@ -136,7 +141,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
              qdq_tool: str | None = None,
              max_psnr_drop: float | None = None, max_mean_ab_err: float | None = None, ov_route: str | None = None,
              ov_float_precision: str = "f32", guard_images: int | None = None,
-             progress: bool = False, threads: int = 1):
+             progress: bool = False, threads: int = 1, bf16_variant: str = "auto"):
     """Build, guard and write one artifact; returns (path, GuardReport). See the module docstring."""
     import onnxruntime as ort
 
@@ -228,24 +233,25 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
             recipe = convert_fp16(src, tmp)
             extra["float_ops"] = recipe.pop("float_ops")
             extra["quantization"] = recipe
-        else:  # bf16, openvino
-            from quantization import openvino_int8 as ovq
+        what = f"{src.name} -> {precision} ({backend})"
 
-            ovq.require_bf16_cpu()
-            ovq.save_ir(ovq.convert(src), tmp, {}, ovq.build_info(src, "bf16", parent_sha))
-            extra["quantization"] = {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16", "weights": "fp32 in the IR"}
+        def evaluate(candidate: Path):
+            if c2e_encoder is not None:
+                from quantization import color2embed
 
-        if c2e_encoder is not None:
-            from quantization import color2embed
-
-            report = color2embed.evaluate(src, tmp, c2e_encoder, threads=threads, limit=guard_images)
-        else:
+                return color2embed.evaluate(src, candidate, c2e_encoder, threads=threads, limit=guard_images)
             # an IR is evaluated at the inference precision recorded in it (--ov-float-precision)
-            report = guard.evaluate(src, tmp, threads=threads, limit=guard_images)
-        extra["guard"] = report.to_dict()
+            return guard.evaluate(src, candidate, threads=threads, limit=guard_images)
+
+        if precision == "bf16":  # openvino: the first variant that passes the guard
+            tmp, report = _bf16_variants(src, tmpdir, out.name, parent_sha, bf16_variant, evaluate, budget,
+                                         max_mean_ab, what, extra)
+        else:
+            report = evaluate(tmp)
+        extra["guard"] = {**report.to_dict(), "verified_on": verification_record(backend)}
         if report.gate_agreement is not None:
             extra["gate_agreement"] = round(report.gate_agreement, 5)
-        guard.enforce(report, budget, f"{src.name} -> {precision} ({backend})", max_mean_ab)
+        guard.enforce(report, budget, what, max_mean_ab)
         meta = _child_meta(parent, precision, parent_sha, extra)
         final = tmpdir / ("final" + out.suffix)
         if out.suffix == ".xml":
@@ -259,6 +265,56 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return out, report
+
+
+def verification_record(backend: str) -> dict:
+    """Where a guard ran: the CPU (model, effective ISA, flags) and the library versions."""
+    import onnxruntime as ort
+
+    from runtime.cpu import cpu_record
+
+    rec = {"cpu": cpu_record(), "onnxruntime": ort.__version__}
+    if backend == "openvino":
+        import openvino as ov
+
+        rec["openvino"] = ov.__version__
+    return rec
+
+
+def _bf16_variants(src: Path, tmpdir: Path, name: str, parent_sha: str, variant: str, evaluate, budget: float,
+                   max_mean_ab: float, what: str, extra: dict):
+    """Build and guard the BF16 variants (:data:`quantization.openvino_int8.BF16_VARIANTS`) in order, or
+    only ``variant``; -> (path, report) of the first that passes. Every attempt is recorded in
+    ``extra["bf16_variants"]``; when none passes, GuardError lists them all."""
+    from quantization import guard
+    from quantization import openvino_int8 as ovq
+
+    ovq.require_bf16_cpu()
+    order = list(ovq.BF16_VARIANTS) if variant == "auto" else [variant]
+    tried, failures = [], []
+    for v in order:
+        model = ovq.convert(src)
+        path = tmpdir / v / name
+        path.parent.mkdir()
+        ovq.save_ir(model, path, {}, {**ovq.build_info(src, "bf16", parent_sha), **ovq.bf16_build(model, v)})
+        report = evaluate(path)
+        row = {"variant": v, "delta_psnr": round(float(report.delta.get(getattr(report, "primary", 10), float("nan"))), 4),
+               "mean_ab_err": round(report.mean_ab_err, 5), "nonfinite_outputs": report.nonfinite_outputs}
+        try:
+            guard.enforce(report, budget, f"{what} [bf16 variant {v}]", max_mean_ab)
+        except guard.GuardError:
+            tried.append({**row, "verdict": "failed"})
+            failures.append(f"{v}: ΔPSNR {row['delta_psnr']:+.3f} dB, mean |Δab| {row['mean_ab_err']:.3f}"
+                            + (f", {report.nonfinite_outputs} NaN/inf" if report.nonfinite_outputs else ""))
+            continue
+        tried.append({**row, "verdict": "passed"})
+        extra["bf16_variants"] = tried
+        config, groups = ovq.BF16_VARIANTS[v]
+        extra["quantization"] = {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16", "weights": "fp32 in the IR",
+                                 "bf16_variant": v, "compile_config": config, "f32_groups": list(groups)}
+        return path, report
+    raise guard.GuardError(f"{what}: no BF16 variant passed the guard on this CPU ({'; '.join(failures)}; "
+                           f"budget {budget:g} dB, mean |Δab| {max_mean_ab:g}); nothing written. Use --precision int8 (with --ov-float-precision bf16) here")
 
 
 def _color2embed_encoder(parent, src: Path):

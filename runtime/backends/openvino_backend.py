@@ -145,12 +145,58 @@ def fold_batch1_selects(model) -> int:
     return n
 
 
+def ov_error_line(exc: BaseException) -> str:
+    """The informative line of an OpenVINO exception: its text starts with a source location
+    ("Exception from src/inference/src/cpp/core.cpp:117:") and says what went wrong after it."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '", "[ GENERAL_ERROR ]"))]
+    text = (useful or lines or [type(exc).__name__])[0]
+    return text.removeprefix("[ GENERAL_ERROR ]").strip()[:200]
+
+
+# Compile properties an artifact may record for its run time (build info "compile_config", JSON).
+# SNIPPETS_MODE=DISABLE: OpenVINO's fused attention subgraphs off (one of the BF16 variants that
+# tinct quantize tries when plain bf16 fails its guard; see quantization.openvino_int8.BF16_VARIANTS).
+ALLOWED_COMPILE_CONFIG = {"SNIPPETS_MODE": ("ENABLE", "DISABLE", "IGNORE_CALLBACK")}
+
+
+def compile_config_from(build: dict[str, str], name: str) -> dict[str, str]:
+    import json
+
+    raw = build.get("compile_config")
+    if not raw:
+        return {}
+    try:
+        cfg = json.loads(raw)
+    except ValueError:
+        raise ArtifactError(f"{name}: its build info compile_config is not JSON") from None
+    if not isinstance(cfg, dict):
+        raise ArtifactError(f"{name}: its build info compile_config is not a JSON object")
+    for k, v in cfg.items():
+        if k not in ALLOWED_COMPILE_CONFIG or v not in ALLOWED_COMPILE_CONFIG[k]:
+            raise ArtifactError(f"{name}: compile_config {k}={v!r} is not a setting tinct applies "
+                                f"({', '.join(ALLOWED_COMPILE_CONFIG)})")
+    return {str(k): str(v) for k, v in cfg.items()}
+
+
+def require_precision_isa(hint: str, name: str) -> None:
+    """Refuse, in one line naming the missing instruction set, a precision this CPU cannot run natively
+    (OpenVINO itself fails with a cut message under AVX2 and emulates bf16 slowly under AVX512_CORE)."""
+    from runtime.cpu import missing_isa
+
+    why = missing_isa({"bf16": "bf16"}.get(hint, hint))
+    if why:
+        raise TinctError(f"{name}: cannot run here: {why}; use an fp32 or int8 artifact on this CPU")
+
+
 def _compile(core, model, device: str, config: dict, name: str, hint: str):
+    if device == "CPU":
+        require_precision_isa(hint, name)
     try:
         return core.compile_model(model, device, config)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TinctError(f"OpenVINO cannot compile {name} for {device} with precision {hint} ({first[:200]})") from None
+        raise TinctError(f"OpenVINO cannot compile {name} for {device} with precision {hint} "
+                         f"({ov_error_line(exc)})") from None
 
 
 class OpenVINOBackend(Backend):
@@ -210,7 +256,8 @@ class OpenVINOBackend(Backend):
             hint = OV_PRECISION[precision]
         else:
             raise TinctError(f"unknown precision {precision!r} for OpenVINO (fp32, bf16, fp16)")
-        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+                  **compile_config_from(build, path.name)}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         static_batch = 1 if _only_batch_dynamic(model) else None
@@ -256,5 +303,7 @@ class OpenVINOBackend(Backend):
             "performance_hint": "LATENCY", "versions": {"openvino": self.ov_version},
             "shapes": f"static, batch {sorted(self._by_batch)}" if self.static_batch else "dynamic",
             "batch1_folded_selects": self.folded_selects,
+            "compile_config": {k: v for k, v in self._config.items() if k in ALLOWED_COMPILE_CONFIG}
+            if self._config else {},
             "artifact": str(self.path), "build": self.build_info, "meta": meta_summary(self.meta),
         }
