@@ -9,7 +9,9 @@ Each test times one configuration with ``benchmark.pedantic`` (fixed rounds, one
 warm-up first). pytest-benchmark runs the tests one after another, not interleaved: for
 comparisons between engines use ``tinct bench latency`` (round-robin, ratios in one run); for a CI
 gate use 1 thread (stable within a few per cent here; 2-thread timings swing 30-50 % with load).
-Artifacts are cached in the ``latency_store`` session fixture (see ``conftest.py``).
+Artifacts are cached in the ``latency_store`` session fixture (see ``conftest.py``). Every engine is
+checked against ONNX Runtime FP32 first (``latency.fidelity_check``, the guard's criteria): an engine
+that fails it FAILS its test and is never timed; only an engine that cannot run here is skipped.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ def _prepare(case, store, prepared):
             if setup is None:
                 raise latency.SkipCase(f"{case.backend} is not a CPU backend")
             prepared[key] = setup()
-        except latency.SkipCase as exc:
-            prepared[key] = str(exc)
+        except (latency.SkipCase, latency.CaseFailed) as exc:
+            prepared[key] = exc
     t = prepared[key]
-    if isinstance(t, str):
-        pytest.skip(t)
+    if isinstance(t, latency.CaseFailed):  # runs here but its outputs are wrong: a failure, never a skip
+        pytest.fail(f"{case.backend} {case.precision}: {t}")
+    if isinstance(t, latency.SkipCase):  # cannot run here (no such library or instruction set)
+        pytest.skip(str(t))
     return t
 
 

@@ -293,7 +293,9 @@ def _bf16_variants(src: Path, tmpdir: Path, name: str, parent_sha: str, variant:
     order = list(ovq.BF16_VARIANTS) if variant == "auto" else [variant]
     tried, failures = [], []
     for v in order:
-        model = ovq.convert(src)
+        from runtime.backends.openvino_backend import convert_for_variant
+
+        model = convert_for_variant(src, v)
         path = tmpdir / v / name
         path.parent.mkdir()
         ovq.save_ir(model, path, {}, {**ovq.build_info(src, "bf16", parent_sha), **ovq.bf16_build(model, v)})

@@ -35,85 +35,15 @@ def require_bf16_cpu() -> None:
                          "use --precision int8, or build the IR on a CPU that has it")
 
 
-# name -> (compile properties recorded for run time, op groups kept in f32 through the IR's "precise"
-# attribute). Ordered by expected speed; plain bf16 first. "attention": the activation x activation
-# MatMuls (q.k^T, attn.v) and Softmax, which OpenVINO fuses into one "Subgraph" kernel whose matrix
-# products switch to AMX tiles on AMX CPUs; SNIPPETS_MODE=DISABLE runs them as separate oneDNN ops.
-BF16_VARIANTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
-    "default": ({}, ()),
-    "no-snippets": ({"SNIPPETS_MODE": "DISABLE"}, ()),
-    "f32-attention": ({}, ("attention",)),
-    "f32-attention-no-snippets": ({"SNIPPETS_MODE": "DISABLE"}, ("attention",)),
-}
+# The BF16 variants live with the backend that applies them (compile config, "precise" marks).
+from runtime.backends.openvino_backend import (  # noqa: E402
+    BF16_VARIANTS,
+    bf16_build,
+    mark_precise_ir,
+    op_group_names,
+)
 
-
-def _is_const(output) -> bool:
-    node = output.get_node()
-    while node.get_type_name() == "Convert":
-        node = node.input(0).get_source_output().get_node()
-    return node.get_type_name() == "Constant"
-
-
-def _all_ops(model):
-    for op in model.get_ordered_ops():
-        yield op
-        if op.get_type_name() == "If":
-            yield from _all_ops(op.get_then_body())
-            yield from _all_ops(op.get_else_body())
-
-
-def op_group_names(model, group: str) -> list[str]:
-    """Friendly names of the ops of a group (If bodies included). "attention": MatMuls with no constant
-    input (q.k^T, attn.v) and Softmax."""
-    if group != "attention":
-        raise TinctError(f"unknown op group {group!r}")
-    names = []
-    for op in _all_ops(model):
-        t = op.get_type_name()
-        if (t == "MatMul" and not any(_is_const(i.get_source_output()) for i in op.inputs())) or t == "Softmax":
-            names.append(op.get_friendly_name())
-    return names
-
-
-def mark_precise_ir(xml: str | Path, names) -> int:
-    """Give the IR layers named ``names`` OpenVINO's "precise" runtime attribute, which makes the CPU
-    plugin keep them in their original f32 under a bf16 inference precision. Done on the saved XML:
-    the Python API cannot create that typed attribute, and a read/save round trip drops it.
-    Returns how many layers were marked."""
-    import xml.etree.ElementTree as ET
-
-    wanted = set(names)
-    tree = ET.parse(str(xml))
-    n = 0
-    for layer in tree.getroot().iter("layer"):
-        if layer.get("name") not in wanted:
-            continue
-        rt = layer.find("rt_info")
-        if rt is None:
-            rt = ET.SubElement(layer, "rt_info")
-        if not any(a.get("name") == "precise" for a in rt.findall("attribute")):
-            ET.SubElement(rt, "attribute", {"name": "precise", "version": "0"})
-        n += 1
-    tree.write(str(xml), encoding="utf-8", xml_declaration=True)
-    return n
-
-
-def bf16_build(model, variant: str) -> dict[str, str]:
-    """Build-info entries for a BF16 variant of ``model`` (an ov.Model): inference precision, the
-    compile properties, and the f32-kept layer names that :func:`save_ir` marks."""
-    import json
-
-    if variant not in BF16_VARIANTS:
-        raise TinctError(f"unknown bf16 variant {variant!r}; choose from {', '.join(BF16_VARIANTS)}")
-    config, groups = BF16_VARIANTS[variant]
-    keep = sorted({n for g in groups for n in op_group_names(model, g)})
-    out = {"bf16_variant": variant}
-    if config:
-        out["compile_config"] = json.dumps(config, sort_keys=True)
-    if keep:
-        out["f32_groups"] = ",".join(groups)
-        out["f32_nodes"] = json.dumps(keep)
-    return out
+__all__ = ["BF16_VARIANTS", "bf16_build", "mark_precise_ir", "op_group_names"]
 
 
 def _ov():

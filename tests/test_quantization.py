@@ -176,12 +176,64 @@ def test_bf16_openvino(icolorit_onnx, tmp_path):
 
 
 def test_bf16_refused_without_cpu_support(icolorit_onnx, tmp_path, monkeypatch, capsys):
-    from quantization import openvino_int8
-
-    monkeypatch.setattr(openvino_int8, "has_native_bf16", lambda: False)
+    """A laptop-class CPU (ONEDNN_MAX_CPU_ISA=AVX2): one line naming the missing instruction set."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     out = tmp_path / "bf16.xml"
     assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "-o", out) == 1
-    assert "AVX512-BF16" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "AVX512_BF16" in err and "AVX2" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypatch):
+    """When plain bf16 fails its guard (as on AMX CPUs), the next variant is built and guarded; the
+    artifact records the variant, what it applies, and every attempt."""
+    pytest.importorskip("openvino")
+    from quantization import guard
+    from runtime.cpu import missing_isa
+
+    if missing_isa("bf16"):
+        pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
+    real = guard.enforce
+
+    def enforce(report, budget, what, max_mean_ab=None):
+        if "[bf16 variant default]" in what:
+            raise guard.GuardError(f"{what}: simulated kernel failure")
+        return real(report, budget, what, max_mean_ab)
+
+    monkeypatch.setattr(guard, "enforce", enforce)
+    out = tmp_path / "bf16.xml"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
+                  "-o", out) == 0
+    extra = _meta(out).extra
+    assert [t["variant"] for t in extra["bf16_variants"]] == ["default", "no-snippets"]
+    assert [t["verdict"] for t in extra["bf16_variants"]] == ["failed", "passed"]
+    assert extra["quantization"]["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
+    assert extra["guard"]["verified_on"]["cpu"]["isa"]
+    from runtime.backends import open_backend
+
+    with open_backend(out, threads=1) as b:
+        assert b.describe()["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bf16.bin", "bf16.xml"]
+
+
+def test_bf16_no_variant_passes(icolorit_onnx, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("openvino")
+    from quantization import guard
+    from runtime.cpu import missing_isa
+
+    if missing_isa("bf16"):
+        pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
+
+    def enforce(report, budget, what, max_mean_ab=None):
+        raise guard.GuardError(f"{what}: simulated")
+
+    monkeypatch.setattr(guard, "enforce", enforce)
+    out = tmp_path / "bf16.xml"
+    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
+                  "-o", out) == 1
+    err = capsys.readouterr().err
+    assert "no BF16 variant passed" in err and "f32-attention-no-snippets" in err
     assert not list(tmp_path.iterdir())
 
 

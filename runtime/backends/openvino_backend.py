@@ -179,6 +179,104 @@ def compile_config_from(build: dict[str, str], name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in cfg.items()}
 
 
+# name -> (compile properties recorded for run time, op groups kept in f32 through the IR's "precise"
+# attribute). Ordered by expected speed; plain bf16 first. "attention": the activation x activation
+# MatMuls (q.k^T, attn.v) and Softmax, which OpenVINO fuses into one "Subgraph" kernel whose matrix
+# products switch to AMX tiles on AMX CPUs; SNIPPETS_MODE=DISABLE runs them as separate oneDNN ops.
+BF16_VARIANTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "default": ({}, ()),
+    "no-snippets": ({"SNIPPETS_MODE": "DISABLE"}, ()),
+    "f32-attention": ({}, ("attention",)),
+    "f32-attention-no-snippets": ({"SNIPPETS_MODE": "DISABLE"}, ("attention",)),
+}
+
+
+def _is_const(output) -> bool:
+    node = output.get_node()
+    while node.get_type_name() == "Convert":
+        node = node.input(0).get_source_output().get_node()
+    return node.get_type_name() == "Constant"
+
+
+def _all_ops(model):
+    for op in model.get_ordered_ops():
+        yield op
+        if op.get_type_name() == "If":
+            yield from _all_ops(op.get_then_body())
+            yield from _all_ops(op.get_else_body())
+
+
+def op_group_names(model, group: str) -> list[str]:
+    """Friendly names of the ops of a group (If bodies included). "attention": MatMuls with no constant
+    input (q.k^T, attn.v) and Softmax."""
+    if group != "attention":
+        raise TinctError(f"unknown op group {group!r}")
+    names = []
+    for op in _all_ops(model):
+        t = op.get_type_name()
+        if (t == "MatMul" and not any(_is_const(i.get_source_output()) for i in op.inputs())) or t == "Softmax":
+            names.append(op.get_friendly_name())
+    return names
+
+
+def mark_precise_ir(xml: str | Path, names) -> int:
+    """Give the IR layers named ``names`` OpenVINO's "precise" runtime attribute, which makes the CPU
+    plugin keep them in their original f32 under a bf16 inference precision. Done on the saved XML:
+    the Python API cannot create that typed attribute, and a read/save round trip drops it.
+    Returns how many layers were marked."""
+    import xml.etree.ElementTree as ET
+
+    wanted = set(names)
+    tree = ET.parse(str(xml))
+    n = 0
+    for layer in tree.getroot().iter("layer"):
+        if layer.get("name") not in wanted:
+            continue
+        rt = layer.find("rt_info")
+        if rt is None:
+            rt = ET.SubElement(layer, "rt_info")
+        if not any(a.get("name") == "precise" for a in rt.findall("attribute")):
+            ET.SubElement(rt, "attribute", {"name": "precise", "version": "0"})
+        n += 1
+    tree.write(str(xml), encoding="utf-8", xml_declaration=True)
+    return n
+
+
+def convert_for_variant(onnx_path, variant: str | None):
+    """ONNX -> ov.Model for a BF16 variant. Variants that keep the attention core in f32 read the ONNX
+    with the plain frontend (``Core.read_model``), which keeps q.k^T, Softmax and attn.v as separate
+    nodes: ``ov.convert_model`` fuses them into ScaledDotProductAttention, whose decomposition in the
+    CPU plugin drops the "precise" mark (measured: the attention then still ran in bf16)."""
+    ov = _ov()
+    groups = BF16_VARIANTS.get(variant, ({}, ()))[1] if variant else ()
+    try:
+        model = ov.Core().read_model(str(onnx_path)) if groups else ov.convert_model(str(onnx_path))
+    except Exception as exc:
+        raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({ov_error_line(exc)})") from None
+    if groups and any(op.get_type_name() == "ScaledDotProductAttention" for op in _all_ops(model)):
+        raise TinctError(f"{Path(onnx_path).name}: its attention is one fused node here; bf16 variant {variant} "
+                         "cannot keep it in f32")
+    return model
+
+
+def bf16_build(model, variant: str) -> dict[str, str]:
+    """Build-info entries for a BF16 variant of ``model`` (an ov.Model): inference precision, the
+    compile properties, and the f32-kept layer names that :func:`save_ir` marks."""
+    import json
+
+    if variant not in BF16_VARIANTS:
+        raise TinctError(f"unknown bf16 variant {variant!r}; choose from {', '.join(BF16_VARIANTS)}")
+    config, groups = BF16_VARIANTS[variant]
+    keep = sorted({n for g in groups for n in op_group_names(model, g)})
+    out = {"bf16_variant": variant}
+    if config:
+        out["compile_config"] = json.dumps(config, sort_keys=True)
+    if keep:
+        out["f32_groups"] = ",".join(groups)
+        out["f32_nodes"] = json.dumps(keep)
+    return out
+
+
 def require_precision_isa(hint: str, name: str) -> None:
     """Refuse, in one line naming the missing instruction set, a precision this CPU cannot run natively
     (OpenVINO itself fails with a cut message under AVX2 and emulates bf16 slowly under AVX512_CORE)."""

@@ -17,8 +17,10 @@ after the build succeeded (and, for IR, was read back): a failure never leaves a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -38,6 +40,10 @@ def register(subparsers) -> None:
     p.add_argument("--opt-batch", type=int, default=1)
     p.add_argument("--max-batch", type=int, default=1)
     p.add_argument("--no-check", action="store_true", help="OpenVINO: skip compiling the IR after saving")
+    p.add_argument("--bf16-variant", default="auto",
+                   choices=["auto", "default", "no-snippets", "f32-attention", "f32-attention-no-snippets"],
+                   help="OpenVINO bf16: which op groups stay out of the bf16 kernels; auto tries them in that "
+                        "order and writes the first that agrees with FP32 on this CPU (default auto)")
     p.set_defaults(func=run)
 
 
@@ -48,7 +54,8 @@ def run(args) -> int:
         raise TinctError("batch profile must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch")
     if args.backend == "openvino":
         out = build_openvino(args.onnx, args.output, device=args.device or "CPU", precision=args.precision,
-                             threads=args.threads, check=not args.no_check)
+                             threads=args.threads, check=not args.no_check, bf16_variant=args.bf16_variant,
+                             log=lambda m: print(m, file=sys.stderr))
     else:
         out = build_tensorrt(args.onnx, args.output, precision=args.precision, workspace_mib=args.workspace,
                              timing_cache=args.timing_cache,
@@ -84,8 +91,19 @@ def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
 
 
 def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32", threads: int = 0,
-                   check: bool = True) -> Path:
-    from runtime.backends.openvino_backend import OV_PRECISION, OpenVINOBackend, _ov, write_ir_props
+                   check: bool = True, bf16_variant: str = "auto", log=None) -> Path:
+    """ONNX -> IR (see the module docstring). BF16 on CPU: the variants of
+    :data:`runtime.backends.openvino_backend.BF16_VARIANTS` are tried in order (or only
+    ``bf16_variant``) and the first whose outputs agree with ONNX Runtime FP32 on the parity photos
+    (:func:`bf16_self_check`) is written; none agreeing is an error."""
+    from runtime.backends.openvino_backend import (
+        BF16_VARIANTS,
+        OV_PRECISION,
+        _ov,
+        bf16_build,
+        convert_for_variant,
+        write_ir_props,
+    )
     from runtime.errors import TinctError
 
     ov = _ov()
@@ -99,26 +117,96 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
         hint = "f32"
     else:
         hint = OV_PRECISION[precision]
-    try:
-        model = ov.convert_model(str(onnx_path))
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TinctError(f"OpenVINO cannot convert {onnx_path.name} ({first[:200]})") from None
-    write_ir_props(model, props, {
-        "inference_precision": hint, "device": device.upper(), "openvino_version": ov.__version__,
-        "source_onnx": onnx_path.name, "source_onnx_sha256": sha,
-    })
+    bf16_cpu = hint == "bf16" and device.upper() == "CPU"
+    if bf16_cpu:
+        from runtime.backends.openvino_backend import require_precision_isa
+
+        require_precision_isa("bf16", onnx_path.name)
+        if bf16_variant != "auto" and bf16_variant not in BF16_VARIANTS:
+            raise TinctError(f"unknown bf16 variant {bf16_variant!r}; choose from auto, {', '.join(BF16_VARIANTS)}")
+    variants = ([*BF16_VARIANTS] if bf16_variant == "auto" else [bf16_variant]) if bf16_cpu else [None]
+    from runtime.cpu import cpu_record
+
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
     try:
-        tmp_xml = tmpdir / out.name
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-        if check:  # read back and compile what was written before it replaces anything
-            OpenVINOBackend.load(tmp_xml, device=device, precision=None, threads=threads)
-        os.replace(tmp_xml.with_suffix(".bin"), out.with_suffix(".bin"))
-        os.replace(tmp_xml, out)  # the .xml last: a visible .xml always has its .bin
+        tried = []
+        for v in variants:
+            model = convert_for_variant(onnx_path, v)
+            build = {"inference_precision": hint, "device": device.upper(), "openvino_version": ov.__version__,
+                     "source_onnx": onnx_path.name, "source_onnx_sha256": sha}
+            if v is not None:
+                build.update(bf16_build(model, v))
+            write_ir_props(model, props, build)
+            tmp_xml = tmpdir / (v or "ir") / out.name
+            tmp_xml.parent.mkdir()
+            _save_ir(ov, model, tmp_xml, build)
+            if v is not None:
+                mean_ab, nonfinite = bf16_self_check(tmp_xml, onnx_path, threads)
+                ok = nonfinite == 0 and mean_ab <= BF16_SELF_CHECK_MAX_MEAN_AB
+                tried.append(f"{v}: mean |Δab| {mean_ab:.3f}" + (f", {nonfinite} NaN/inf" if nonfinite else ""))
+                if log:
+                    log(f"build: bf16 variant {v}: mean |Δab| {mean_ab:.3f} vs ONNX Runtime FP32 "
+                        f"({'kept' if ok else 'refused'})")
+                if not ok:
+                    continue
+                # record the check and the machine it ran on in the IR
+                # (into a new file: the read model maps the old .bin, overwriting it in place crashes)
+                m2 = ov.Core().read_model(str(tmp_xml))
+                build.update(bf16_self_check_mean_ab=f"{mean_ab:.4f}", verified_on=json.dumps(cpu_record()))
+                write_ir_props(m2, props, build)
+                tmp_xml = tmpdir / "final" / out.name
+                tmp_xml.parent.mkdir()
+                _save_ir(ov, m2, tmp_xml, build)
+                del m2
+            elif check:  # read back and compile what was written before it replaces anything
+                from runtime.backends.openvino_backend import OpenVINOBackend
+
+                OpenVINOBackend.load(tmp_xml, device=device, precision=None, threads=threads)
+            os.replace(tmp_xml.with_suffix(".bin"), out.with_suffix(".bin"))
+            os.replace(tmp_xml, out)  # the .xml last: a visible .xml always has its .bin
+            return out
+        raise TinctError(f"{onnx_path.name}: no BF16 variant agrees with FP32 on this CPU ({'; '.join(tried)}; "
+                         f"limit {BF16_SELF_CHECK_MAX_MEAN_AB:g}); nothing written. Build fp32, or quantize to int8")
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    return out
+
+
+# BF16 builds are compared with ONNX Runtime FP32 before they are written: mean |Δab| (Lab units) over
+# the parity photos with 10 hints. The guard's BF16 limit; measured on an AMX CPU, plain bf16 on
+# iColoriT-T was ~14.5 (broken kernels) against ~0.24 with AMX masked off.
+BF16_SELF_CHECK_MAX_MEAN_AB = 1.0
+
+
+def bf16_self_check(xml: Path, onnx_path: Path, threads: int = 0) -> tuple[float, int]:
+    """(mean |Δab| in Lab units, number of non-finite outputs) of the IR at its recorded precision
+    against ONNX Runtime FP32 of its source, on the parity photos (fixtures, else the validation split)."""
+    import numpy as np
+
+    from export.parity import parity_inputs
+    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.backends.openvino_backend import OpenVINOBackend
+    from runtime.color import AB_NORM
+
+    x = parity_inputs(hint_counts=(10,))
+    ref = OnnxRuntimeBackend.load(onnx_path, threads=threads)
+    cand = OpenVINOBackend.load(xml, precision=None, threads=threads)
+    try:
+        a = np.concatenate([ref.run_x(x[i:i + 1]) for i in range(len(x))])
+        b = np.concatenate([cand.run_x(x[i:i + 1]) for i in range(len(x))])
+    finally:
+        ref.close()
+        cand.close()
+    nonfinite = int((~np.isfinite(b)).sum())
+    diff = np.abs(a - b) * AB_NORM
+    return (float(np.nanmean(diff)) if np.isfinite(diff).any() else float("inf")), nonfinite
+
+
+def _save_ir(ov, model, xml: Path, build: dict) -> None:
+    from runtime.backends.openvino_backend import mark_precise_ir
+
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    if build.get("f32_nodes"):
+        mark_precise_ir(xml, json.loads(build["f32_nodes"]))
 
 
 def check_trt_int8(meta, name: str) -> None:
