@@ -458,3 +458,45 @@ def test_qdq_tool_and_method_conflicts_refused(icolorit_onnx, tmp_path, capsys):
                   *COMMON, "-o", out) == 1
     assert "zero point 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_precision_auto_keeps_the_fastest_passing_candidate(icolorit_onnx, tmp_path, capsys):
+    """tinct build --precision auto: every candidate this CPU supports is built and guarded, the passing
+    ones are timed interleaved, the fastest is written, and the table travels in the IR."""
+    pytest.importorskip("nncf")
+    import json
+
+    import openvino as ov
+
+    from runtime.backends.openvino_backend import read_ir_props
+    from runtime.cpu import missing_isa
+
+    out = tmp_path / "auto.xml"
+    assert _tinct("build", icolorit_onnx, "--backend", "openvino", "--precision", "auto", "--threads", "1",
+                  "--calib", FIXTURES, "-o", out) == 0
+    build = read_ir_props(ov.Core().read_model(str(out)))[1]
+    table = json.loads(build["auto_candidates"])
+    assert [t["precision"] for t in table] == ["fp32", "bf16", "int8", "int8-bf16"]
+    for t in table:
+        if t["precision"] in ("bf16", "int8-bf16") and missing_isa("bf16"):
+            assert t["verdict"] == "not supported" and "AVX512_BF16" in t["reason"]
+        elif t["verdict"] == "passed":
+            assert t["median_ms"] > 0 and abs(t["delta_psnr10"]) <= (0.1 if "int8" in t["precision"] else 0.02)
+        else:
+            assert t["verdict"] == "failed" and t["reason"]  # a refusal is recorded with its reason
+    timed = [t for t in table if "median_ms" in t]
+    chosen = [t for t in table if t["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["median_ms"] == min(t["median_ms"] for t in timed)
+    assert build["auto_choice"] == chosen[0]["precision"] and build["auto_threads"] == "1"
+    capsys.readouterr()
+    assert _tinct("info", out) == 0
+    assert "auto       chose" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auto.bin", "auto.xml"]
+
+
+def test_precision_auto_is_openvino_only(icolorit_onnx, tmp_path, capsys):
+    assert _tinct("build", icolorit_onnx, "--backend", "tensorrt", "--precision", "auto",
+                  "-o", tmp_path / "m.engine") == 1
+    assert "--backend openvino" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -39,7 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default=None, help="onnxruntime | openvino | tensorrt (default: from the suffix)")
     p.add_argument("--device", default=None, help="backend device (OpenVINO: CPU, GPU, NPU, AUTO)")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8"])
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8", "auto"],
+                   help="auto: the fastest OpenVINO precision that passes its guard on this CPU, chosen once per "
+                        "model, CPU and thread count and cached (see 'tinct build --precision auto')")
     p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default 50 MP)")
     p.add_argument("--rebuild", action="store_true", help="TensorRT: rebuild a stale engine from its ONNX")
     p.set_defaults(func=run)
@@ -113,11 +115,44 @@ def resolve_exemplar_model(name: str) -> Path:
     return Path(export_color2embed(name, base.with_suffix(".onnx"))[1])
 
 
+def auto_engine(onnx_path: Path, threads: int) -> Path:
+    """The ``--precision auto`` IR for an FP32 ONNX on this CPU and thread count: cached in the engine
+    cache under the ONNX's sha256 and the CPU record, built (and guarded, and timed) on first use."""
+    import hashlib
+    import json
+
+    from runtime.backends.base import sha256_file
+    from runtime.cpu import cpu_record
+    from runtime.errors import MissingExtraError, TinctError
+
+    if onnx_path.suffix.lower() != ".onnx":
+        raise TinctError(f"--precision auto starts from an FP32 .onnx artifact, not {onnx_path.name}")
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("colorize --precision auto", "openvino and nncf", "openvino,quant") from None
+    cpu_key = hashlib.sha256(json.dumps(cpu_record(), sort_keys=True).encode()).hexdigest()[:8]
+    out = engine_cache_dir() / f"{onnx_path.stem}-{sha256_file(onnx_path)[:12]}-auto-{cpu_key}-t{threads}.xml"
+    if out.is_file() and out.with_suffix(".bin").is_file():
+        return out
+    from quantization.auto import build_auto
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"choosing the precision for {onnx_path.name} on this CPU ({threads} thread(s); first use, cached "
+          f"in {out.parent})", flush=True)
+    build_auto(onnx_path, out, threads=threads, log=lambda m: print(m, flush=True))
+    return out
+
+
 def open_engine(args):
     from runtime.backends import open_backend
     from runtime.backends.base import resolve_backend_name
 
     path = Path(args.engine) if args.engine else resolve_model(args.model or DEFAULT_MODEL)
+    if args.precision == "auto":
+        return open_backend(auto_engine(path, args.threads or 1), "openvino", threads=args.threads,
+                            **({"device": args.device} if args.device else {}))
     opts = {"threads": args.threads, "precision": args.precision}
     if args.device:
         opts["device"] = args.device
@@ -146,6 +181,9 @@ def run_reference(args) -> int:
     if not args.engine and not args.model:
         raise TinctError(f"--reference needs a Color2Embed model: --model {DEFAULT_EXEMPLAR_MODEL} (shipped) or "
                          "--engine DIR / OUT-colorizer.onnx from 'tinct export color2embed-r18 -o OUT'")
+    if args.precision == "auto":
+        raise TinctError("--precision auto is for the hint-based models; with --reference pass --engine with a "
+                         "quantized colorizer ('tinct quantize') or leave --precision out")
     check_output_path(args.output)
     limit = args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS
     image = load_image(args.image, limit)

@@ -39,6 +39,40 @@ def _tensors(backend):
             [(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in backend.output_names])
 
 
+def verification_lines(meta, build: dict) -> list[str]:
+    """Where this artifact's accuracy was verified (guard, bf16 self-check, auto), and auto's table."""
+    import json
+
+    from runtime.cpu import describe_cpu
+
+    out = []
+    guard = (meta.extra or {}).get("guard") if isinstance(meta.extra, dict) else None
+    if isinstance(guard, dict) and isinstance(guard.get("verified_on"), dict):
+        v = guard["verified_on"]
+        libs = ", ".join(f"{k} {v[k]}" for k in ("onnxruntime", "openvino") if k in v)
+        d10 = (guard.get("delta_psnr") or {}).get("10")
+        out.append(f"verified   guard on {describe_cpu(v.get('cpu') or {})} ({libs})"
+                   + (f": ΔPSNR@10 {d10:+.3f} dB" if isinstance(d10, (int, float)) else ""))
+    for key, what in (("verified_on", "bf16 self-check"), ("auto_verified_on", "auto")):
+        if build.get(key):
+            try:
+                rec = json.loads(build[key])
+                cpu_rec = rec.get("cpu", rec)
+                out.append(f"verified   {what} on {describe_cpu(cpu_rec)}")
+            except (ValueError, AttributeError):
+                out.append(f"verified   {what}: unreadable record")
+    if build.get("auto_candidates"):
+        try:
+            from quantization.auto import format_table
+
+            table = json.loads(build["auto_candidates"])
+            out.append(f"auto       chose {build.get('auto_choice')} at {build.get('auto_threads')} thread(s):")
+            out += ["  " + r for r in format_table(table).splitlines()]
+        except (ValueError, ImportError, KeyError, TypeError):
+            out.append(f"auto       chose {build.get('auto_choice')} (candidate table unreadable)")
+    return out
+
+
 def run(args) -> int:
     from runtime.backends import open_backend
     from runtime.backends.base import sha256_file
@@ -69,6 +103,8 @@ def run(args) -> int:
     print("metadata:")
     for k, v in sorted(meta.to_props().items()):
         print(f"  {k} = {v}")
+    for line in verification_lines(meta, d.get("build") or {}):
+        print(line)
     if d.get("build"):
         print("build:")
         for k, v in sorted(d["build"].items()):
