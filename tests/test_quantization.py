@@ -500,3 +500,29 @@ def test_precision_auto_is_openvino_only(icolorit_onnx, tmp_path, capsys):
                   "-o", tmp_path / "m.engine") == 1
     assert "--backend openvino" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_doctor_reverifies_a_quantized_artifact_here(icolorit_onnx, tmp_path, capsys, monkeypatch):
+    """tinct doctor ARTIFACT: the guard again, on this machine, against the parent found by its sha256."""
+    import shutil
+
+    parent = tmp_path / icolorit_onnx.name
+    shutil.copy(icolorit_onnx, parent)
+    out = tmp_path / "i8.onnx"
+    assert _tinct("quantize", parent, "--precision", "int8", *COMMON, "-o", out) == 0
+    capsys.readouterr()
+    assert _tinct("doctor", out) == 0
+    text = capsys.readouterr().out
+    assert "recorded: guard on" in text and "PASSED on this machine (int8 budget 0.1 dB" in text
+    # a budget this artifact cannot meet on this machine: exit 1 with the reason
+    from quantization import DEFAULT_MAX_MEAN_AB
+
+    monkeypatch.setitem(DEFAULT_MAX_MEAN_AB, "int8", 0.0)
+    assert _tinct("doctor", out) == 1
+    assert "FAILED on this machine" in capsys.readouterr().out
+    # no parent next to it: one line asking for --parent
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(out, lone / "i8.onnx")
+    assert _tinct("doctor", lone / "i8.onnx") == 1
+    assert "--parent" in capsys.readouterr().err

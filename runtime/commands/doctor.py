@@ -1,9 +1,14 @@
-"""`tinct doctor [ONNX]`: what this machine can run, and (given an artifact) does each backend agree.
+"""`tinct doctor [ARTIFACT]`: what this machine can run, and does an artifact work on it.
 
-Reports CPU features relevant to the engines (AVX-512, VNNI, BF16, AMX), ONNX Runtime's execution
-providers, OpenVINO's devices, TensorRT / CUDA availability. With an ONNX artifact it builds and
-runs every available backend on a fixture (a synthetic 640x480 scene + hints, or --image/--hints)
-and compares each with ONNX Runtime CPU fp32: max |ab| error and median ms.
+Reports CPU features relevant to the engines (AVX-512, VNNI, BF16, AMX; after any
+ONEDNN_MAX_CPU_ISA cap), ONNX Runtime's execution providers, OpenVINO's devices, TensorRT / CUDA
+availability.
+
+- An FP32 ONNX: builds and runs every available backend on a fixture (a synthetic 640x480 scene +
+  hints, or --image/--hints) and compares each with ONNX Runtime CPU fp32: max |ab| error and median ms.
+- A derived artifact (quantized ONNX, OpenVINO IR): **re-verifies it on this machine**: the guard of
+  ``tinct quantize`` against its FP32 parent (``--parent``, else the .onnx next to it whose sha256 the
+  artifact records), with the budget of its precision; exit 0 when it passes, 1 when it does not.
 """
 
 from __future__ import annotations
@@ -19,8 +24,14 @@ from runtime.cpu import cpu_flags, cpu_name, has_native_bf16
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("doctor", help="check the environment and compare backends on an artifact")
-    p.add_argument("onnx", nargs="?", default=None, help="tinct ONNX artifact to build and compare")
+    p = subparsers.add_parser("doctor", help="check the environment; compare backends on an FP32 ONNX or "
+                                             "re-verify a quantized/compiled artifact on this machine")
+    p.add_argument("onnx", nargs="?", default=None, metavar="ARTIFACT",
+                   help="FP32 ONNX (compare backends) or a derived .onnx/.xml (re-verify against its parent)")
+    p.add_argument("--parent", default=None, metavar="FP32.onnx", help="the FP32 parent of a derived artifact "
+                   "(default: the .onnx next to it whose sha256 it records)")
+    p.add_argument("--guard-images", type=int, default=None, metavar="N",
+                   help="re-verify on the first N validation images (default all)")
     p.add_argument("--image", default=None, help="image to use instead of the synthetic fixture")
     p.add_argument("--hints", default=None, help="hints JSON for --image")
     p.add_argument("--threads", type=int, default=0)
@@ -34,8 +45,10 @@ def environment() -> list[tuple[str, str]]:
     import numpy as np
     import onnxruntime as ort
 
+    from runtime.cpu import describe_cpu
+
     rows = [("python", platform.python_version()), ("numpy", np.__version__),
-            ("cpu", f"{cpu_name()} ({os.cpu_count()} logical cores)")]
+            ("cpu", f"{cpu_name()} ({os.cpu_count()} logical cores)"), ("isa", describe_cpu())]
     flags = cpu_flags()
     rows.append(("cpu flags", " ".join(f"{k}{'+' if v else '-'}" for k, v in flags.items()) or "unknown"))
     rows.append(("onnxruntime", f"{ort.__version__}; providers: {', '.join(ort.get_available_providers())}"))
@@ -172,11 +185,81 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
     return results
 
 
+def find_parent(artifact: Path, meta, build: dict) -> Path | None:
+    """The FP32 ONNX a derived artifact came from: next to it, matched by the sha256 it records."""
+    from runtime.backends.base import sha256_file
+
+    want = meta.parent_sha256 or build.get("source_onnx_sha256", "")
+    if not want:
+        return None
+    named = build.get("source_onnx")
+    candidates = sorted(artifact.parent.glob("*.onnx"), key=lambda p: (p.name != named, p.name))
+    for p in candidates:
+        if p.resolve() != artifact.resolve() and sha256_file(p) == want:
+            return p
+    return None
+
+
+def reverify(artifact: Path, parent: Path | None, guard_images: int | None = None) -> int:
+    """The guard of the artifact's precision, on this machine; 0 passed, 1 failed."""
+    from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
+    from runtime.backends import open_backend
+    from runtime.commands.info import verification_lines
+    from runtime.cpu import describe_cpu
+    from runtime.errors import TinctError
+
+    with open_backend(artifact, threads=1) as b:
+        meta, d = b.meta, b.describe()
+    build = d.get("build") or {}
+    parent = Path(parent) if parent else find_parent(artifact, meta, build)
+    if parent is None:
+        raise TinctError(f"{artifact.name}: its FP32 parent is not next to it (sha256 "
+                         f"{(meta.parent_sha256 or build.get('source_onnx_sha256', '?'))[:12]}...): pass --parent FP32.onnx")
+    if d.get("inference_precision") == "bf16" and meta.precision == "fp32":
+        criteria = "bf16"
+    else:
+        criteria = meta.precision if meta.precision in DEFAULT_BUDGET_DB else "fp32"
+    print(f"\nre-verifying {artifact.name} ({meta.precision}, runs as {d.get('inference_precision', meta.precision)}) "
+          f"against {parent.name} on {describe_cpu()}")
+    for line in verification_lines(meta, build):
+        if line.startswith("verified"):
+            print(f"  recorded: {line.split(None, 1)[1]}")
+    from runtime.artifact import C2E_COLORIZER
+
+    if meta.architecture == C2E_COLORIZER:
+        from quantization.color2embed import encoder_for, evaluate
+
+        report = evaluate(parent, artifact, encoder_for(parent), limit=guard_images)
+    else:
+        report = guard.evaluate(parent, artifact, limit=guard_images)
+    print(f"  here:     {report.line()}")
+    try:
+        guard.enforce(report, DEFAULT_BUDGET_DB[criteria], f"{artifact.name}", DEFAULT_MAX_MEAN_AB[criteria])
+    except guard.GuardError as exc:
+        print(f"FAILED on this machine ({criteria} budget {DEFAULT_BUDGET_DB[criteria]:g} dB, mean |Δab| "
+              f"{DEFAULT_MAX_MEAN_AB[criteria]:g}): {str(exc).split('; nothing written')[0]}")
+        return 1
+    print(f"PASSED on this machine ({criteria} budget {DEFAULT_BUDGET_DB[criteria]:g} dB, mean |Δab| "
+          f"{DEFAULT_MAX_MEAN_AB[criteria]:g})")
+    return 0
+
+
+def _is_derived(path: Path) -> bool:
+    if path.suffix.lower() == ".xml":
+        return True
+    from runtime.backends import open_backend
+
+    with open_backend(path, "onnxruntime", optimization="disable") as b:
+        return b.meta.precision != "fp32"
+
+
 def run(args) -> int:
     for k, v in environment():
         print(f"{k:<12} {v}")
     if not args.onnx:
         return 0
+    if _is_derived(Path(args.onnx)) or args.parent:
+        return reverify(Path(args.onnx), args.parent, args.guard_images)
     image, hints = fixture(args.image, args.hints)
     print(f"\ncomparing backends on {args.onnx} ({image.shape[1]}x{image.shape[0]} image, {len(hints)} hints; "
           "max |ab| error vs ONNX Runtime CPU, normalized units; median ms of the model call)")
