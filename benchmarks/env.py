@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.cpu import cpu_flag_set, cpu_flags, cpu_name
+from runtime.cpu import cpu_flag_set, cpu_flags, cpu_name, cpu_record, describe_cpu
 
 LIBRARIES = ("numpy", "onnxruntime", "openvino", "nncf", "onnx", "torch", "tensorrt", "PIL")
 
@@ -121,6 +121,8 @@ def capture() -> dict:
         "cpu": cpu["cpu"],
         "cpu_flags": cpu["cpu_flags"],
         "amx": cpu.get("amx", False),
+        "isa": cpu_record(),  # effective ISA after ONEDNN_MAX_CPU_ISA; cpu_flags are the usable ones
+        "cpu_line": describe_cpu(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": _memory_gib(),

@@ -1237,6 +1237,7 @@ def run_command(args) -> int:
     doc = result_document(run, env, config, notes, weights)
     for n in notes:
         print(f"note: {n}")
+    print(f"machine: {env.get('cpu_line', env.get('cpu'))}, {env.get('cpu_count')} logical cores")
     print(markdown_table(run.results, run.skipped, run.failed))
     la, lb = env.get("loadavg_start"), env.get("loadavg_end")
     if la and lb:
