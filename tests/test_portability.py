@@ -122,18 +122,23 @@ def test_bf16_refused_in_one_line_under_a_capped_isa(tiny_onnx, tmp_path, monkey
     assert not list(tmp_path.iterdir())
 
 
-def test_f32_attention_variant_keeps_attention_out_of_bf16(tiny_onnx, tmp_path):
-    """The variant's mark is real: OpenVINO runs the attention core in f32 and the rest in bf16."""
+def _bf16_build(tiny_onnx, out, variant):
+    """open_backend of ``tinct build --precision bf16 --bf16-variant VARIANT`` (skip where bf16 cannot run)."""
     pytest.importorskip("openvino")
     if cpu.missing_isa("bf16"):
         pytest.skip(f"this CPU cannot run bf16: {cpu.missing_isa('bf16')}")
     from runtime.backends import open_backend
     from runtime.commands.build import build_openvino
 
-    plain = open_backend(build_openvino(tiny_onnx, tmp_path / "d.xml", precision="bf16", bf16_variant="default"),
-                         threads=1)
-    kept = open_backend(build_openvino(tiny_onnx, tmp_path / "a.xml", precision="bf16",
-                                       bf16_variant="f32-attention"), threads=1)
+    return open_backend(build_openvino(tiny_onnx, out, precision="bf16", bf16_variant=variant), threads=1)
+
+
+def test_f32_attention_variant_keeps_attention_out_of_bf16(tiny_onnx, tmp_path):
+    """The variant's mark is real: OpenVINO runs the attention core in f32 and the rest in bf16."""
+    from runtime.backends import open_backend
+
+    kept = _bf16_build(tiny_onnx, tmp_path / "a.xml", "f32-attention")
+    plain = open_backend(tiny_onnx, "openvino", precision="bf16", threads=1)  # no variant, no self-check
     assert kept.describe()["build"]["bf16_variant"] == "f32-attention"
     p, k = _layer_precisions(plain), _layer_precisions(kept)
     # the attention core: fused "Subgraph" kernels or separate MatMul/Softmax, depending on the CPU
@@ -146,14 +151,7 @@ def test_f32_attention_variant_keeps_attention_out_of_bf16(tiny_onnx, tmp_path):
 
 
 def test_no_snippets_variant_is_applied_at_load(tiny_onnx, tmp_path):
-    pytest.importorskip("openvino")
-    if cpu.missing_isa("bf16"):
-        pytest.skip(f"this CPU cannot run bf16: {cpu.missing_isa('bf16')}")
-    from runtime.backends import open_backend
-    from runtime.commands.build import build_openvino
-
-    b = open_backend(build_openvino(tiny_onnx, tmp_path / "n.xml", precision="bf16", bf16_variant="no-snippets"),
-                     threads=1)
+    b = _bf16_build(tiny_onnx, tmp_path / "n.xml", "no-snippets")
     assert b.describe()["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
     assert not any(t == "Subgraph" for t, _p in _layer_precisions(b))
 
