@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import Dataset
-from benchmarks.metrics import METRICS, compute_all
-from runtime.errors import TinctError
-from runtime.evaluation import gray_baseline_psnr, predict_rgb
-from runtime.hints import (
+from tinct.benchmarks.datasets import Dataset
+from tinct.benchmarks.metrics import METRICS, compute_all
+from tinct.runtime.errors import TinctError
+from tinct.runtime.evaluation import gray_baseline_psnr, predict_rgb
+from tinct.runtime.hints import (
     EVAL_HINT_COUNTS,
     EVAL_SEED,
     find_hint_file,
@@ -63,7 +63,7 @@ def engine_predictor(path: str | Path, **opts) -> tuple[Predictor, dict]:
     ``infer({"x": x})["ab"]`` (the backend's own input/output names when it declares them).
     ``opts``: ``backend``, ``threads``, ``precision``, ``device`` as :func:`open_backend` takes them."""
     try:
-        from runtime.backends import open_backend
+        from tinct.runtime.backends import open_backend
     except ImportError as exc:
         raise TinctError(f"the runtime backends are not available ({exc}); use --model for a PyTorch model") from None
     backend = open_backend(str(path), **{k: v for k, v in opts.items() if v is not None})
@@ -93,7 +93,7 @@ def model_predictor(model, name: str | None = None, threads: int | None = None) 
         torch.set_num_threads(threads)
 
     if isinstance(model, (str, Path)):
-        from models import load_model
+        from tinct.models import load_model
         name = name or str(model)
         model = load_model(model)
     model.eval()
@@ -164,8 +164,8 @@ def resolve_hints(dataset: Dataset, counts: Sequence[int], hint_dir: str | Path 
 # ----------------------------------------------------------------------------- run
 
 def environment() -> dict:
-    from runtime import __version__
-    from runtime.cpu import cpu_name
+    from tinct.runtime import __version__
+    from tinct.runtime.cpu import cpu_name
 
     env = {"tinct": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     _register_compare(sub)
     # ------------------------------------------------------------------ latency
     # `tinct bench latency` is registered here by the latency suite (benchmarks/latency.py):
-    from benchmarks.latency import register as _register_latency
+    from tinct.benchmarks.latency import register as _register_latency
 
     _register_latency(sub)
     # ---------------------------------------------------------------------------
@@ -69,9 +69,9 @@ def _register_accuracy(sub) -> None:
 def _accuracy(args) -> int:
     import json
 
-    from benchmarks import accuracy, datasets
-    from benchmarks.metrics import LPIPS, resolve_lpips_weights
-    from runtime.errors import TinctError
+    from tinct.benchmarks import accuracy, datasets
+    from tinct.benchmarks.metrics import LPIPS, resolve_lpips_weights
+    from tinct.runtime.errors import TinctError
 
     if args.batch < 1:
         raise TinctError("--batch must be at least 1")
@@ -119,7 +119,7 @@ def _register_report(sub) -> None:
 
 
 def _report(args) -> int:
-    from benchmarks.report import write_report
+    from tinct.benchmarks.report import write_report
 
     files = write_report(args.results, args.out)
     print("wrote " + ", ".join(str(f) for f in files.values()))
@@ -141,6 +141,6 @@ def _register_compare(sub) -> None:
 
 
 def _compare(args) -> int:
-    from benchmarks.compare import run
+    from tinct.benchmarks.compare import run
 
     return run(args.baseline, args.new, args.max_psnr_drop, args.max_latency_increase)

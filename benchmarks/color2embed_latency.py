@@ -1,6 +1,6 @@
 """Color2Embed latency: PyTorch eager FP32 vs ONNX Runtime / OpenVINO FP32 and INT8, interleaved.
 
-    python -m benchmarks.color2embed_latency --size 256 --threads 2 --rounds 20 --json out.json
+    python -m tinct.benchmarks.color2embed_latency --size 256 --threads 2 --rounds 20 --json out.json
 
 The model is the shipped ``color2embed-r18`` (``--model``; ``--random`` measures the architecture
 with random weights instead: latency does not depend on the weights, accuracy does). INT8 artifacts
@@ -26,8 +26,8 @@ import numpy as np
 
 
 def _int8(col_path: Path, out: Path, backend: str, random: bool) -> tuple[Path | None, str]:
-    from quantization.cli import quantize
-    from runtime.errors import TinctError
+    from tinct.quantization.cli import quantize
+    from tinct.runtime.errors import TinctError
 
     loose = {"max_psnr_drop": float("inf"), "max_mean_ab_err": float("inf"), "guard_images": 4,
              "calib_size": 32} if random else {}
@@ -43,17 +43,17 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
             backends: tuple[str, ...] = ("onnxruntime", "openvino"), gap_ms: float = 2.0) -> dict:
     import torch
 
-    from export.color2embed_export import export_color2embed
-    from models.registry import create_model
-    from runtime.backends import open_backend
-    from runtime.exemplar import ExemplarColorizer, _resize
+    from tinct.export.color2embed_export import export_color2embed
+    from tinct.models.registry import create_model
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.exemplar import ExemplarColorizer, _resize
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     if random:
         model = create_model(model_name).eval()
     else:
-        from models.checkpoint import load_model
+        from tinct.models.checkpoint import load_model
 
         model = load_model(model_name)
     tmp = Path(tempfile.mkdtemp(prefix="tinct-c2e-lat-"))
@@ -117,14 +117,14 @@ def _photos(full: tuple[int, int]) -> list[np.ndarray]:
     """Two fixture photos at the full resolution (the image, the reference)."""
     from PIL import Image
 
-    from benchmarks.latency import fixture_photos
+    from tinct.benchmarks.latency import fixture_photos
 
     paths = fixture_photos()
     return [np.asarray(Image.open(p).convert("RGB").resize(full, Image.BICUBIC)) for p in paths[:2]]
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.color2embed_latency", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tinct.benchmarks.color2embed_latency", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)

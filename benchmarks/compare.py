@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import TinctError
+from tinct.runtime.errors import TinctError
 
 _THRESHOLD = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(%|ms)\s*$", re.IGNORECASE)
 

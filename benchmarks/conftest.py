@@ -41,7 +41,7 @@ def _opt(config, name: str) -> list[str]:
 def pytest_generate_tests(metafunc):
     if "latency_case" not in metafunc.fixturenames:
         return
-    from benchmarks import latency
+    from tinct.benchmarks import latency
 
     cfg = metafunc.config
     params, ids = [], []
@@ -65,7 +65,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def latency_store(request):
     """The models and the artifacts built from them, shared by every benchmark of the session."""
-    from benchmarks import latency
+    from tinct.benchmarks import latency
 
     return latency.ModelStore(_opt(request.config, "artifacts")[0])
 

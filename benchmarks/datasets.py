@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import TinctError
-from runtime.hints import IMG_SIZE
+from tinct.runtime.errors import TinctError
+from tinct.runtime.hints import IMG_SIZE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DATASETS = ("folder", "ctest10k", "flowers", "cub", "tinct-val")
@@ -194,7 +194,7 @@ def cub(root: str | Path) -> Dataset:
 
 def tinct_val(root: str | Path | None = None) -> Dataset:
     try:
-        from training.data import val_dir
+        from tinct.training.data import val_dir
     except ModuleNotFoundError as exc:
         raise DatasetError(f"tinct-val needs the training package ({exc.name} is missing)") from None
     d = val_dir(root)  # raises a TinctError naming 'tinct data fetch' when absent

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.cpu import cpu_flag_set, cpu_flags, cpu_name, cpu_record, describe_cpu
+from tinct.runtime.cpu import cpu_flag_set, cpu_flags, cpu_name, cpu_record, describe_cpu
 
 LIBRARIES = ("numpy", "onnxruntime", "openvino", "nncf", "onnx", "torch", "tensorrt", "PIL")
 
@@ -111,7 +111,7 @@ def gpu_info() -> list[dict]:
 
 def capture() -> dict:
     """The environment at the start of a run (see the module docstring)."""
-    from runtime import __version__
+    from tinct.runtime import __version__
 
     cpu = _cpuinfo()
     env = {

@@ -335,7 +335,7 @@ def add_efficiency(results: list[dict], log: Callable[[str], None] | None = None
     """In place: ``peak_gmacs`` (this machine's matmul peak through the case's library, precision and
     thread count; :mod:`benchmarks.peak`) and ``efficiency`` = MACs / (median x peak). Measured after
     the timed rounds, so the microbenchmark never overlaps them."""
-    from benchmarks.peak import efficiency, peak_gmacs
+    from tinct.benchmarks.peak import efficiency, peak_gmacs
 
     for e in results:
         if e.get("device", "cpu") != "cpu" or not e.get("macs"):
@@ -482,8 +482,8 @@ def model_inputs(n: int = 1, hints: int = N_HINTS) -> np.ndarray:
     protocol's positions, cell-mean colours), cycling through the photos for n > number of photos."""
     import numpy as np
 
-    from runtime.color import rgb_to_lab_n
-    from runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
+    from tinct.runtime.color import rgb_to_lab_n
+    from tinct.runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
 
     paths = fixture_photos()
     rgb = np.stack([photo(paths[i % len(paths)], (IMG_SIZE, IMG_SIZE)) for i in range(n)])
@@ -497,7 +497,7 @@ def user_hints(image: np.ndarray, n: int = N_HINTS, seed: int = 0) -> list:
     """n clicks at seeded positions coloured with the photo's own pixel there."""
     import numpy as np
 
-    from runtime.hints import UserHint
+    from tinct.runtime.hints import UserHint
 
     h, w = image.shape[:2]
     rng = np.random.default_rng(seed)
@@ -548,7 +548,7 @@ class ModelStore:
         """:class:`benchmarks.macs.MacCount` of an FP32 export (None without onnx)."""
         if str(src) not in self._macs:
             try:
-                from benchmarks.macs import count_macs
+                from tinct.benchmarks.macs import count_macs
 
                 self._macs[str(src)] = count_macs(src)
             except ImportError:
@@ -557,7 +557,7 @@ class ModelStore:
 
     # -- PyTorch
     def weights_path(self, name: str) -> Path | None:
-        from models.registry import REGISTRY, WEIGHTS_DIR
+        from tinct.models.registry import REGISTRY, WEIGHTS_DIR
 
         if name not in REGISTRY:
             p = Path(name)
@@ -576,11 +576,11 @@ class ModelStore:
                 raise SkipCase("torch is not installed: PyTorch reference and exports unavailable")
             import torch
 
-            from models.registry import REGISTRY, create_model
+            from tinct.models.registry import REGISTRY, create_model
 
             path = self.weights_path(name)
             if path is not None:
-                from models.checkpoint import load_model
+                from tinct.models.checkpoint import load_model
 
                 m, card = load_model(str(path), with_card=True)
                 sha, rnd = card["source_sha256"], False
@@ -589,7 +589,7 @@ class ModelStore:
                     raise SkipCase(f"unknown model {name!r}")
                 torch.manual_seed(self.seed)
                 m = create_model(name).eval()
-                from export.onnx_export import state_dict_sha256
+                from tinct.export.onnx_export import state_dict_sha256
 
                 sha, rnd = state_dict_sha256(m), True
             self._models[name] = (m, sha, rnd)
@@ -597,13 +597,13 @@ class ModelStore:
 
     @staticmethod
     def is_gated(name: str) -> bool:
-        from models.registry import REGISTRY
+        from tinct.models.registry import REGISTRY
 
         return name in REGISTRY and REGISTRY[name][0] == "acolvit"
 
     @staticmethod
     def depth(name: str) -> int:
-        from models.registry import config_for
+        from tinct.models.registry import config_for
 
         return config_for(name)[1].depth
 
@@ -622,7 +622,7 @@ class ModelStore:
             return out
         model, sha, _rnd = self.model(name)
         if out.is_file():
-            from export.onnx_export import read_meta
+            from tinct.export.onnx_export import read_meta
 
             try:
                 meta = read_meta(out)
@@ -633,7 +633,7 @@ class ModelStore:
             except Exception:  # noqa: BLE001, S110 - an unreadable cached file is rebuilt
                 pass
         try:
-            from export.onnx_export import export_onnx
+            from tinct.export.onnx_export import export_onnx
         except ImportError as exc:
             raise SkipCase(f"export is not available ({_reason(exc)})") from None
         self.log(f"latency: exporting {out.name} ({gating} gating)")
@@ -678,7 +678,7 @@ class ModelStore:
             raise SkipCase(f"quantization API differs from what the latency suite expects ({_reason(exc)})") \
                 from None
         except Exception as exc:
-            from quantization.guard import GuardError
+            from tinct.quantization.guard import GuardError
 
             if isinstance(exc, GuardError):  # the artifact exists only if it works: report, never time
                 raise CaseFailed(f"tinct quantize's guard refused it on this CPU: {_reason(exc)}") from None
@@ -699,7 +699,7 @@ class ModelStore:
         out = src.with_suffix(".xml")
         if not (out.is_file() and out.with_suffix(".bin").is_file()
                 and out.stat().st_mtime >= src.stat().st_mtime):
-            from runtime.commands.build import build_openvino
+            from tinct.runtime.commands.build import build_openvino
 
             self.log(f"latency: building {out.name}")
             build_openvino(src, out, precision="int8" if _onnx_precision(src) == "int8" else "fp32", check=False)
@@ -730,7 +730,7 @@ def fidelity_check(src: Path, run_x: Callable, precision: str, references: dict 
     PSNR means nothing), the other criteria hold."""
     import numpy as np
 
-    from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
+    from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
 
     refs = references if references is not None else {}
     if str(src) not in refs:
@@ -767,7 +767,7 @@ def quantize_entry_point() -> Callable:
     """``quantization.cli.quantize(src, out, precision=, backend=, ...)`` (what ``tinct quantize``
     runs); SkipCase when the quantization package is absent."""
     try:
-        mod = importlib.import_module("quantization.cli")
+        mod = importlib.import_module("tinct.quantization.cli")
     except ImportError as exc:
         raise SkipCase(f"the quantization package ('tinct quantize') is not available ({_reason(exc)})") from None
     fn = getattr(mod, "quantize", None)
@@ -846,7 +846,7 @@ def _backend_info(be) -> dict:
 
 def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj, batch: int) -> Timed:
     """The timed call for a mode, around any object with ``run_x`` (a Backend or TorchRunner)."""
-    from runtime.hints import IMG_SIZE
+    from tinct.runtime.hints import IMG_SIZE
 
     if mode == "model":
         x = model_inputs(1)
@@ -854,7 +854,7 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
     if mode == "throughput":
         x = model_inputs(batch)
         return Timed(call=lambda: run_x(x))
-    from runtime.colorizer import Colorizer
+    from tinct.runtime.colorizer import Colorizer
 
     col = Colorizer(backend_obj)
     if mode == "e2e":
@@ -941,7 +941,7 @@ def _case_macs(store: ModelStore, src: Path, own_bits: list[bool] | None) -> int
 def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
     """ONNX Runtime / OpenVINO on CPU: export (+ quantize) (+ build IR), open, wrap in the mode."""
     def setup() -> Timed:
-        from runtime.backends import open_backend
+        from tinct.runtime.backends import open_backend
 
         gates = _variant_gates(store, case.model, case.variant)
         src = store.onnx(case.model, gates)
@@ -959,7 +959,7 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         elif case.backend == "openvino":
             if importlib.util.find_spec("openvino") is None:
                 raise SkipCase("openvino is not installed")
-            from runtime.cpu import missing_isa
+            from tinct.runtime.cpu import missing_isa
 
             why = missing_isa("bf16") if case.precision in ("bf16", "int8-bf16") else None
             if why:
@@ -1010,8 +1010,8 @@ def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         if case.backend == "tensorrt":
             if importlib.util.find_spec("tensorrt") is None:
                 raise SkipCase("TensorRT is not installed")
-            from runtime.backends import open_backend
-            from runtime.commands.build import build_tensorrt
+            from tinct.runtime.backends import open_backend
+            from tinct.runtime.commands.build import build_tensorrt
 
             if case.variant == "own":
                 raise SkipCase("TensorRT If layers cost about both branches: use a static gate pattern")
@@ -1042,7 +1042,7 @@ def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
                 raise SkipCase("CUDA graphs cannot capture data-dependent gate decisions (If)")
             module = model
             if gates is not None:
-                from export.onnx_export import StaticGatedAColViT
+                from tinct.export.onnx_export import StaticGatedAColViT
 
                 module = StaticGatedAColViT(model, gates).eval()
             s = torch.cuda.Stream()
@@ -1186,8 +1186,8 @@ def register(sub) -> None:
 
 
 def run_command(args) -> int:
-    from benchmarks import env as envmod
-    from runtime.errors import TinctError
+    from tinct.benchmarks import env as envmod
+    from tinct.runtime.errors import TinctError
 
     try:
         models = parse_list(args.models, what="model")
@@ -1201,7 +1201,7 @@ def run_command(args) -> int:
             gate_pattern(g, 12)
     except ValueError as exc:
         raise TinctError(str(exc)) from None
-    from models.registry import REGISTRY
+    from tinct.models.registry import REGISTRY
 
     unknown = [m for m in models if m not in REGISTRY]
     if unknown:

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import TinctError
-from runtime.evaluation import MSE_FLOOR, psnr
+from tinct.runtime.errors import TinctError
+from tinct.runtime.evaluation import MSE_FLOOR, psnr
 
 PATCH = 16
 METRICS = ("psnr", "bpsnr", "pev", "ssim", "ciede2000")  # always computed
@@ -104,7 +104,7 @@ def ciede2000(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Mean CIEDE2000 colour difference per image (Lab from :func:`runtime.color.rgb_to_lab`)."""
     from skimage.color import deltaE_ciede2000
 
-    from runtime.color import rgb_to_lab
+    from tinct.runtime.color import rgb_to_lab
 
     pred, gt = _check_pair(pred, gt)
     de = deltaE_ciede2000(rgb_to_lab(gt).astype(np.float64), rgb_to_lab(pred).astype(np.float64), channel_axis=-1)
@@ -168,7 +168,7 @@ class LPIPS:
         try:
             import torch
         except ModuleNotFoundError:
-            from runtime.errors import MissingExtraError
+            from tinct.runtime.errors import MissingExtraError
             raise MissingExtraError("bench accuracy --lpips-weights", "torch", "export") from None
         self.torch, self.device, self.batch = torch, device, batch
         feats = self._load(backbone)

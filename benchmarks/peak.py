@@ -100,7 +100,7 @@ def _time(call, budget_s: float = 0.6, repeats: int = 5) -> float:
 @lru_cache(maxsize=None)
 def peak_gmacs(backend: str, precision: str, threads: int) -> float | None:
     """Measured matmul peak in GMAC/s, or None when this backend/precision cannot run here."""
-    from runtime.cpu import missing_isa
+    from tinct.runtime.cpu import missing_isa
 
     x = np.random.default_rng(1).standard_normal((TOKENS, DIM)).astype(np.float32)
     int8 = precision.startswith("int8")

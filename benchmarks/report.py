@@ -29,10 +29,10 @@ import io
 import json
 from pathlib import Path
 
-from benchmarks import papers
-from benchmarks.compare import load_result
-from benchmarks.metrics import METRICS
-from runtime.errors import TinctError
+from tinct.benchmarks import papers
+from tinct.benchmarks.compare import load_result
+from tinct.benchmarks.metrics import METRICS
+from tinct.runtime.errors import TinctError
 
 PAPER_LABEL = "paper: their weights and hardware"
 TINCT_LABEL = "tinct: our weights and hardware"

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("pytest_benchmark")
 
-from benchmarks import latency
+from tinct.benchmarks import latency
 
 WARMUP = 3
 

@@ -1,6 +1,6 @@
 """Export: PyTorch reference models -> ONNX with tinct metadata, checked for parity.
 
-    from export import export_onnx
+    from tinct.export import export_onnx
     export_onnx("acolvit-tiny-0.5", "acolvit.onnx")                  # 24 If nodes (dynamic gating)
     export_onnx("acolvit-tiny-0.5", "static.onnx", gating="static")  # fixed mask, no If
 
@@ -11,10 +11,10 @@ This package imports nothing heavy until an export function is used (the tinct C
 from __future__ import annotations
 
 _LAZY = {
-    "export_onnx": "export.onnx_export",
-    "read_meta": "export.onnx_export",
-    "check_parity": "export.parity",
-    "parity_inputs": "export.parity",
+    "export_onnx": "tinct.export.onnx_export",
+    "read_meta": "tinct.export.onnx_export",
+    "check_parity": "tinct.export.parity",
+    "parity_inputs": "tinct.export.parity",
 }
 
 __all__ = ["check_parity", "export_onnx", "parity_inputs", "read_meta"]

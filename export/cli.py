@@ -67,14 +67,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.color2embed_export import is_color2embed
+    from tinct.export.color2embed_export import is_color2embed
 
     if is_color2embed(args.model):
         return run_color2embed(args)
-    from export.onnx_export import count_ops, export_onnx, read_meta
+    from tinct.export.onnx_export import count_ops, export_onnx, read_meta
 
     if args.static_gates is not None and args.gating != "static":
-        from runtime.errors import TinctError
+        from tinct.runtime.errors import TinctError
 
         raise TinctError("--static-gates needs --gating static")
     out = export_onnx(args.model, args.output, gating=args.gating, static_gates=args.static_gates,
@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_color2embed(args: argparse.Namespace) -> int:
     """Color2Embed: two graphs (export/color2embed_export.py)."""
-    from export.color2embed_export import export_color2embed
-    from export.onnx_export import read_meta
-    from runtime.errors import TinctError
+    from tinct.export.color2embed_export import export_color2embed
+    from tinct.export.onnx_export import read_meta
+    from tinct.runtime.errors import TinctError
 
     if args.gating not in (None, "none") or args.static_gates is not None:
         raise TinctError("--gating / --static-gates apply to A-ColViT, not Color2Embed")

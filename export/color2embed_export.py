@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from export import parity
-from export.onnx_export import (
+from tinct.export import parity
+from tinct.export.onnx_export import (
     DEFAULT_OPSET,
     EXAMPLE_BATCH,
     MIN_OPSET,
@@ -45,11 +45,11 @@ from export.onnx_export import (
     _write_atomic,
     resolve_model,
 )
-from models.color2embed import ModulatedConv2d
-from models.registry import REGISTRY
-from runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactMeta
-from runtime.color import rgb_to_lab_n
-from runtime.errors import TinctError
+from tinct.models.color2embed import ModulatedConv2d
+from tinct.models.registry import REGISTRY
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactMeta
+from tinct.runtime.color import rgb_to_lab_n
+from tinct.runtime.errors import TinctError
 
 PARITY_SIZES = (256, 192)
 MULTIPLE = 16
@@ -78,8 +78,8 @@ def is_color2embed(source) -> bool:
         with safe_open(str(p), "pt") as f:
             return (f.metadata() or {}).get("architecture") == "color2embed"
     if p.suffix in (".pth", ".pt", ".ckpt", ".bin") and p.is_file():
-        from models import color2embed_keys
-        from models.checkpoint import read_official
+        from tinct.models import color2embed_keys
+        from tinct.models.checkpoint import read_official
 
         return bool(color2embed_keys.detect(read_official(p)))
     return False
@@ -194,7 +194,7 @@ def load_rgb(path, size: int) -> np.ndarray:
     """uint8 [size, size, 3]: short side to ``size`` (bilinear), centre crop (as export.parity)."""
     from PIL import Image
 
-    from runtime.image import resize_center_crop
+    from tinct.runtime.image import resize_center_crop
 
     try:
         with Image.open(path) as im:
@@ -297,7 +297,7 @@ def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, chec
                     else {"parity_max_abs": None, "parity": "skipped (--no-check)"}
                 import onnx
 
-                from runtime.backends.base import sha256_file
+                from tinct.runtime.backends.base import sha256_file
 
                 enc_extra = {**base, **rep, "outputs": ["emb"], "colorizer": col_out.name}
                 stamp(enc, C2E_ENCODER, enc_extra)

@@ -1,7 +1,7 @@
 """Does skipping sub-layers save time? A-ColViT-T with forced gate patterns on ONNX Runtime,
 OpenVINO and PyTorch eager (FP32, one thread, batch 1), interleaved round-robin in one process.
 
-    python -m export.measure_skipping [--seconds 60] [--threads 1] [--model SOURCE]
+    python -m tinct.export.measure_skipping [--seconds 60] [--threads 1] [--model SOURCE]
 
 Gates are forced through the model's own gate Linears (weights 0, biases +-8), so the exported
 graph is the ordinary dynamic one (one ``If`` per sub-layer) deciding as it would for a trained
@@ -88,8 +88,8 @@ def reweighted(onnx_path: Path, model, out: Path) -> Path:
 
 
 def build_variants(base, workdir: Path, x_check: np.ndarray) -> list[dict]:
-    from export import parity
-    from export.onnx_export import export_onnx
+    from tinct.export import parity
+    from tinct.export.onnx_export import export_onnx
 
     variants, first = [], None
     for label, fraction in PATTERNS.items():
@@ -190,7 +190,7 @@ def table(variants: list[dict], times: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.measure_skipping", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tinct.export.measure_skipping", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="A-ColViT source (default: random acolvit-tiny, depth 12)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=60.0, help="time spent in the round-robin")
@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from export import parity
-    from models import create_model
+    from tinct.export import parity
+    from tinct.models import create_model
 
     if args.model:
-        from models.checkpoint import load_model
+        from tinct.models.checkpoint import load_model
 
         base = load_model(args.model)
     else:

@@ -42,10 +42,10 @@ import onnx
 import torch
 from torch import nn
 
-from export import parity
-from models.registry import REGISTRY
-from runtime.artifact import ArtifactMeta
-from runtime.errors import TinctError
+from tinct.export import parity
+from tinct.models.registry import REGISTRY
+from tinct.runtime.artifact import ArtifactMeta
+from tinct.runtime.errors import TinctError
 
 GATINGS = ("dynamic", "static", "none")
 DEFAULT_OPSET = 18
@@ -142,7 +142,7 @@ def resolve_model(model_or_source, model_name: str | None = None) -> tuple[nn.Mo
         if card.get("source_sha256"):
             return model, name, card["source_sha256"], "file"
         return model, name, state_dict_sha256(model), "state_dict"
-    from models.checkpoint import load_model
+    from tinct.models.checkpoint import load_model
 
     s = str(model_or_source)
     model, card = load_model(s, with_card=True)

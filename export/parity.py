@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.color import rgb_to_lab_n
-from runtime.errors import TinctError
-from runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
+from tinct.runtime.color import rgb_to_lab_n
+from tinct.runtime.errors import TinctError
+from tinct.runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
 
 DEFAULT_TOL = 1e-4
 HINT_COUNTS = (0, 10, 50)
@@ -65,7 +65,7 @@ def load_photo(path: str | Path) -> np.ndarray:
     """RGB uint8 [224, 224, 3]: short side to 224 (bilinear), centre crop."""
     from PIL import Image
 
-    from runtime.image import resize_center_crop
+    from tinct.runtime.image import resize_center_crop
 
     try:
         with Image.open(path) as im:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.icolorit import Block, IColoriT, IColoriTConfig
+from tinct.models.icolorit import Block, IColoriT, IColoriTConfig
 
 GUMBEL_TAU = 5.0
 GATE_THRESHOLD = 0.5

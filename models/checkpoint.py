@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from models.icolorit import IColoriTConfig
-from models.registry import ARCHITECTURES, OFFICIAL_NAMES, REGISTRY, WEIGHTS_DIR, config_for
-from runtime.errors import TinctError
+from tinct.models.icolorit import IColoriTConfig
+from tinct.models.registry import ARCHITECTURES, OFFICIAL_NAMES, REGISTRY, WEIGHTS_DIR, config_for
+from tinct.runtime.errors import TinctError
 
 SAFE_GLOBALS = [argparse.Namespace]
 
@@ -181,7 +181,7 @@ def read_tinct(path: Path) -> tuple[str, IColoriTConfig, dict, dict]:
     config = json.loads(meta["config"]) if "config" in meta else card.get("config")
     if arch not in ARCHITECTURES or config is None:
         raise CheckpointError(f"{path}: no architecture/config metadata (expected a tinct checkpoint)")
-    from models.registry import CONFIG_CLASSES  # Color2Embed has its own config class
+    from tinct.models.registry import CONFIG_CLASSES  # Color2Embed has its own config class
 
     return arch, CONFIG_CLASSES.get(arch, IColoriTConfig)(**config), state, card
 
@@ -210,7 +210,7 @@ def load_model(source: str | Path, with_card: bool = False):
         arch, cfg, state, card = read_tinct(path)
     elif path.suffix in (".pth", ".pt", ".ckpt", ".bin"):
         obj = read_official(path)
-        from models import color2embed_keys  # Color2Embed layouts (official, Kwentar)
+        from tinct.models import color2embed_keys  # Color2Embed layouts (official, Kwentar)
 
         if color2embed_keys.detect(obj):
             arch = "color2embed"

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtime.errors import TinctError
+from tinct.runtime.errors import TinctError
 
 ENCODERS = ("resnet18", "vgg19")
 DECODERS = ("official", "kwentar")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from models.color2embed import VGG19_RELU5_2, Color2EmbedConfig
+from tinct.models.color2embed import VGG19_RELU5_2, Color2EmbedConfig
 
 Transform = Callable[[torch.Tensor], torch.Tensor] | None
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -35,7 +35,7 @@ WB = ("weight", "bias")
 
 
 def _err(msg: str):
-    from models.checkpoint import CheckpointError
+    from tinct.models.checkpoint import CheckpointError
 
     return CheckpointError(msg)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.acolvit import AColViT
-from models.icolorit import IColoriT, IColoriTConfig
+from tinct.models.acolvit import AColViT
+from tinct.models.icolorit import IColoriT, IColoriTConfig
 
 ARCHITECTURES = {"icolorit": IColoriT, "acolvit": AColViT}
 
@@ -41,7 +41,7 @@ DEFAULT_MODEL = "icolorit-tiny"
 
 
 def config_for(name: str, **overrides) -> tuple[str, IColoriTConfig]:
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if name not in REGISTRY:
         raise TinctError(f"unknown model {name!r}; known: {', '.join(sorted(REGISTRY))}")
@@ -51,7 +51,7 @@ def config_for(name: str, **overrides) -> tuple[str, IColoriTConfig]:
 
 def create_model(name_or_arch: str, config: IColoriTConfig | dict | None = None, **overrides):
     """A randomly initialised model (for training): a registry name, or an architecture + config."""
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if name_or_arch in ARCHITECTURES:
         if config is None:
@@ -65,7 +65,7 @@ def create_model(name_or_arch: str, config: IColoriTConfig | dict | None = None,
 # ----------------------------------------------------------------------------- Color2Embed
 # Color2Embed (models/color2embed.py) has its own config class; the two functions below extend
 # config_for / create_model above to it (ViT names keep going through the originals).
-from models.color2embed import Color2Embed, Color2EmbedConfig
+from tinct.models.color2embed import Color2Embed, Color2EmbedConfig
 
 ARCHITECTURES["color2embed"] = Color2Embed
 CONFIG_CLASSES = {"icolorit": IColoriTConfig, "acolvit": IColoriTConfig, "color2embed": Color2EmbedConfig}

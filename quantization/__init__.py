@@ -8,7 +8,7 @@ Light on purpose: importing :mod:`quantization` imports nothing heavy. The piece
 - :mod:`quantization.openvino_int8`: INT8 / BF16 OpenVINO IR (NNCF, or OpenVINO reading Q/DQ ONNX);
 - :mod:`quantization.fp16`: FP16 ONNX with float32 inputs/outputs;
 - :mod:`quantization.guard`: the accuracy guard every artifact passes before it is written;
-- :mod:`quantization.measure`: interleaved latency comparison (``python -m quantization.measure``).
+- :mod:`quantization.measure`: interleaved latency comparison (``python -m tinct.quantization.measure``).
 """
 
 PRECISIONS = ("int8", "fp16", "bf16")

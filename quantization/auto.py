@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.errors import TinctError
+from tinct.runtime.errors import TinctError
 
 CANDIDATES = ("fp32", "bf16", "int8", "int8-bf16")
 
@@ -28,9 +28,9 @@ def _x_for_timing():
     """One model input: the first guard image with 10 evaluation hints."""
     import numpy as np
 
-    from quantization import guard
-    from runtime.color import rgb_to_lab_n
-    from runtime.hints import encode_from_lab, make_eval_hints, mask_from_coords
+    from tinct.quantization import guard
+    from tinct.runtime.color import rgb_to_lab_n
+    from tinct.runtime.hints import encode_from_lab, make_eval_hints, mask_from_coords
 
     names, images, _ = guard.guard_images(1)
     coords = make_eval_hints([f"{names[0]}.png"], (10,))[10][names[0]]
@@ -42,7 +42,7 @@ def _calibration_dir(calib_dir):
     """--calib, else the corpus' training split (None: the quantizer's default), else the fixture photos."""
     if calib_dir:
         return calib_dir
-    from training.data import _cache
+    from tinct.training.data import _cache
 
     if (_cache(None) / "train" / "index.json").is_file():
         return None
@@ -58,13 +58,13 @@ def build_auto(onnx_path, out, *, threads: int = 1, calib_dir=None, calib_size: 
                log: Callable[[str], None] | None = None) -> tuple[Path, list[dict]]:
     """Build, guard and time every candidate; write the fastest that passed to ``out`` (.xml).
     Returns (out, candidate table). Nothing is written when no candidate passes."""
-    from benchmarks.latency import Case, Timed, run_cases
-    from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
-    from quantization.cli import _read_parent, quantize, verification_record
-    from runtime.artifact import C2E_COLORIZER
-    from runtime.backends.openvino_backend import OpenVINOBackend
-    from runtime.commands.build import build_openvino
-    from runtime.cpu import missing_isa
+    from tinct.benchmarks.latency import Case, Timed, run_cases
+    from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
+    from tinct.quantization.cli import _read_parent, quantize, verification_record
+    from tinct.runtime.artifact import C2E_COLORIZER
+    from tinct.runtime.backends.openvino_backend import OpenVINOBackend
+    from tinct.runtime.commands.build import build_openvino
+    from tinct.runtime.cpu import missing_isa
 
     log = log or (lambda m: None)
     src, out = Path(onnx_path), Path(out)
@@ -151,8 +151,8 @@ def build_auto(onnx_path, out, *, threads: int = 1, calib_dir=None, calib_size: 
 
 def _finalize(chosen: Path, out: Path, tmpdir: Path, extra_build: dict[str, str]) -> None:
     """The chosen IR with the candidate table added to its build info, renamed into place."""
-    from quantization.openvino_int8 import _ov, save_ir
-    from runtime.backends.openvino_backend import read_ir_props
+    from tinct.quantization.openvino_int8 import _ov, save_ir
+    from tinct.runtime.backends.openvino_backend import read_ir_props
 
     ov = _ov()
     model = ov.Core().read_model(str(chosen))

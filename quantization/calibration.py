@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.color import rgb_to_lab_n
-from runtime.errors import TinctError
-from runtime.hints import GRID, TRAIN_MAX_HINTS, encode_from_lab
+from tinct.runtime.color import rgb_to_lab_n
+from tinct.runtime.errors import TinctError
+from tinct.runtime.hints import GRID, TRAIN_MAX_HINTS, encode_from_lab
 
 DEFAULT_SIZE = 300
 DEFAULT_SEED = 20261121
@@ -60,7 +60,7 @@ class CalibrationSet:
 
     def __init__(self, photos, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED,
                  max_hints: int = TRAIN_MAX_HINTS, progress: bool = False, source: str = "photos"):
-        from training.data import CropSampler
+        from tinct.training.data import CropSampler
 
         if size < 1:
             raise TinctError(f"calibration size must be >= 1, got {size}")
@@ -83,7 +83,7 @@ class CalibrationSet:
         """Photos from ``calib_dir``, else the corpus' training split (error if neither exists)."""
         if calib_dir is not None:
             return cls(load_photo_dir(calib_dir), size, seed, progress=progress, source=str(calib_dir))
-        from training.data import load_train_photos
+        from tinct.training.data import load_train_photos
 
         return cls(load_train_photos(), size, seed, progress=progress, source="training split")
 

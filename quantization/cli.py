@@ -35,7 +35,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, PRECISIONS
+from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, PRECISIONS
 
 
 def register(subparsers) -> None:
@@ -87,8 +87,8 @@ def run(args) -> int:
 def _read_parent(path: Path):
     import onnx
 
-    from runtime.artifact import ArtifactMeta
-    from runtime.errors import TinctError
+    from tinct.runtime.artifact import ArtifactMeta
+    from tinct.runtime.errors import TinctError
 
     if path.suffix.lower() != ".onnx" or not path.is_file():
         raise TinctError(f"{path}: 'tinct quantize' takes an existing FP32 .onnx artifact")
@@ -103,7 +103,7 @@ def _read_parent(path: Path):
 
 
 def _qdq_tool(tool: str | None, backend: str, method: str | None) -> str:
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if backend == "tensorrt":
         if tool == "nncf":
@@ -121,7 +121,7 @@ def _qdq_tool(tool: str | None, backend: str, method: str | None) -> str:
 
 
 def _check_route(precision: str, backend: str, out: Path) -> None:
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     want = ".xml" if backend == "openvino" else ".onnx"
     if out.suffix.lower() != want:
@@ -145,10 +145,10 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
     """Build, guard and write one artifact; returns (path, GuardReport). See the module docstring."""
     import onnxruntime as ort
 
-    from quantization import guard
-    from quantization.calibration import DEFAULT_SEED, CalibrationSet
-    from runtime.backends.base import sha256_file
-    from runtime.errors import TinctError
+    from tinct.quantization import guard
+    from tinct.quantization.calibration import DEFAULT_SEED, CalibrationSet
+    from tinct.runtime.backends.base import sha256_file
+    from tinct.runtime.errors import TinctError
 
     ort.set_default_logger_severity(3)
     src, out = Path(onnx_path), Path(output)
@@ -167,14 +167,14 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
         tmp = tmpdir / out.name
         if precision == "int8":
             if ov_float_precision == "bf16":
-                from quantization.openvino_int8 import require_bf16_cpu
+                from tinct.quantization.openvino_int8 import require_bf16_cpu
 
                 if backend != "openvino":
                     raise TinctError("--ov-float-precision applies to --backend openvino only")
                 require_bf16_cpu()
             seed = DEFAULT_SEED if calib_seed is None else calib_seed
             if c2e_encoder is not None:
-                from quantization.color2embed import C2ECalibrationSet
+                from tinct.quantization.color2embed import C2ECalibrationSet
 
                 calib = C2ECalibrationSet.from_source(c2e_encoder, calib_dir, calib_size, seed, progress=progress)
             else:
@@ -188,14 +188,14 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
                 qdq = tmp if backend != "openvino" else tmpdir / "qdq.onnx"
                 symmetric = backend == "tensorrt"  # TensorRT takes signed INT8 Q/DQ with zero point 0 only
                 if dynamic:
-                    from quantization.conditional import quantize_conditional
+                    from tinct.quantization.conditional import quantize_conditional
 
                     recipe = quantize_conditional(src, qdq, calib, method=method, threads=threads,
                                                   branch_tool=qdq_tool, symmetric_activations=symmetric)
                 elif qdq_tool == "nncf":
                     import onnx
 
-                    from quantization.onnx_int8 import (
+                    from tinct.quantization.onnx_int8 import (
                         DEFAULT_FLOAT_ROLES,
                         excluded_nodes,
                         quantize_model_nncf,
@@ -208,27 +208,27 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
                     recipe["float_roles"] = list(DEFAULT_FLOAT_ROLES)
                     recipe["float_ops"] = unquantized_op_types(onnx.load(str(qdq))) + list(DEFAULT_FLOAT_ROLES)
                 else:
-                    from quantization.onnx_int8 import quantize_model
+                    from tinct.quantization.onnx_int8 import quantize_model
 
                     recipe = quantize_model(src, qdq, calib.ort_reader(), method=method,
                                             symmetric_activations=symmetric)
                 extra["float_ops"] = recipe.pop("float_ops")
                 extra["quantization"] = recipe
                 if backend == "openvino":
-                    from quantization import openvino_int8 as ovq
+                    from tinct.quantization import openvino_int8 as ovq
 
                     model = ovq.convert(qdq)
                     extra["quantization"]["openvino"] = "Q/DQ ONNX read by OpenVINO (FakeQuantize, int8 kernels)"
                     ovq.save_ir(model, tmp, {}, ovq.build_info(src, ov_float_precision, parent_sha))
             else:
-                from quantization import openvino_int8 as ovq
+                from tinct.quantization import openvino_int8 as ovq
 
                 model, recipe = ovq.nncf_int8(src, calib)
                 extra["quantization"] = recipe
                 extra["float_ops"] = ["as NNCF TRANSFORMER leaves them"] + list(recipe["ignored_types"])
                 ovq.save_ir(model, tmp, {}, ovq.build_info(src, ov_float_precision, parent_sha))
         elif precision == "fp16":
-            from quantization.fp16 import convert_fp16
+            from tinct.quantization.fp16 import convert_fp16
 
             recipe = convert_fp16(src, tmp)
             extra["float_ops"] = recipe.pop("float_ops")
@@ -237,7 +237,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
 
         def evaluate(candidate: Path):
             if c2e_encoder is not None:
-                from quantization import color2embed
+                from tinct.quantization import color2embed
 
                 return color2embed.evaluate(src, candidate, c2e_encoder, threads=threads, limit=guard_images)
             # an IR is evaluated at the inference precision recorded in it (--ov-float-precision)
@@ -255,7 +255,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
         meta = _child_meta(parent, precision, parent_sha, extra)
         final = tmpdir / ("final" + out.suffix)
         if out.suffix == ".xml":
-            from quantization.openvino_int8 import restamp_ir
+            from tinct.quantization.openvino_int8 import restamp_ir
 
             restamp_ir(tmp, final, meta.to_props())
             os.replace(final.with_suffix(".bin"), out.with_suffix(".bin"))
@@ -271,7 +271,7 @@ def verification_record(backend: str) -> dict:
     """Where a guard ran: the CPU (model, effective ISA, flags) and the library versions."""
     import onnxruntime as ort
 
-    from runtime.cpu import cpu_record
+    from tinct.runtime.cpu import cpu_record
 
     rec = {"cpu": cpu_record(), "onnxruntime": ort.__version__}
     if backend == "openvino":
@@ -286,14 +286,14 @@ def _bf16_variants(src: Path, tmpdir: Path, name: str, parent_sha: str, variant:
     """Build and guard the BF16 variants (:data:`quantization.openvino_int8.BF16_VARIANTS`) in order, or
     only ``variant``; -> (path, report) of the first that passes. Every attempt is recorded in
     ``extra["bf16_variants"]``; when none passes, GuardError lists them all."""
-    from quantization import guard
-    from quantization import openvino_int8 as ovq
+    from tinct.quantization import guard
+    from tinct.quantization import openvino_int8 as ovq
 
     ovq.require_bf16_cpu()
     order = list(ovq.BF16_VARIANTS) if variant == "auto" else [variant]
     tried, failures = [], []
     for v in order:
-        from runtime.backends.openvino_backend import convert_for_variant
+        from tinct.runtime.backends.openvino_backend import convert_for_variant
 
         model = convert_for_variant(src, v)
         path = tmpdir / v / name
@@ -322,15 +322,15 @@ def _bf16_variants(src: Path, tmpdir: Path, name: str, parent_sha: str, variant:
 def _color2embed_encoder(parent, src: Path):
     """Color2Embed: the colorizer's FP32 encoder (calibration and guard embeddings); the encoder
     itself is not quantized (it runs once per reference). Other architectures: None."""
-    from runtime.artifact import C2E_COLORIZER, C2E_ENCODER
-    from runtime.errors import TinctError
+    from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
+    from tinct.runtime.errors import TinctError
 
     if parent.architecture == C2E_ENCODER:
         raise TinctError(f"{src.name} is the Color2Embed colour encoder: it runs once per reference and stays "
                          "FP32; quantize the colorizer graph (*-colorizer.onnx)")
     if parent.architecture != C2E_COLORIZER:
         return None
-    from quantization.color2embed import encoder_for
+    from tinct.quantization.color2embed import encoder_for
 
     return encoder_for(src)
 

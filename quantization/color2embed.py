@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from quantization.calibration import DEFAULT_SEED, DEFAULT_SIZE, FeedReader, _progress, load_photo_dir
-from quantization.guard import GuardReport, guard_images, ort_session
-from runtime.color import AB_NORM, rgb_to_lab_n
-from runtime.errors import TinctError
-from runtime.evaluation import compose_rgb, psnr
+from tinct.quantization.calibration import DEFAULT_SEED, DEFAULT_SIZE, FeedReader, _progress, load_photo_dir
+from tinct.quantization.guard import GuardReport, guard_images, ort_session
+from tinct.runtime.color import AB_NORM, rgb_to_lab_n
+from tinct.runtime.errors import TinctError
+from tinct.runtime.evaluation import compose_rgb, psnr
 
 SIZE = 224
 GUARD_SEED = 1234
@@ -37,7 +37,7 @@ REFERENCES = ("tps", "other")
 
 
 def encoder_for(colorizer_path) -> Path:
-    from runtime.exemplar import find_artifacts
+    from tinct.runtime.exemplar import find_artifacts
 
     return find_artifacts(colorizer_path)[0]
 
@@ -56,7 +56,7 @@ class Encoder:
 
 def tps_references(images: np.ndarray, seed: int) -> np.ndarray:
     """float32 [N,H,W,3] in [0,1]: each image through the training reference augmentation."""
-    from training.tps import random_reference
+    from tinct.training.tps import random_reference
 
     rng = np.random.default_rng(seed)
     return np.stack([random_reference(rng, im) for im in images])
@@ -67,7 +67,7 @@ class C2ECalibrationSet:
 
     def __init__(self, photos, encoder_path, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED,
                  progress: bool = False, source: str = "photos", crop: int = SIZE, threads: int = 1):
-        from training.data import CropSampler
+        from tinct.training.data import CropSampler
 
         if size < 1:
             raise TinctError(f"calibration size must be >= 1, got {size}")
@@ -84,7 +84,7 @@ class C2ECalibrationSet:
                     progress: bool = False) -> C2ECalibrationSet:
         if calib_dir is not None:
             return cls(load_photo_dir(calib_dir), encoder_path, size, seed, progress, source=str(calib_dir))
-        from training.data import load_train_photos
+        from tinct.training.data import load_train_photos
 
         return cls(load_train_photos(), encoder_path, size, seed, progress, source="training split")
 
@@ -131,7 +131,7 @@ class Predictor:
             self.sess = ort_session(self.path, threads)
             self._run = lambda feed: self.sess.run(["ab"], feed)[0]
         else:  # exactly as the runtime runs it (recorded inference precision), as quantization.guard does
-            from runtime.backends.openvino_backend import OpenVINOBackend
+            from tinct.runtime.backends.openvino_backend import OpenVINOBackend
 
             backend = OpenVINOBackend.load(self.path, threads=threads)
             self._run = lambda feed: backend.infer(feed)["ab"]

@@ -40,15 +40,15 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from quantization.calibration import ArrayReader
-from quantization.onnx_int8 import (
+from tinct.quantization.calibration import ArrayReader
+from tinct.quantization.onnx_int8 import (
     DEFAULT_FLOAT_ROLES,
     DEFAULT_QUANTIZE_OPS,
     excluded_nodes,
     quantize_model,
     quantize_model_nncf,
 )
-from runtime.artifact import count_if_nodes
+from tinct.runtime.artifact import count_if_nodes
 
 DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
 TOP_FLOAT_ROLES = DEFAULT_FLOAT_ROLES  # gate Linears and the head conv live at the top level

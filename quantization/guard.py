@@ -21,10 +21,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from runtime.color import AB_NORM
-from runtime.errors import TinctError
-from runtime.evaluation import predict_rgb, psnr
-from runtime.hints import make_eval_hints, mask_from_coords
+from tinct.runtime.color import AB_NORM
+from tinct.runtime.errors import TinctError
+from tinct.runtime.evaluation import predict_rgb, psnr
+from tinct.runtime.hints import make_eval_hints, mask_from_coords
 
 GUARD_COUNTS = (1, 10, 50)
 QDQ_IF_DISABLED = ["QDQPropagationTransformer"]
@@ -37,14 +37,14 @@ class GuardError(TinctError):
 def guard_images(limit: int | None = None) -> tuple[list[str], np.ndarray, str]:
     """(names, uint8 [N,224,224,3], where from): validation split, else the fixture photos."""
     try:
-        from training.data import load_val
+        from tinct.training.data import load_val
 
         names, images = load_val()
         where = "validation split"
     except TinctError:
         names, images = [], None
     if images is None or not len(images):
-        from export.parity import find_parity_photos, load_photo
+        from tinct.export.parity import find_parity_photos, load_photo
 
         paths = find_parity_photos(limit=64)
         names = [p.stem for p in paths]
@@ -86,7 +86,7 @@ class Predictor:
             self.outputs = [o.name for o in self.sess.get_outputs()]
             self._run = lambda x: self.sess.run(None, {"x": x})
         else:  # exactly as the runtime runs it (static batch, recorded inference precision)
-            from runtime.backends.openvino_backend import OpenVINOBackend
+            from tinct.runtime.backends.openvino_backend import OpenVINOBackend
 
             self.backend = OpenVINOBackend.load(self.path, precision=inference_precision, threads=threads)
             self.outputs = self.backend.output_names

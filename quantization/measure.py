@@ -1,6 +1,6 @@
 """Interleaved latency of one model's FP32 / BF16 / INT8 variants (1 thread, batch 1, CPU).
 
-``python -m quantization.measure MODEL.onnx [--calib-size 32] [--rounds 40] [--sweep] [--gates P ...]``
+``python -m tinct.quantization.measure MODEL.onnx [--calib-size 32] [--rounds 40] [--sweep] [--gates P ...]``
 
 Variants: ONNX Runtime FP32 and INT8 (Q/DQ), OpenVINO FP32 / BF16 (explicit INFERENCE_PRECISION_HINT),
 OpenVINO INT8 via NNCF (iColoriT only) and via the Q/DQ ONNX. They are built once, warmed up, then
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from quantization import guard
-from quantization.conditional import if_nodes
+from tinct.quantization import guard
+from tinct.quantization.conditional import if_nodes
 
 
 def force_gates(src: Path, dst: Path, fraction: float) -> list[int]:
@@ -108,9 +108,9 @@ def main(argv=None) -> int:
     import onnxruntime as ort
     import openvino as ov
 
-    from quantization.calibration import CalibrationSet
-    from quantization.openvino_int8 import nncf_int8
-    from runtime.cpu import has_native_bf16
+    from tinct.quantization.calibration import CalibrationSet
+    from tinct.quantization.openvino_int8 import nncf_int8
+    from tinct.runtime.cpu import has_native_bf16
 
     ort.set_default_logger_severity(3)
     src = Path(args.model)
@@ -122,11 +122,11 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         q8 = tmp / "int8.onnx"
         if dynamic:
-            from quantization.conditional import quantize_conditional
+            from tinct.quantization.conditional import quantize_conditional
 
             quantize_conditional(src, q8, calib)
         else:
-            from quantization.onnx_int8 import quantize_model
+            from tinct.quantization.onnx_int8 import quantize_model
 
             quantize_model(src, q8, calib.ort_reader())
         variants = [("ORT FP32", src, "ort", None), ("ORT INT8 Q/DQ", q8, "ort", None),
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
             variants.append(("OV INT8 (NNCF)", tmp / "nncf.xml", "ov", "f32"))
         extra = {}
         if args.sweep and not dynamic:
-            from quantization.onnx_int8 import quantize_model
+            from tinct.quantization.onnx_int8 import quantize_model
 
             for name, (ops, pc) in SWEEP.items():
                 p = tmp / f"sweep{len(extra)}.onnx"

@@ -9,7 +9,7 @@ type stays float) plus node roles kept float; both are recorded in ``extra.float
 - ``gate_linear``: A-ColViT's policy Linears (always kept float: quantizing them flips decisions);
 - ``attn_matmul``: the two activation x activation MatMuls of attention (q·kᵀ, attn·v).
 
-The default set was chosen by measurement (``python -m quantization.measure --sweep``; numbers in
+The default set was chosen by measurement (``python -m tinct.quantization.measure --sweep``; numbers in
 :data:`SWEEP_NOTE`).
 """
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.cpu import has_native_bf16
-from runtime.errors import TinctError
+from tinct.runtime.cpu import has_native_bf16
+from tinct.runtime.errors import TinctError
 
 NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see quantization/measure.py --sweep
 def require_bf16_cpu() -> None:
-    from runtime.cpu import missing_isa
+    from tinct.runtime.cpu import missing_isa
 
     if not has_native_bf16():
         raise TinctError(f"BF16 for OpenVINO: {missing_isa('bf16')}, so OpenVINO would not run bf16 natively; "
@@ -36,7 +36,7 @@ def require_bf16_cpu() -> None:
 
 
 # The BF16 variants live with the backend that applies them (compile config, "precise" marks).
-from runtime.backends.openvino_backend import (  # noqa: E402
+from tinct.runtime.backends.openvino_backend import (  # noqa: E402
     BF16_VARIANTS,
     bf16_build,
     mark_precise_ir,
@@ -50,7 +50,7 @@ def _ov():
     try:
         import openvino as ov
     except ImportError:
-        from runtime.errors import MissingExtraError
+        from tinct.runtime.errors import MissingExtraError
 
         raise MissingExtraError("quantize --backend openvino", "openvino", "openvino") from None
     return ov
@@ -68,7 +68,7 @@ def save_ir(model, out_xml: str | Path, props: dict[str, str], build: dict[str, 
     """rt_info (runtime's helper) + ``ov.save_model`` with fp32 weights kept as they are."""
     import json
 
-    from runtime.backends.openvino_backend import write_ir_props
+    from tinct.runtime.backends.openvino_backend import write_ir_props
 
     ov = _ov()
     write_ir_props(model, props, build)
@@ -80,7 +80,7 @@ def save_ir(model, out_xml: str | Path, props: dict[str, str], build: dict[str, 
 
 def restamp_ir(xml: str | Path, out_xml: str | Path, props: dict[str, str]) -> Path:
     """Re-save an IR with updated tinct metadata (after the guard measured it)."""
-    from runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.backends.openvino_backend import read_ir_props
 
     ov = _ov()
     model = ov.Core().read_model(str(xml))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from runtime import __version__
-from runtime.color import AB_NORM, L_CENT, L_NORM
-from runtime.errors import TinctError
-from runtime.hints import GRID, HINT_SIZE, IMG_SIZE
+from tinct.runtime import __version__
+from tinct.runtime.color import AB_NORM, L_CENT, L_NORM
+from tinct.runtime.errors import TinctError
+from tinct.runtime.hints import GRID, HINT_SIZE, IMG_SIZE
 
 PREFIX = "tinct."
 SCHEMA_VERSION = "1"
@@ -127,3 +127,22 @@ class ArtifactMeta:
         g = self.gating + (f" ({sum(map(sum, self.static_gates))}/{2 * len(self.static_gates)} kept)"
                            if self.static_gates else "")
         return f"{self.model} [{self.architecture}] {self.precision}, gating {g}, tinct {self.tinct_version}"
+
+
+def read_onnx_props(path) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it):
+    read through ONNX Runtime, which the runtime has. Raises ArtifactError for an unreadable file."""
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    path = Path(path)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - any ORT failure is "not a readable artifact"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArtifactError(f"{path.name}: not a readable ONNX file ({first[:200]})") from None
+    return dict(sess.get_modelmeta().custom_metadata_map)

@@ -13,21 +13,21 @@ import importlib
 import sys
 from importlib.metadata import entry_points
 
-from runtime import __version__
-from runtime.errors import MissingExtraError, TinctError
+from tinct.runtime import __version__
+from tinct.runtime.errors import MissingExtraError, TinctError
 
 # name -> (module with register(subparsers), extra that provides its heavy dependencies)
 BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "colorize": ("runtime.commands.colorize", "runtime"),
-    "info": ("runtime.commands.info", "runtime"),
-    "build": ("runtime.commands.build", "openvino"),
-    "doctor": ("runtime.commands.doctor", "tensorrt"),
-    "export": ("export.cli", "export"),
-    "data": ("training.cli_data", "train"),
-    "train": ("training.cli_train", "train"),
-    "ship": ("training.cli_ship", "train"),
-    "quantize": ("quantization.cli", "quant"),
-    "bench": ("benchmarks.cli", "bench"),
+    "colorize": ("tinct.runtime.commands.colorize", "runtime"),
+    "info": ("tinct.runtime.commands.info", "runtime"),
+    "build": ("tinct.runtime.commands.build", "openvino"),
+    "doctor": ("tinct.runtime.commands.doctor", "tensorrt"),
+    "export": ("tinct.export.cli", "export"),
+    "data": ("tinct.training.cli_data", "train"),
+    "train": ("tinct.training.cli_train", "train"),
+    "ship": ("tinct.training.cli_ship", "train"),
+    "quantize": ("tinct.quantization.cli", "quant"),
+    "bench": ("tinct.benchmarks.cli", "bench"),
 }
 
 # Heavy modules and the extra that installs each one (the command's own extra wins when it also

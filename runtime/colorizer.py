@@ -33,8 +33,8 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
-from runtime.color import AB_NORM, L_CENT, L_NORM, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, srgb_to_linear
-from runtime.hints import (
+from tinct.runtime.color import AB_NORM, L_CENT, L_NORM, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, srgb_to_linear
+from tinct.runtime.hints import (
     DEFAULT_MAX_USER_HINTS,
     GRID,
     IMG_SIZE,

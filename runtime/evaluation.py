@@ -13,8 +13,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from runtime.color import lab_n_to_rgb, rgb_to_lab_n, to_uint8
-from runtime.hints import encode_from_lab, mask_from_coords
+from tinct.runtime.color import lab_n_to_rgb, rgb_to_lab_n, to_uint8
+from tinct.runtime.hints import encode_from_lab, mask_from_coords
 
 MSE_FLOOR = 1e-5
 

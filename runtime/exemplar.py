@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from runtime.artifact import C2E_COLORIZER, C2E_ENCODER
-from runtime.color import L_CENT, L_NORM
-from runtime.colorizer import Session, _as_image, _bilinear_taps, luminance_l
-from runtime.errors import TinctError
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
+from tinct.runtime.color import L_CENT, L_NORM
+from tinct.runtime.colorizer import Session, _as_image, _bilinear_taps, luminance_l
+from tinct.runtime.errors import TinctError
 
 DEFAULT_SIZE = 256
 MULTIPLE = 16
@@ -228,17 +228,17 @@ def find_artifacts(engine) -> tuple[Path, Path]:
 
 
 def _read_meta(path: Path):
-    from runtime.artifact import ArtifactMeta
+    from tinct.runtime.artifact import ArtifactMeta
 
     if path.suffix.lower() == ".onnx":
-        import onnx
+        from tinct.runtime.artifact import ArtifactError, read_onnx_props
 
         try:
-            m = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:
-            raise ExemplarError(f"{path.name}: not a readable ONNX file ({str(exc)[:200]})") from None
-        return ArtifactMeta.from_props({q.key: q.value for q in m.metadata_props}, where=path.name)
-    from runtime.backends import open_backend
+            props = read_onnx_props(path)
+        except ArtifactError as exc:
+            raise ExemplarError(str(exc)) from None
+        return ArtifactMeta.from_props(props, where=path.name)
+    from tinct.runtime.backends import open_backend
 
     with open_backend(path) as b:
         return b.meta
@@ -247,7 +247,7 @@ def _read_meta(path: Path):
 def open_exemplar(engine, backend: str | None = None, size: int = DEFAULT_SIZE, **opts) -> ExemplarColorizer:
     """An :class:`ExemplarColorizer` from a directory or colorizer file (see :func:`find_artifacts`).
     The encoder runs in FP32 with the same backend."""
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     enc_path, col_path = find_artifacts(engine)
     col = open_backend(col_path, backend, **opts)

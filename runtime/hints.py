@@ -28,8 +28,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from runtime.color import AB_NORM, rgb_to_lab
-from runtime.errors import TinctError
+from tinct.runtime.color import AB_NORM, rgb_to_lab
+from tinct.runtime.errors import TinctError
 
 IMG_SIZE = 224
 HINT_SIZE = 2

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from runtime.errors import TinctError
+from tinct.runtime.errors import TinctError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_runtime import DEMO_HINTS, export_tiny, photo
 
-from runtime.artifact import ArtifactMeta
-from runtime.errors import TinctError
+from tinct.runtime.artifact import ArtifactMeta
+from tinct.runtime.errors import TinctError
 
 torch = pytest.importorskip("torch")
 HAS_OV = importlib.util.find_spec("openvino") is not None
@@ -26,8 +26,8 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photo_x(tiny):
     """The model input for the fixture photo + demo hints, made by the runtime's Session."""
-    from runtime.backends import open_backend
-    from runtime.colorizer import Colorizer
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.colorizer import Colorizer
     s = Colorizer(open_backend(tiny[1], threads=1)).session(photo())
     s.set_hints(DEMO_HINTS.read_text())
     s.colorize()
@@ -40,7 +40,7 @@ def _torch_ref(model, x):
 
 
 def test_onnxruntime_matches_pytorch(tiny, photo_x):
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
     b = open_backend(tiny[1], threads=1)
     assert np.abs(b.run_x(photo_x) - _torch_ref(tiny[2], photo_x)).max() <= 1e-4
     d = b.describe()
@@ -51,8 +51,8 @@ def test_onnxruntime_matches_pytorch(tiny, photo_x):
 
 @pytest.mark.skipif(not HAS_OV, reason="openvino is not installed")
 def test_openvino_ir_via_tinct_build_matches_pytorch(tiny, photo_x):
-    from runtime.backends import open_backend
-    from runtime.cli import main
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.cli import main
     d, onnx_path, model = tiny
     xml = d / "tiny.xml"
     assert main(["build", str(onnx_path), "--backend", "openvino", "-o", str(xml)]) == 0
@@ -66,8 +66,8 @@ def test_openvino_ir_via_tinct_build_matches_pytorch(tiny, photo_x):
     assert np.abs(b2.run_x(photo_x) - _torch_ref(model, photo_x)).max() <= 1e-4
     # bf16 when this CPU runs it natively: 'tinct build --precision bf16' writes the first BF16 variant
     # that agrees with FP32 here (the guard's BF16 limit, mean |Δab| <= 1 Lab unit), and records it
-    from runtime.color import AB_NORM
-    from runtime.cpu import missing_isa
+    from tinct.runtime.color import AB_NORM
+    from tinct.runtime.cpu import missing_isa
     if missing_isa("bf16"):
         with pytest.raises(TinctError, match="AVX512_BF16"):
             open_backend(xml, precision="bf16", threads=1)
@@ -86,7 +86,7 @@ def test_openvino_static_batch_specialization(tiny, photo_x):
     """Only the batch is dynamic: compiled for batch 1 at load, once more per new batch size, and the
     outputs do not depend on which compiled shape ran them."""
     pytest.importorskip("openvino")
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     b = open_backend(tiny[1], "openvino", threads=1)
     assert b.describe()["shapes"] == "static, batch [1]"
@@ -100,7 +100,7 @@ def test_openvino_static_batch_specialization(tiny, photo_x):
 
 
 def test_open_backend_errors(tiny, tmp_path):
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
     with pytest.raises(TinctError, match="not a tinct artifact"):
         open_backend(tmp_path / "m.txt")
     with pytest.raises(TinctError, match="does not exist"):
@@ -130,7 +130,7 @@ def _with_props(src, dst, **changes):
 
 
 def test_metadata_validation(tiny, tmp_path):
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
     src = tiny[1]
     bad_norm = json.dumps({"ab_norm": 128.0, "l_cent": 50.0, "l_norm": 100.0})
     with pytest.raises(TinctError, match="normalization"):
@@ -154,8 +154,8 @@ def test_metadata_validation(tiny, tmp_path):
 # ----------------------------------------------------------------------------- TensorRT
 
 def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
-    from runtime.backends.base import sha256_file
-    from runtime.backends.tensorrt_backend import (
+    from tinct.runtime.backends.base import sha256_file
+    from tinct.runtime.backends.tensorrt_backend import (
         StaleEngineError,
         check_engine_header,
         pack_engine,
@@ -188,8 +188,8 @@ def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
                     reason="TensorRT cannot be installed on these machines (facts.md); needs an NVIDIA GPU")
 def test_tensorrt_build_and_run_matches_pytorch(tiny, photo_x):
-    from runtime.backends import open_backend
-    from runtime.commands.build import build_tensorrt
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.commands.build import build_tensorrt
     eng = build_tensorrt(tiny[1], tiny[0] / "tiny.engine")
     b = open_backend(eng)
     assert np.abs(b.run_x(photo_x) - _torch_ref(tiny[2], photo_x)).max() <= 1e-3
@@ -197,8 +197,8 @@ def test_tensorrt_build_and_run_matches_pytorch(tiny, photo_x):
 
 
 def test_missing_extra_is_named(monkeypatch, tmp_path):
-    from runtime.backends import base
-    from runtime.errors import MissingExtraError
+    from tinct.runtime.backends import base
+    from tinct.runtime.errors import MissingExtraError
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "tensorrt" else real(n, *a))
     p = tmp_path / "m.engine"
@@ -211,10 +211,10 @@ def test_missing_extra_is_named(monkeypatch, tmp_path):
 def test_dynamic_acolvit_export_runs_on_both_cpu_backends(tmp_path, photo_x):
     """The dynamic A-ColViT export (If nodes + auxiliary 'gates' output) opens in the runtime, and
     ONNX Runtime and OpenVINO (via tinct build) both match the PyTorch reference."""
-    from export.onnx_export import export_onnx
-    from models.registry import create_model
-    from runtime.backends import open_backend
-    from runtime.cli import main
+    from tinct.export.onnx_export import export_onnx
+    from tinct.models.registry import create_model
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.cli import main
 
     torch.manual_seed(0)
     model = create_model("acolvit-tiny", depth=2).eval()

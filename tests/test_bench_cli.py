@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import accuracy, datasets
-from runtime.cli import main
-from runtime.errors import TinctError
-from runtime.hints import make_eval_hints, write_eval_hints
+from tinct.benchmarks import accuracy, datasets
+from tinct.runtime.cli import main
+from tinct.runtime.errors import TinctError
+from tinct.runtime.hints import make_eval_hints, write_eval_hints
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")
@@ -42,7 +42,7 @@ def images(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from models import create_model, save_model
+    from tinct.models import create_model, save_model
 
     torch.manual_seed(0)
     model = create_model("icolorit-tiny", depth=1)
@@ -174,8 +174,8 @@ def test_tinct_val_absent(tmp_path, monkeypatch):
 
 def test_engine_path_uses_backend_interface(images, tiny_model, result, tmp_path, monkeypatch):
     """--engine goes through runtime.backends.open_backend(path).infer({"x": x})["ab"]."""
-    import runtime.backends
-    from models import load_model
+    import tinct.runtime.backends as runtime_backends
+    from tinct.models import load_model
 
     model = load_model(str(tiny_model))
     opened = {}
@@ -197,7 +197,7 @@ def test_engine_path_uses_backend_interface(images, tiny_model, result, tmp_path
         opened.update(path=path, **opts)
         return FakeBackend()
 
-    monkeypatch.setattr(runtime.backends, "open_backend", fake_open)
+    monkeypatch.setattr(runtime_backends, "open_backend", fake_open)
     artifact = tmp_path / "tiny.onnx"
     artifact.write_bytes(b"")
     rc = main(["bench", "accuracy", "--engine", str(artifact), "--threads", "1", "--images", str(images),

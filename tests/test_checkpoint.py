@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import models.checkpoint as ckpt
-from models import create_model, load_model, save_model
-from models.checkpoint import CheckpointError
-from runtime.errors import TinctError
+import tinct.models.checkpoint as ckpt
+from tinct.models import create_model, load_model, save_model
+from tinct.models.checkpoint import CheckpointError
+from tinct.runtime.errors import TinctError
 
 
 def _args(model_name: str, **kw) -> argparse.Namespace:

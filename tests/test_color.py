@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.color
 
-from runtime import color
+from tinct.runtime import color
 
 
 def _rgb_grid(steps: int) -> np.ndarray:

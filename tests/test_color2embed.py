@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import create_model, load_model, save_model
-from models.checkpoint import CheckpointError
-from models.color2embed import Color2Embed, Color2EmbedConfig, ModulatedConv2d, modulated_conv_grouped
-from runtime.errors import TinctError
+from tinct.models import create_model, load_model, save_model
+from tinct.models.checkpoint import CheckpointError
+from tinct.models.color2embed import Color2Embed, Color2EmbedConfig, ModulatedConv2d, modulated_conv_grouped
+from tinct.runtime.errors import TinctError
 
 SMALL = {"emb_dim": 32, "width": 8, "enc_width": 8}
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import save_model
-from models.color2embed import Color2Embed, Color2EmbedConfig
-from runtime.cli import main
+from tinct.models import save_model
+from tinct.models.color2embed import Color2Embed, Color2EmbedConfig
+from tinct.runtime.cli import main
 
 PHOTOS = Path(__file__).parent / "fixtures" / "photos"
 IMAGE, REFERENCE = PHOTOS / "cow_in_field.jpg", PHOTOS / "kitten_playing.jpg"
@@ -62,8 +62,8 @@ def _load(path):
 def test_export_metadata_parity_and_folding(engines):
     import onnx
 
-    from export.color2embed_export import PARITY_SIZES, foldable_nodes
-    from export.onnx_export import read_meta
+    from tinct.export.color2embed_export import PARITY_SIZES, foldable_nodes
+    from tinct.export.onnx_export import read_meta
 
     _, enc, col = engines
     me, mc = read_meta(enc), read_meta(col)
@@ -83,7 +83,7 @@ def test_export_metadata_parity_and_folding(engines):
 
 
 def test_export_output_naming(tmp_path):
-    from export.color2embed_export import output_paths
+    from tinct.export.color2embed_export import output_paths
 
     assert output_paths(tmp_path / "x.onnx", "m") == (tmp_path / "x-encoder.onnx", tmp_path / "x-colorizer.onnx")
     assert output_paths(tmp_path, "m") == (tmp_path / "m-encoder.onnx", tmp_path / "m-colorizer.onnx")
@@ -97,8 +97,8 @@ def test_exemplar_matches_pytorch(engines, tiny_model, backend):
         pytest.importorskip("openvino")
     from PIL import Image
 
-    from runtime.colorizer import luminance_l
-    from runtime.exemplar import open_exemplar
+    from tinct.runtime.colorizer import luminance_l
+    from tinct.runtime.exemplar import open_exemplar
 
     ex = open_exemplar(engines[0], backend, size=SIZE, threads=1)
     image, ref = _load(IMAGE), _load(REFERENCE)
@@ -130,9 +130,9 @@ def test_exemplar_matches_pytorch(engines, tiny_model, backend):
 
 
 def test_exemplar_refuses_wrong_artifacts(engines):
-    from runtime.backends import open_backend
-    from runtime.errors import TinctError
-    from runtime.exemplar import ExemplarColorizer
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.errors import TinctError
+    from tinct.runtime.exemplar import ExemplarColorizer
 
     _, enc, col = engines
     with open_backend(enc) as e, open_backend(col) as c:
@@ -200,9 +200,9 @@ def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_quantize_colorizer_through_guard(engines, tmp_path, precision):
-    from export.onnx_export import read_meta
-    from quantization.cli import quantize
-    from runtime.exemplar import open_exemplar
+    from tinct.export.onnx_export import read_meta
+    from tinct.quantization.cli import quantize
+    from tinct.runtime.exemplar import open_exemplar
 
     out = engines[0] / f"tiny-c2e-colorizer-{precision}.onnx"
     path, report = quantize(engines[2], out, precision=precision, calib_dir=PHOTOS, calib_size=8,
@@ -221,9 +221,9 @@ def test_quantize_colorizer_through_guard(engines, tmp_path, precision):
 
 
 def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
-    from quantization.cli import quantize
-    from quantization.guard import GuardError
-    from runtime.errors import TinctError
+    from tinct.quantization.cli import quantize
+    from tinct.quantization.guard import GuardError
+    from tinct.runtime.errors import TinctError
 
     out = tmp_path / "q.onnx"
     with pytest.raises(GuardError, match=r"PSNR \(tps\)"):  # an impossible budget: refused, nothing written
@@ -237,11 +237,11 @@ def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
 # ----------------------------------------------------------------------------- training
 
 def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
-    from runtime.errors import TinctError
-    from training.color2embed_train import C2ETrainConfig, train_color2embed
+    from tinct.runtime.errors import TinctError
+    from tinct.training.color2embed_train import C2ETrainConfig, train_color2embed
 
     try:
-        from training.data import load_train_photos
+        from tinct.training.data import load_train_photos
 
         load_train_photos()
     except TinctError:
@@ -260,7 +260,7 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     assert "resumed from" in capsys.readouterr().out
     assert json.loads(path.with_suffix(".json").read_text())["training"]["steps"] == 3
     # ship: the whole validation split at the training size and at C2E_EVAL_SIZES, FP16 only if harmless
-    import training.ship as ship_mod
+    import tinct.training.ship as ship_mod
 
     monkeypatch.setattr(ship_mod, "C2E_EVAL_SIZES", (2 * SIZE,))
     shipped = ship_mod.ship(tmp_path / "run", "c2e-smoke", out_dir=tmp_path / "w")
@@ -283,12 +283,12 @@ def test_train_cli_options_checked(tmp_path, capsys):
 # ----------------------------------------------------------------------------- latency benchmark
 
 def test_latency_benchmark_measures_every_case(engines, monkeypatch):
-    """benchmarks.color2embed_latency on the tiny checkpoint: eager, both backends' FP32, INT8 through the
+    """tinct.benchmarks.color2embed_latency on the tiny checkpoint: eager, both backends' FP32, INT8 through the
     real guard (kept or reported as skipped with the guard's reason), the encoder and full-resolution e2e."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from benchmarks import color2embed_latency as lat
-    from quantization import cli as qcli
+    from tinct.benchmarks import color2embed_latency as lat
+    from tinct.quantization import cli as qcli
 
     real = qcli.quantize
     monkeypatch.setattr(qcli, "quantize", lambda *a, **k: real(*a, **{**k, "calib_dir": PHOTOS, "calib_size": 4,

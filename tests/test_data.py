@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.errors import TinctError
-from training import data
+from tinct.runtime.errors import TinctError
+from tinct.training import data
 
 FIXTURES = Path(__file__).parent / "fixtures" / "photos"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -210,7 +210,7 @@ def test_default_cache_env(monkeypatch, tmp_path):
 
 
 def test_cli_registers_data_commands():
-    from training import cli_data
+    from tinct.training import cli_data
     parser = argparse.ArgumentParser(prog="tinct")
     cli_data.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["data", "fetch", "--split", "val", "--cache", "/x"])
@@ -239,7 +239,7 @@ def test_real_corpus():
     assert counts["train"] >= 150 and counts["val"] >= 60
     names, images = data.load_val()
     assert images.shape == (counts["val"], 224, 224, 3)
-    from runtime.color import is_grayscale
+    from tinct.runtime.color import is_grayscale
     assert not any(is_grayscale(im) for im in images)
     photos = data.load_train_photos()
     assert all(min(p.shape[:2]) <= data.TRAIN_MAX_SHORT_SIDE for p in photos)

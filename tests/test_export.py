@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from export import parity
-from export.onnx_export import count_ops, export_onnx, read_meta, state_dict_sha256
-from models import create_model
-from runtime.errors import TinctError
+from tinct.export import parity
+from tinct.export.onnx_export import count_ops, export_onnx, read_meta, state_dict_sha256
+from tinct.models import create_model
+from tinct.runtime.errors import TinctError
 
 slow = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -172,7 +172,7 @@ def test_static_majority_mask(tmp_path, x_parity):
 
 @slow
 def test_failed_parity_leaves_no_file(tmp_path, monkeypatch, icolorit_onnx):
-    from export import onnx_export
+    from tinct.export import onnx_export
 
     model, good = icolorit_onnx
     monkeypatch.setattr(onnx_export, "to_onnx_proto", lambda *a, **k: onnx.load(str(good)))  # skip re-tracing
@@ -216,7 +216,7 @@ def test_bad_arguments(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_help(capsys):
-    from runtime.cli import main
+    from tinct.runtime.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["export", "--help"])
@@ -233,8 +233,8 @@ def test_cli_imports_are_light():
 
 @slow
 def test_cli_export_checkpoint(tmp_path, capsys, x_parity):
-    from models.checkpoint import save_model, sha256_file
-    from runtime.cli import main
+    from tinct.models.checkpoint import save_model, sha256_file
+    from tinct.runtime.cli import main
 
     torch.manual_seed(4)
     ckpt = save_model(create_model("acolvit-tiny", depth=1), tmp_path / "tiny-a.safetensors")
@@ -250,7 +250,7 @@ def test_cli_export_checkpoint(tmp_path, capsys, x_parity):
 
 
 def test_skipping_patterns_hit_their_mac_fractions():
-    from export.measure_skipping import PATTERNS, gate_pattern, kept_mac_fraction
+    from tinct.export.measure_skipping import PATTERNS, gate_pattern, kept_mac_fraction
 
     cfg = create_model("acolvit-tiny").cfg
     for fraction in PATTERNS.values():

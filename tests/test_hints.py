@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import hints as H
-from runtime.color import rgb_to_lab
-from runtime.errors import TinctError
+from tinct.runtime import hints as H
+from tinct.runtime.color import rgb_to_lab
+from tinct.runtime.errors import TinctError
 
 # ----------------------------------------------------------------------------- encoding
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from benchmarks import latency
-from benchmarks.latency import Case, SkipCase, Timed
+from tinct.benchmarks import latency
+from tinct.benchmarks.latency import Case, SkipCase, Timed
 
 
 class FakeClock:
@@ -168,8 +168,8 @@ def test_skipping_reasons():
 
 
 def test_json_schema_matches_the_report(tmp_path):
-    from benchmarks.compare import load_result
-    from benchmarks.report import collect
+    from tinct.benchmarks.compare import load_result
+    from tinct.benchmarks.report import collect
 
     clock, log = FakeClock(), []
     cases = [fake_case(clock, log, "icolorit-tiny", "pytorch", durations=(45.0,)),
@@ -266,7 +266,7 @@ def test_random_weights_are_flagged(tmp_path, monkeypatch):
 
 
 def test_bench_latency_is_registered():
-    from runtime.cli import build_parser
+    from tinct.runtime.cli import build_parser
 
     args = build_parser().parse_args(["bench", "latency", "--models", "icolorit-tiny", "--rounds", "3"])
     assert args.func is latency.run_command and args.rounds == 3

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import metrics
-from benchmarks.compare import Threshold, compare, format_table, parse_threshold
-from runtime.errors import TinctError
-from runtime.evaluation import psnr
+from tinct.benchmarks import metrics
+from tinct.benchmarks.compare import Threshold, compare, format_table, parse_threshold
+from tinct.runtime.errors import TinctError
+from tinct.runtime.evaluation import psnr
 
 skimage = pytest.importorskip("skimage")
 
@@ -130,7 +130,7 @@ def test_ciede2000_sharma_pairs(lab1, lab2, expected):
 def test_ciede2000_metric_on_images():
     from skimage.color import deltaE_ciede2000
 
-    from runtime.color import rgb_to_lab
+    from tinct.runtime.color import rgb_to_lab
 
     pred, gt = _pair(seed=4, n=2, size=32)
     ours = metrics.ciede2000(pred, gt)

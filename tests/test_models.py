@@ -13,9 +13,9 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 from scipy.special import erf
 
-from models import create_model
-from models.acolvit import AColViT, gumbel_sigmoid
-from models.icolorit import IColoriT, pixel_shuffle_dcr
+from tinct.models import create_model
+from tinct.models.acolvit import AColViT, gumbel_sigmoid
+from tinct.models.icolorit import IColoriT, pixel_shuffle_dcr
 
 # ----------------------------------------------------------------------------- independent reference
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import cpu
-from runtime.errors import TinctError
+from tinct.runtime import cpu
+from tinct.runtime.errors import TinctError
 
 ZEN4 = frozenset("sse4_1 avx avx2 fma avx512f avx512bw avx512vl avx512dq avx512_vnni avx512_bf16".split())
 SPR = ZEN4 | {"avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni"}
@@ -81,7 +81,7 @@ def test_cpu_record_and_line(fake_cpu):
 
 
 def test_openvino_error_line_skips_the_source_location():
-    from runtime.backends.openvino_backend import ov_error_line
+    from tinct.runtime.backends.openvino_backend import ov_error_line
 
     exc = RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n"
                        "Exception from src/plugins/intel_cpu/src/plugin.cpp:42:\n"
@@ -109,13 +109,13 @@ def _layer_precisions(backend) -> list[tuple[str, str]]:
 
 def test_bf16_refused_in_one_line_under_a_capped_isa(tiny_onnx, tmp_path, monkeypatch):
     pytest.importorskip("openvino")
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     with pytest.raises(TinctError, match=r"cannot run here: bf16 needs the AVX512_BF16 instruction set") as e:
         open_backend(tiny_onnx, "openvino", precision="bf16")
     assert "\n" not in str(e.value)
-    from runtime.cli import main
+    from tinct.runtime.cli import main
 
     assert main(["build", str(tiny_onnx), "--backend", "openvino", "--precision", "bf16",
                  "-o", str(tmp_path / "b.xml")]) == 1
@@ -127,15 +127,15 @@ def _bf16_build(tiny_onnx, out, variant):
     pytest.importorskip("openvino")
     if cpu.missing_isa("bf16"):
         pytest.skip(f"this CPU cannot run bf16: {cpu.missing_isa('bf16')}")
-    from runtime.backends import open_backend
-    from runtime.commands.build import build_openvino
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.commands.build import build_openvino
 
     return open_backend(build_openvino(tiny_onnx, out, precision="bf16", bf16_variant=variant), threads=1)
 
 
 def test_f32_attention_variant_keeps_attention_out_of_bf16(tiny_onnx, tmp_path):
     """The variant's mark is real: OpenVINO runs the attention core in f32 and the rest in bf16."""
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     kept = _bf16_build(tiny_onnx, tmp_path / "a.xml", "f32-attention")
     plain = open_backend(tiny_onnx, "openvino", precision="bf16", threads=1)  # no variant, no self-check
@@ -157,8 +157,8 @@ def test_no_snippets_variant_is_applied_at_load(tiny_onnx, tmp_path):
 
 
 def test_compile_config_is_validated(tmp_path):
-    from runtime.artifact import ArtifactError
-    from runtime.backends.openvino_backend import compile_config_from
+    from tinct.runtime.artifact import ArtifactError
+    from tinct.runtime.backends.openvino_backend import compile_config_from
 
     assert compile_config_from({}, "m") == {}
     assert compile_config_from({"compile_config": '{"SNIPPETS_MODE": "DISABLE"}'}, "m") == {"SNIPPETS_MODE": "DISABLE"}
@@ -170,8 +170,8 @@ def test_compile_config_is_validated(tmp_path):
 # ----------------------------------------------------------------------------- benchmark pieces
 
 def test_fidelity_check_fails_a_broken_engine_and_passes_a_faithful_one(tiny_onnx):
-    from benchmarks.latency import fidelity_check
-    from runtime.backends import open_backend
+    from tinct.benchmarks.latency import fidelity_check
+    from tinct.runtime.backends import open_backend
 
     ref = open_backend(tiny_onnx, "onnxruntime", threads=1)
     ok = fidelity_check(tiny_onnx, ref.run_x, "fp32")
@@ -183,7 +183,7 @@ def test_fidelity_check_fails_a_broken_engine_and_passes_a_faithful_one(tiny_onn
 
 
 def test_failed_cases_are_reported_and_never_timed():
-    from benchmarks import latency
+    from tinct.benchmarks import latency
 
     calls = []
 
@@ -203,9 +203,9 @@ def test_failed_cases_are_reported_and_never_timed():
 def test_mac_count_of_icolorit_tiny_matches_the_paper(tmp_path):
     pytest.importorskip("onnx")
     torch = pytest.importorskip("torch")
-    from benchmarks.macs import count_macs
-    from export.onnx_export import export_onnx
-    from models.registry import create_model
+    from tinct.benchmarks.macs import count_macs
+    from tinct.export.onnx_export import export_onnx
+    from tinct.models.registry import create_model
 
     torch.manual_seed(0)
     out = export_onnx(create_model("icolorit-tiny").eval(), tmp_path / "t.onnx", model_name="icolorit-tiny")
@@ -216,7 +216,7 @@ def test_mac_count_of_icolorit_tiny_matches_the_paper(tmp_path):
 def test_mac_count_follows_if_branches(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
-    from benchmarks.macs import count_macs
+    from tinct.benchmarks.macs import count_macs
 
     w = numpy_helper.from_array(np.ones((8, 16), np.float32), "w")
     then = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["t"])], "then", [],
@@ -238,7 +238,7 @@ def test_mac_count_follows_if_branches(tmp_path):
 
 
 def test_matmul_peak_is_measured_and_efficiency_is_a_ratio():
-    from benchmarks.peak import efficiency, peak_gmacs
+    from tinct.benchmarks.peak import efficiency, peak_gmacs
 
     p = peak_gmacs("onnxruntime", "fp32", 1)
     assert 0.5 < p < 5000  # GMAC/s of one core: measured, so only sanity bounds
@@ -252,10 +252,10 @@ def test_matmul_peak_is_measured_and_efficiency_is_a_ratio():
 MATRIX_SCRIPT = r"""
 import json, sys
 import numpy as np
-from runtime.backends import open_backend
-from runtime.cpu import cpu_record, missing_isa
-from runtime.errors import TinctError
-from quantization import guard
+from tinct.runtime.backends import open_backend
+from tinct.runtime.cpu import cpu_record, missing_isa
+from tinct.runtime.errors import TinctError
+from tinct.quantization import guard
 onnx, i8 = sys.argv[1], sys.argv[2]
 out = {"cpu": cpu_record()}
 ref = open_backend(onnx, "onnxruntime", threads=1)
@@ -282,12 +282,12 @@ def test_isa_matrix_openvino_fidelity_and_guard(tiny_onnx, tmp_path):
     naming the missing instruction set where the (emulated) CPU lacks it."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from quantization import DEFAULT_MAX_MEAN_AB
+    from tinct.quantization import DEFAULT_MAX_MEAN_AB
 
     fixtures = REPO / "tests" / "fixtures" / "photos"
     i8 = tmp_path / "i8.xml"
     env = {**os.environ, "TINCT_DATA": str(tmp_path / "no-corpus")}  # the guard on the fixture photos
-    rc = subprocess.run([sys.executable, "-m", "runtime.cli", "quantize", str(tiny_onnx), "--precision", "int8",
+    rc = subprocess.run([sys.executable, "-m", "tinct.runtime.cli", "quantize", str(tiny_onnx), "--precision", "int8",
                          "--backend", "openvino", "--calib", str(fixtures), "--calib-size", "6", "--no-progress",
                          "--max-psnr-drop", "inf", "-o", str(i8)], cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=600)

@@ -28,8 +28,8 @@ def _no_corpus(tmp_path_factory, monkeypatch):
 def _export(name: str, out: Path, randomize) -> Path:
     import torch
 
-    from export.onnx_export import export_onnx
-    from models.registry import create_model
+    from tinct.export.onnx_export import export_onnx
+    from tinct.models.registry import create_model
 
     torch.manual_seed(0)
     model = randomize(create_model(name, depth=2).eval(), seed=0)
@@ -47,26 +47,26 @@ def acolvit_onnx(tmp_path_factory, randomize_weights):
 
 
 def _tinct(*argv) -> int:
-    from runtime.cli import main
+    from tinct.runtime.cli import main
 
     return main([str(a) for a in argv])
 
 
 def _meta(path: Path):
-    from runtime.artifact import ArtifactMeta
+    from tinct.runtime.artifact import ArtifactMeta
 
     if path.suffix == ".onnx":
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return ArtifactMeta.from_props(props)
     import openvino as ov
 
-    from runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.backends.openvino_backend import read_ir_props
 
     return ArtifactMeta.from_props(read_ir_props(ov.Core().read_model(str(path)))[0])
 
 
 def _check_meta(path: Path, parent: Path, precision: str, int8: bool = True) -> dict:
-    from runtime.backends.base import sha256_file
+    from tinct.runtime.backends.base import sha256_file
 
     meta = _meta(path)
     assert meta.precision == precision
@@ -81,7 +81,7 @@ def _check_meta(path: Path, parent: Path, precision: str, int8: bool = True) -> 
 
 
 def _run_runtime(path: Path, **opts) -> np.ndarray:
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     x = np.zeros((1, 4, 224, 224), np.float32)
     with open_backend(path, threads=1, **opts) as b:
@@ -127,9 +127,9 @@ def test_int8_openvino(icolorit_onnx, tmp_path, route):
 def test_int8_openvino_bf16_float_ops(icolorit_onnx, tmp_path):
     """--ov-float-precision bf16: recorded in the IR, used by the runtime and by the guard."""
     pytest.importorskip("nncf")
-    from runtime.backends import open_backend
-    from runtime.backends.openvino_backend import read_ir_props
-    from runtime.cpu import has_native_bf16
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.cpu import has_native_bf16
 
     out = tmp_path / "i8bf.xml"
     rc = _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
@@ -160,7 +160,7 @@ def test_fp16_onnx(icolorit_onnx, tmp_path):
 
 def test_bf16_openvino(icolorit_onnx, tmp_path):
     pytest.importorskip("openvino")
-    from runtime.cpu import has_native_bf16
+    from tinct.runtime.cpu import has_native_bf16
 
     if not has_native_bf16():
         pytest.skip("this CPU has no AVX512-BF16/AMX-BF16: OpenVINO BF16 is refused here")
@@ -168,7 +168,7 @@ def test_bf16_openvino(icolorit_onnx, tmp_path):
     assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
                   "-o", out) == 0
     _check_meta(out, icolorit_onnx, "bf16", int8=False)
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     with open_backend(out, threads=1) as b:
         assert b.describe()["inference_precision"] == "bf16"
@@ -189,8 +189,8 @@ def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypat
     """When plain bf16 fails its guard (as on AMX CPUs), the next variant is built and guarded; the
     artifact records the variant, what it applies, and every attempt."""
     pytest.importorskip("openvino")
-    from quantization import guard
-    from runtime.cpu import missing_isa
+    from tinct.quantization import guard
+    from tinct.runtime.cpu import missing_isa
 
     if missing_isa("bf16"):
         pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
@@ -210,7 +210,7 @@ def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypat
     assert [t["verdict"] for t in extra["bf16_variants"]] == ["failed", "passed"]
     assert extra["quantization"]["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
     assert extra["guard"]["verified_on"]["cpu"]["isa"]
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     with open_backend(out, threads=1) as b:
         assert b.describe()["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
@@ -219,8 +219,8 @@ def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypat
 
 def test_bf16_no_variant_passes(icolorit_onnx, tmp_path, monkeypatch, capsys):
     pytest.importorskip("openvino")
-    from quantization import guard
-    from runtime.cpu import missing_isa
+    from tinct.quantization import guard
+    from tinct.runtime.cpu import missing_isa
 
     if missing_isa("bf16"):
         pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
@@ -240,7 +240,7 @@ def test_bf16_no_variant_passes(icolorit_onnx, tmp_path, monkeypatch, capsys):
 def test_guard_rejects_broken_calibration(icolorit_onnx, tmp_path, capsys, monkeypatch):
     """Calibration on all-zero inputs collapses the activation ranges: the guard must refuse the
     artifact (non-zero exit, clear message) and leave nothing behind."""
-    from quantization import calibration
+    from tinct.quantization import calibration
 
     monkeypatch.setattr(calibration.CalibrationSet, "__getitem__",
                         lambda self, i: np.zeros((1, 4, 224, 224), np.float32))
@@ -255,8 +255,8 @@ def test_guard_rejects_broken_calibration(icolorit_onnx, tmp_path, capsys, monke
 
 
 def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path):
-    from quantization import guard
-    from runtime.artifact import count_if_nodes
+    from tinct.quantization import guard
+    from tinct.runtime.artifact import count_if_nodes
 
     out = tmp_path / "a8.onnx"
     # A random A-ColViT's gates sit near 0.5 on some inputs: one flipped decision moves that sample's
@@ -306,8 +306,8 @@ def _check_batch1_select_fold(xml: Path) -> None:
     same values), batches still get per-sample decisions, and nothing else is touched."""
     import openvino as ov
 
-    from runtime.backends import open_backend
-    from runtime.backends import openvino_backend as ovb
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.backends import openvino_backend as ovb
 
     model = ov.Core().read_model(str(xml))
     assert ovb.fold_batch1_selects(ovb._with_batch(model, 1)) == 4  # one per then-branch
@@ -336,8 +336,8 @@ def test_nncf_branches_keep_attention_core_float(acolvit_onnx, tmp_path):
     """quantize_conditional with NNCF in the branches: Q/DQ around the weight MatMuls of every
     branch, none feeding the activation x activation MatMuls (q.k^T, attn.v)."""
     pytest.importorskip("nncf")
-    from quantization.calibration import CalibrationSet
-    from quantization.conditional import if_nodes, quantize_conditional
+    from tinct.quantization.calibration import CalibrationSet
+    from tinct.quantization.conditional import if_nodes, quantize_conditional
 
     calib = CalibrationSet.from_source(FIXTURES, 6, 0)
     out = tmp_path / "c.onnx"
@@ -384,8 +384,8 @@ def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, 
     assert _tinct("build", ort_q, "--backend", "tensorrt", "--precision", "int8", "-o", tmp_path / "x.engine") == 1
     err = capsys.readouterr().err
     assert "zero point 0" in err and "--backend tensorrt" in err and not (tmp_path / "x.engine").exists()
-    from runtime.artifact import ArtifactMeta
-    from runtime.commands.build import check_trt_int8
+    from tinct.runtime.artifact import ArtifactMeta
+    from tinct.runtime.commands.build import check_trt_int8
 
     check_trt_int8(_meta(trt_q), "trt.onnx")  # accepted
     with pytest.raises(Exception, match="unknown scheme"):
@@ -400,7 +400,7 @@ def test_acolvit_nncf_route_refused(acolvit_onnx, tmp_path, capsys):
 
 
 def test_calibration_set_deterministic_and_spread():
-    from quantization.calibration import CalibrationSet, load_photo_dir
+    from tinct.quantization.calibration import CalibrationSet, load_photo_dir
 
     photos = load_photo_dir(FIXTURES)
     a, b = CalibrationSet(photos, size=9, seed=3), CalibrationSet(photos, size=9, seed=3)
@@ -424,7 +424,7 @@ def test_guard_refuses_nan_outputs_that_psnr_cannot_see():
     number); the guard must still refuse it."""
     from PIL import Image
 
-    from quantization import guard
+    from tinct.quantization import guard
 
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224)))
                        for p in sorted(FIXTURES.glob("*.jpg"))[:2]])
@@ -469,8 +469,8 @@ def test_precision_auto_keeps_the_fastest_passing_candidate(icolorit_onnx, tmp_p
 
     import openvino as ov
 
-    from runtime.backends.openvino_backend import read_ir_props
-    from runtime.cpu import missing_isa
+    from tinct.runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.cpu import missing_isa
 
     out = tmp_path / "auto.xml"
     assert _tinct("build", icolorit_onnx, "--backend", "openvino", "--precision", "auto", "--threads", "1",
@@ -515,7 +515,7 @@ def test_doctor_reverifies_a_quantized_artifact_here(icolorit_onnx, tmp_path, ca
     text = capsys.readouterr().out
     assert "recorded: guard on" in text and "PASSED on this machine (int8 budget 0.1 dB" in text
     # a budget this artifact cannot meet on this machine: exit 1 with the reason
-    from quantization import DEFAULT_MAX_MEAN_AB
+    from tinct.quantization import DEFAULT_MAX_MEAN_AB
 
     monkeypatch.setitem(DEFAULT_MAX_MEAN_AB, "int8", 0.0)
     assert _tinct("doctor", out) == 1

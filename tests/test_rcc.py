@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from runtime.errors import TinctError
-from training import rcc
+from tinct.runtime.errors import TinctError
+from tinct.training import rcc
 
 
 def _qt_hash(name: str) -> int:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.artifact import ArtifactMeta
-from runtime.color import lab_to_rgb, rgb_to_lab, to_uint8
-from runtime.errors import TinctError
+from tinct.runtime.artifact import ArtifactMeta
+from tinct.runtime.color import lab_to_rgb, rgb_to_lab, to_uint8
+from tinct.runtime.errors import TinctError
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "tests" / "fixtures" / "photos"
@@ -23,7 +23,7 @@ def export_tiny(path: Path, seed: int = 0, props: dict | None = None, meta: dict
     """Export a randomly initialised depth-2 iColoriT-T to ``path``; returns the torch model."""
     torch = pytest.importorskip("torch")
     onnx = pytest.importorskip("onnx")
-    from models.registry import create_model
+    from tinct.models.registry import create_model
 
     torch.manual_seed(seed)
     model = create_model("icolorit-tiny", depth=2).eval()
@@ -49,19 +49,19 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ort_backend(tiny):
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
     return open_backend(tiny[0], threads=1)
 
 
 def photo() -> np.ndarray:
-    from runtime.image import load_image
+    from tinct.runtime.image import load_image
     return load_image(PHOTOS / "horses_herd.jpg")
 
 
 # ----------------------------------------------------------------------------- Colorizer / Session
 
 def test_luminance_matches_reference():
-    from runtime.colorizer import luminance_l
+    from tinct.runtime.colorizer import luminance_l
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     assert np.abs(luminance_l(img) - rgb_to_lab(img)[..., 0]).max() < 1e-4
@@ -70,8 +70,8 @@ def test_luminance_matches_reference():
 
 
 def test_colorizer_keeps_full_res_l_and_matches_reference_merge(ort_backend):
-    from runtime.colorizer import Colorizer
-    from runtime.hints import load_user_hints
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import load_user_hints
     rng = np.random.default_rng(1)
     big = np.asarray(Image.fromarray(photo()).resize((301, 187), Image.BILINEAR))  # any size, odd
     big = np.clip(big.astype(int) + rng.integers(-3, 4, big.shape), 0, 255).astype(np.uint8)
@@ -95,7 +95,7 @@ def test_colorizer_keeps_full_res_l_and_matches_reference_merge(ort_backend):
 
 
 def test_session_updates_equal_fresh_runs_and_reuse_buffers(ort_backend):
-    from runtime.colorizer import Colorizer, buffer_ids
+    from tinct.runtime.colorizer import Colorizer, buffer_ids
     img = photo()
     c = Colorizer(ort_backend)
     s = c.session(img)
@@ -118,8 +118,8 @@ def test_session_updates_equal_fresh_runs_and_reuse_buffers(ort_backend):
 
 
 def test_session_hint_errors(ort_backend):
-    from runtime.colorizer import Colorizer
-    from runtime.hints import HintError
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import HintError
     s = Colorizer(ort_backend).session(np.zeros((10, 20), np.uint8))
     s.add_hint(1, 1, "#ffffff")
     with pytest.raises(HintError):
@@ -134,7 +134,7 @@ def test_session_hint_errors(ort_backend):
 
 
 def test_grayscale_input_without_hints_keeps_gray_level(ort_backend):
-    from runtime.colorizer import Colorizer
+    from tinct.runtime.colorizer import Colorizer
     gray = np.asarray(Image.fromarray(photo()).convert("L"))
     out = Colorizer(ort_backend).colorize(gray)
     assert out.shape == gray.shape + (3,)
@@ -143,7 +143,7 @@ def test_grayscale_input_without_hints_keeps_gray_level(ort_backend):
 # ----------------------------------------------------------------------------- image I/O
 
 def test_load_image_modes_and_exif(tmp_path):
-    from runtime.image import load_image
+    from tinct.runtime.image import load_image
     rgba = np.zeros((4, 6, 4), np.uint8)
     rgba[..., 0] = 200
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
@@ -158,7 +158,7 @@ def test_load_image_modes_and_exif(tmp_path):
 
 
 def test_load_image_errors(tmp_path):
-    from runtime.image import load_image
+    from tinct.runtime.image import load_image
     with pytest.raises(TinctError, match="does not exist"):
         load_image(tmp_path / "nope.png")
     (tmp_path / "t.png").write_text("not an image")
@@ -174,7 +174,7 @@ def test_load_image_errors(tmp_path):
 
 
 def test_save_image_atomic(tmp_path, monkeypatch):
-    from runtime import image
+    from tinct.runtime import image
     img = np.zeros((5, 5, 3), np.uint8)
     image.save_image(tmp_path / "o.jpg", img)
     assert image.load_image(tmp_path / "o.jpg").shape == (5, 5, 3)
@@ -212,9 +212,9 @@ def test_runtime_imports_without_torch():
 
 
 def test_model_without_torch_names_export_extra(monkeypatch, tmp_path):
-    from runtime.commands import colorize
-    from runtime.errors import MissingExtraError
-    from runtime.errors import TinctError
+    from tinct.runtime.commands import colorize
+    from tinct.runtime.errors import MissingExtraError
+    from tinct.runtime.errors import TinctError
     monkeypatch.setattr(colorize, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(TinctError, match="no shipped model"):  # nothing to export at all

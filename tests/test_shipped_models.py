@@ -14,10 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.checkpoint import load_model  # noqa: E402
-from models.registry import WEIGHTS_DIR  # noqa: E402
-from runtime.evaluation import gray_baseline_psnr, psnr_at_k  # noqa: E402
-from runtime.hints import find_hint_file, read_hint_file  # noqa: E402
+from tinct.models.checkpoint import load_model  # noqa: E402
+from tinct.models.registry import WEIGHTS_DIR  # noqa: E402
+from tinct.runtime.evaluation import gray_baseline_psnr, psnr_at_k  # noqa: E402
+from tinct.runtime.hints import find_hint_file, read_hint_file  # noqa: E402
 
 EXPECTED = ("icolorit-tiny", "acolvit-tiny-0.5", "acolvit-tiny-0.3")
 PSNR_TOLERANCE_DB = 0.02
@@ -25,9 +25,9 @@ PSNR_TOLERANCE_DB = 0.02
 
 @pytest.fixture(scope="module")
 def val():
-    from training.data import load_val, val_dir
+    from tinct.training.data import load_val, val_dir
 
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     try:
         names, images = load_val()
@@ -74,8 +74,8 @@ def test_shipped_model_reproduces_its_card(name, val):
     assert abs(measured - recorded) <= PSNR_TOLERANCE_DB, (measured, recorded)
     assert measured > gray_baseline_psnr(images)
     if model.arch == "acolvit":
-        from runtime.color import rgb_to_lab_n
-        from runtime.hints import encode_from_lab, mask_from_coords
+        from tinct.runtime.color import rgb_to_lab_n
+        from tinct.runtime.hints import encode_from_lab, mask_from_coords
 
         masks = np.stack([mask_from_coords(c) for c in coords[10]])
         x = encode_from_lab(rgb_to_lab_n(images), masks)
@@ -109,7 +109,7 @@ def test_color2embed_card_is_complete_and_sane():
 
 @pytest.mark.slow
 def test_color2embed_reproduces_its_card(val):
-    from training.color2embed_train import C2EValidator
+    from tinct.training.color2embed_train import C2EValidator
 
     model, card = load_model(C2E, with_card=True)
     torch.set_num_threads(2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import tps
+from tinct.training import tps
 
 
 def _image(h=48, w=64, seed=0):

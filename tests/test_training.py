@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.losses import huber_loss, sparsity_loss  # noqa: E402
-from training.train import TrainConfig, lr_at  # noqa: E402
+from tinct.training.losses import huber_loss, sparsity_loss  # noqa: E402
+from tinct.training.train import TrainConfig, lr_at  # noqa: E402
 
 PHOTOS = sorted((Path(__file__).parent / "fixtures" / "photos").glob("*.jpg"))
 
@@ -47,8 +47,8 @@ def fixture_corpus(monkeypatch, tmp_path):
     """Point the trainer's data access at the fixture photos (train and validation)."""
     from PIL import Image
 
-    import training.data as data
-    from runtime.hints import make_eval_hints, write_eval_hints
+    import tinct.training.data as data
+    from tinct.runtime.hints import make_eval_hints, write_eval_hints
 
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in PHOTOS])
     names = [p.stem for p in PHOTOS]
@@ -62,9 +62,9 @@ def fixture_corpus(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 def test_smoke_train_resume_finetune_ship(fixture_corpus, capsys):
-    from models.checkpoint import load_model
-    from training.ship import ship
-    from training.train import train
+    from tinct.models.checkpoint import load_model
+    from tinct.training.ship import ship
+    from tinct.training.train import train
 
     run = fixture_corpus / "run"
     small = {"depth": 2}
@@ -100,7 +100,7 @@ def test_smoke_train_resume_finetune_ship(fixture_corpus, capsys):
 
 
 def test_step_clock_excludes_paused_time(monkeypatch):
-    import training.train as tt
+    import tinct.training.train as tt
 
     now = [100.0]
     monkeypatch.setattr(tt.time, "perf_counter", lambda: now[0])

@@ -19,8 +19,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from models.registry import WEIGHTS_DIR
-    from training.ship import ship
+    from tinct.models.registry import WEIGHTS_DIR
+    from tinct.training.ship import ship
 
     ship(args.run_dir, args.name, args.out_dir or WEIGHTS_DIR, args.max_drop_db)
     return 0

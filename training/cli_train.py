@@ -39,10 +39,10 @@ def run(args) -> int:
     if args.model.startswith("color2embed"):
         return run_color2embed(args)
     if args.size is not None or args.val_limit is not None:
-        from runtime.errors import TinctError
+        from tinct.runtime.errors import TinctError
 
         raise TinctError("--size / --val-limit apply to Color2Embed models only")
-    from training.train import TrainConfig, train
+    from tinct.training.train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, out=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
                       warmup_steps=args.warmup_steps, init=args.init, beta=args.beta, device=args.device,
@@ -55,8 +55,8 @@ def run(args) -> int:
 
 def run_color2embed(args) -> int:
     """Color2Embed: the self-supervised recipe of training/color2embed_train.py."""
-    from runtime.errors import TinctError
-    from training.color2embed_train import C2ETrainConfig, train_color2embed
+    from tinct.runtime.errors import TinctError
+    from tinct.training.color2embed_train import C2ETrainConfig, train_color2embed
 
     if args.init or args.beta is not None or args.compile:
         raise TinctError("--init / --beta / --compile do not apply to Color2Embed training")

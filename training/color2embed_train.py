@@ -34,13 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.checkpoint import save_model
-from models.registry import create_model
-from runtime.color import rgb_to_lab_n
-from runtime.cpu import cpu_name, has_native_bf16
-from runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
-from training.tps import random_reference
-from training.train import (
+from tinct.models.checkpoint import save_model
+from tinct.models.registry import create_model
+from tinct.runtime.color import rgb_to_lab_n
+from tinct.runtime.cpu import cpu_name, has_native_bf16
+from tinct.runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
+from tinct.training.tps import random_reference
+from tinct.training.train import (
     Prefetcher,
     StepClock,
     load_checkpoint,
@@ -92,7 +92,7 @@ class PairMaker(Prefetcher):
     """(l_n [B,1,S,S], ref [B,3,S,S], target ab_n [B,2,S,S]) numpy batches, prepared in the background."""
 
     def __init__(self, photos, cfg: C2ETrainConfig, seed: int, prefetch: int = 3):
-        from training.data import CropSampler
+        from tinct.training.data import CropSampler
 
         self.sampler = CropSampler(photos, seed=seed, size=cfg.size)
         self.rng = np.random.default_rng(seed + 1)
@@ -116,7 +116,7 @@ class C2EValidator:
     def __init__(self, size: int, cache=None, limit: int | None = None):
         from PIL import Image
 
-        from training.data import load_val
+        from tinct.training.data import load_val
 
         self.names, images = load_val(cache)
         if limit:
@@ -151,7 +151,7 @@ class C2EValidator:
 
 
 def _check(cfg: C2ETrainConfig) -> None:
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if cfg.size < MULTIPLE or cfg.size % MULTIPLE:
         raise TinctError(f"--size {cfg.size} must be a positive multiple of {MULTIPLE}")
@@ -162,7 +162,7 @@ def _check(cfg: C2ETrainConfig) -> None:
 def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
     from tqdm import tqdm
 
-    from training.data import load_train_photos, manifest_sha256
+    from tinct.training.data import load_train_photos, manifest_sha256
 
     _check(cfg)
     out = Path(cfg.out)

@@ -50,7 +50,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from runtime.errors import TinctError
+from tinct.runtime.errors import TinctError
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 TRAIN_MAX_SHORT_SIDE = 768
@@ -209,7 +209,7 @@ def apt_download(package: str, version: str, dest: Path, deb_sha256: str | None 
         err = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or "no .deb written"
         raise TinctError(f"package {package} version {version} (pinned in the manifest) is not available "
                          f"from apt (apt-get: {err}); run 'apt-get update', or re-pin the manifest "
-                         "with 'python -m training.data --write-manifest'")
+                         "with 'python -m tinct.training.data --write-manifest'")
     deb = debs[0]
     if deb_sha256 and sha256_file(deb) != deb_sha256:
         raise TinctError(f"{deb.name}: sha256 {sha256_file(deb)} differs from the manifest's {deb_sha256}")
@@ -338,7 +338,7 @@ def _source_bytes(cache: Path, item: dict, _rcc_cache: dict) -> bytes:
     path = cache / "raw" / item["package"] / item["path"]
     if not item.get("member"):
         return path.read_bytes()
-    from training import rcc
+    from tinct.training import rcc
     arc = _rcc_cache.get(path)
     if arc is None:
         arc = _rcc_cache[path] = rcc.open_rcc(path)
@@ -360,7 +360,7 @@ def _cap_short_side(im, limit: int = TRAIN_MAX_SHORT_SIDE):
 
 def val_transform(im):
     """ImageNet protocol: short side -> 256 (bilinear, Pillow), centre crop 224. Returns uint8 array."""
-    from runtime.image import resize_center_crop
+    from tinct.runtime.image import resize_center_crop
 
     return resize_center_crop(im, VAL_RESIZE, VAL_CROP)
 
@@ -389,8 +389,8 @@ def _build_train(cache: Path, manifest: dict, progress: bool) -> int:
 def _build_val(cache: Path, manifest: dict, progress: bool) -> int:
     from PIL import Image
 
-    from runtime.color import is_grayscale
-    from runtime.hints import make_eval_hints, write_eval_hints
+    from tinct.runtime.color import is_grayscale
+    from tinct.runtime.hints import make_eval_hints, write_eval_hints
     dest = cache / "val"
     with _atomic_dir(dest) as tmp:
         (tmp / "images").mkdir()
@@ -574,8 +574,8 @@ def _debian_release() -> str:
 
 def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None) -> dict:
     """Re-pin the corpus to the archive's current candidates and write the manifest (maintainers)."""
-    from runtime.color import is_grayscale
-    from training import rcc
+    from tinct.runtime.color import is_grayscale
+    from tinct.training import rcc
     packages: dict = {}
     splits: dict = {"train": [], "val": []}
     seen_pixels: dict[str, str] = {}
@@ -653,9 +653,9 @@ def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None) -> di
     return manifest
 
 
-if __name__ == "__main__":  # python -m training.data --write-manifest
+if __name__ == "__main__":  # python -m tinct.training.data --write-manifest
     if sys.argv[1:] != ["--write-manifest"]:
-        print("usage: python -m training.data --write-manifest", file=sys.stderr)
+        print("usage: python -m tinct.training.data --write-manifest", file=sys.stderr)
         sys.exit(2)
     t0 = time.time()
     m = build_manifest()

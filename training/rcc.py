@@ -37,7 +37,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from runtime.errors import TinctError
+from tinct.runtime.errors import TinctError
 
 MAGIC = b"qres"
 FLAG_COMPRESSED = 0x01

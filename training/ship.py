@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import load_model, save_model
-from models.registry import WEIGHTS_DIR
-from runtime.errors import TinctError
-from training.train import CARD_HINT_COUNTS, Validator
+from tinct.models.checkpoint import load_model, save_model
+from tinct.models.registry import WEIGHTS_DIR
+from tinct.runtime.errors import TinctError
+from tinct.training.train import CARD_HINT_COUNTS, Validator
 
 
 def _fp16_rounded(src: Path):
@@ -81,12 +81,12 @@ C2E_EVAL_SIZES = (256,)  # the latency target's size; the training resolution is
 def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, max_drop_db: float, cache) -> Path:
     """Color2Embed: the whole validation split at the training resolution and at 256², with both
     references (own TPS-warped / another photo); FP16 only if every PSNR moves by <= max_drop_db."""
-    from training.color2embed_train import C2EValidator
+    from tinct.training.color2embed_train import C2EValidator
 
     train_size = int(card["training"]["resolution"])
     sizes = sorted({train_size, *C2E_EVAL_SIZES})
     rounded = _fp16_rounded(src)
-    from runtime.evaluation import gray_baseline_psnr
+    from tinct.runtime.evaluation import gray_baseline_psnr
 
     fp32, fp16, gray = {}, {}, {}
     for size in sizes:
@@ -126,7 +126,7 @@ def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, ma
 def main(argv=None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tinct.training.ship", description=__doc__)
     p.add_argument("run_dir")
     p.add_argument("--name", required=True)
     p.add_argument("--out-dir", default=str(WEIGHTS_DIR))

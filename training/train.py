@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import load_model, save_model
-from models.registry import create_model
-from runtime.color import rgb_to_lab_n
-from runtime.cpu import cpu_name, has_native_bf16
-from runtime.evaluation import gray_baseline_psnr, psnr_at_k
-from runtime.hints import HintError, encode_from_lab, find_hint_file, read_hint_file, sample_training_masks
-from training.losses import huber_loss, sparsity_loss
+from tinct.models.checkpoint import load_model, save_model
+from tinct.models.registry import create_model
+from tinct.runtime.color import rgb_to_lab_n
+from tinct.runtime.cpu import cpu_name, has_native_bf16
+from tinct.runtime.evaluation import gray_baseline_psnr, psnr_at_k
+from tinct.runtime.hints import HintError, encode_from_lab, find_hint_file, read_hint_file, sample_training_masks
+from tinct.training.losses import huber_loss, sparsity_loss
 
 CARD_HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)
 
@@ -160,7 +160,7 @@ class BatchMaker(Prefetcher):
     """(x, target) numpy batches: crops -> Lab -> simulated hints, prepared in the background."""
 
     def __init__(self, photos, batch: int, seed: int, max_hints: int, prefetch: int = 3):
-        from training.data import CropSampler
+        from tinct.training.data import CropSampler
 
         self.sampler = CropSampler(photos, seed=seed)
         self.rng = np.random.default_rng(seed + 1)
@@ -180,7 +180,7 @@ class Validator:
     """Fixed validation images and hint files (the official-compatible generator's output)."""
 
     def __init__(self, cache=None, limit: int | None = None):
-        from training.data import load_val, val_dir
+        from tinct.training.data import load_val, val_dir
 
         self.names, self.images = load_val(cache)
         if limit:
@@ -208,7 +208,7 @@ class Validator:
             kept = []
             with torch.no_grad():
                 for k in counts:
-                    from runtime.hints import mask_from_coords
+                    from tinct.runtime.hints import mask_from_coords
 
                     masks = np.stack([mask_from_coords(c) for c in self.coords[k]])
                     for s in range(0, len(masks), 16):
@@ -225,7 +225,7 @@ class Validator:
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     from tqdm import tqdm
 
-    from training.data import load_train_photos, manifest_sha256
+    from tinct.training.data import load_train_photos, manifest_sha256
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

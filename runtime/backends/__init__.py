@@ -4,6 +4,6 @@ Import :func:`open_backend` from here; backend modules import their library lazi
 so this package imports with numpy + onnxruntime only.
 """
 
-from runtime.backends.base import Backend, available_backends, open_backend
+from tinct.runtime.backends.base import Backend, available_backends, open_backend
 
 __all__ = ["Backend", "available_backends", "open_backend"]

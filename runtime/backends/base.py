@@ -21,17 +21,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactError, ArtifactMeta
-from runtime.errors import MissingExtraError, TinctError
-from runtime.hints import IMG_SIZE
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactError, ArtifactMeta
+from tinct.runtime.errors import MissingExtraError, TinctError
+from tinct.runtime.hints import IMG_SIZE
 
 AUX_GATES_OUTPUT = "gates"  # optional auxiliary output of dynamic A-ColViT exports
 
 # backend name -> (module, class name, optional package it needs, extra that installs it)
 BACKENDS: dict[str, tuple[str, str, str | None, str | None]] = {
-    "onnxruntime": ("runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend", None, None),
-    "openvino": ("runtime.backends.openvino_backend", "OpenVINOBackend", "openvino", "openvino"),
-    "tensorrt": ("runtime.backends.tensorrt_backend", "TensorRTBackend", "tensorrt", "tensorrt"),
+    "onnxruntime": ("tinct.runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend", None, None),
+    "openvino": ("tinct.runtime.backends.openvino_backend", "OpenVINOBackend", "openvino", "openvino"),
+    "tensorrt": ("tinct.runtime.backends.tensorrt_backend", "TensorRTBackend", "tensorrt", "tensorrt"),
 }
 ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
 SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.artifact import ArtifactError
-from runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
-from runtime.errors import TinctError
+from tinct.runtime.artifact import ArtifactError
+from tinct.runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
+from tinct.runtime.errors import TinctError
 
 _OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.artifact import PREFIX, ArtifactError
-from runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
-from runtime.errors import MissingExtraError, TinctError
+from tinct.runtime.artifact import PREFIX, ArtifactError
+from tinct.runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
+from tinct.runtime.errors import MissingExtraError, TinctError
 
 RT_ROOT = "tinct"
 RT_LAYOUT = "1"
@@ -280,7 +280,7 @@ def bf16_build(model, variant: str) -> dict[str, str]:
 def require_precision_isa(hint: str, name: str) -> None:
     """Refuse, in one line naming the missing instruction set, a precision this CPU cannot run natively
     (OpenVINO itself fails with a cut message under AVX2 and emulates bf16 slowly under AVX512_CORE)."""
-    from runtime.cpu import missing_isa
+    from tinct.runtime.cpu import missing_isa
 
     why = missing_isa({"bf16": "bf16"}.get(hint, hint))
     if why:

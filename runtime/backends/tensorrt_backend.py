@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.artifact import ArtifactError
-from runtime.backends.base import AUX_GATES_OUTPUT, Backend, meta_from_props, meta_summary, sha256_file
-from runtime.errors import MissingExtraError, TinctError
+from tinct.runtime.artifact import ArtifactError
+from tinct.runtime.backends.base import AUX_GATES_OUTPUT, Backend, meta_from_props, meta_summary, sha256_file
+from tinct.runtime.errors import MissingExtraError, TinctError
 
 MAGIC = b"TINCTTRT"
 HEADER_FORMAT = 1

@@ -52,14 +52,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if not (1 <= args.min_batch <= args.opt_batch <= args.max_batch):
         raise TinctError("batch profile must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch")
     if args.precision == "auto":
         if args.backend != "openvino":
             raise TinctError("--precision auto chooses among OpenVINO CPU precisions: use --backend openvino")
-        from quantization.auto import build_auto, format_table
+        from tinct.quantization.auto import build_auto, format_table
 
         out, table = build_auto(args.onnx, args.output, threads=args.threads or 1, calib_dir=args.calib,
                                 log=lambda m: print(m, file=sys.stderr))
@@ -81,9 +81,9 @@ def run(args) -> int:
 
 def _source(onnx_path: str | Path):
     """Validate the ONNX (readable, tinct metadata, I/O contract); return (path, meta, props, sha256)."""
-    from runtime.backends.base import sha256_file
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from runtime.errors import TinctError
+    from tinct.runtime.backends.base import sha256_file
+    from tinct.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tinct.runtime.errors import TinctError
 
     onnx_path = Path(onnx_path)
     if onnx_path.suffix.lower() != ".onnx":
@@ -96,7 +96,7 @@ def _source(onnx_path: str | Path):
 
 
 def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if out.suffix.lower() not in suffixes:
         raise TinctError(f"output {out.name}: expected a {' or '.join(suffixes)} file name")
@@ -111,7 +111,7 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
     :data:`runtime.backends.openvino_backend.BF16_VARIANTS` are tried in order (or only
     ``bf16_variant``) and the first whose outputs agree with ONNX Runtime FP32 on the parity photos
     (:func:`bf16_self_check`) is written; none agreeing is an error."""
-    from runtime.backends.openvino_backend import (
+    from tinct.runtime.backends.openvino_backend import (
         BF16_VARIANTS,
         OV_PRECISION,
         _ov,
@@ -119,7 +119,7 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
         convert_for_variant,
         write_ir_props,
     )
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     ov = _ov()
     out = Path(out)
@@ -134,13 +134,13 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
         hint = OV_PRECISION[precision]
     bf16_cpu = hint == "bf16" and device.upper() == "CPU"
     if bf16_cpu:
-        from runtime.backends.openvino_backend import require_precision_isa
+        from tinct.runtime.backends.openvino_backend import require_precision_isa
 
         require_precision_isa("bf16", onnx_path.name)
         if bf16_variant != "auto" and bf16_variant not in BF16_VARIANTS:
             raise TinctError(f"unknown bf16 variant {bf16_variant!r}; choose from auto, {', '.join(BF16_VARIANTS)}")
     variants = ([*BF16_VARIANTS] if bf16_variant == "auto" else [bf16_variant]) if bf16_cpu else [None]
-    from runtime.cpu import cpu_record
+    from tinct.runtime.cpu import cpu_record
 
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
     try:
@@ -174,7 +174,7 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
                 _save_ir(ov, m2, tmp_xml, build)
                 del m2
             elif check:  # read back and compile what was written before it replaces anything
-                from runtime.backends.openvino_backend import OpenVINOBackend
+                from tinct.runtime.backends.openvino_backend import OpenVINOBackend
 
                 OpenVINOBackend.load(tmp_xml, device=device, precision=None, threads=threads)
             os.replace(tmp_xml.with_suffix(".bin"), out.with_suffix(".bin"))
@@ -197,10 +197,10 @@ def bf16_self_check(xml: Path, onnx_path: Path, threads: int = 0) -> tuple[float
     against ONNX Runtime FP32 of its source, on the parity photos (fixtures, else the validation split)."""
     import numpy as np
 
-    from export.parity import parity_inputs
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from runtime.backends.openvino_backend import OpenVINOBackend
-    from runtime.color import AB_NORM
+    from tinct.export.parity import parity_inputs
+    from tinct.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tinct.runtime.backends.openvino_backend import OpenVINOBackend
+    from tinct.runtime.color import AB_NORM
 
     x = parity_inputs(hint_counts=(10,))
     ref = OnnxRuntimeBackend.load(onnx_path, threads=threads)
@@ -217,7 +217,7 @@ def bf16_self_check(xml: Path, onnx_path: Path, threads: int = 0) -> tuple[float
 
 
 def _save_ir(ov, model, xml: Path, build: dict) -> None:
-    from runtime.backends.openvino_backend import mark_precise_ir
+    from tinct.runtime.backends.openvino_backend import mark_precise_ir
 
     ov.save_model(model, str(xml), compress_to_fp16=False)
     if build.get("f32_nodes"):
@@ -227,7 +227,7 @@ def _save_ir(ov, model, xml: Path, build: dict) -> None:
 def check_trt_int8(meta, name: str) -> None:
     """TensorRT's explicit quantization takes signed INT8 Q/DQ with zero point 0 only; refuse the
     U8-asymmetric Q/DQ of the ONNX Runtime / OpenVINO routes before anything is built."""
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     if meta.precision != "int8":
         return
@@ -240,8 +240,8 @@ def check_trt_int8(meta, name: str) -> None:
 def build_tensorrt(onnx_path, out, precision: str = "fp32", workspace_mib: int = 1024,
                    timing_cache: str | Path | None = None, profile: tuple[int, int, int] = (1, 1, 1),
                    device: int = 0) -> Path:
-    from runtime.backends.tensorrt_backend import _check, gpu_info, import_cudart, import_trt, pack_engine
-    from runtime.errors import TinctError
+    from tinct.runtime.backends.tensorrt_backend import _check, gpu_info, import_cudart, import_trt, pack_engine
+    from tinct.runtime.errors import TinctError
 
     out = Path(out)
     _check_out(out, (".engine", ".plan"))

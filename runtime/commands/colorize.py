@@ -56,7 +56,7 @@ def engine_cache_dir() -> Path:
 def _shipped_weights(name: str) -> tuple[Path, str]:
     import hashlib
 
-    from runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
     weights = WEIGHTS_DIR / f"{name}.safetensors"
     if not weights.is_file():
@@ -71,15 +71,14 @@ def resolve_model(name: str) -> Path:
     (needs torch). Staleness is decided by the sha256 of the weights the ONNX was exported from."""
     import importlib.util
 
-    from runtime.errors import MissingExtraError
+    from tinct.runtime.errors import MissingExtraError
 
     _, digest = _shipped_weights(name)
     prebuilt = WEIGHTS_DIR / f"{name}.onnx"
     if prebuilt.is_file():
-        import onnxruntime as ort
+        from tinct.runtime.artifact import read_onnx_props
 
-        props = ort.InferenceSession(str(prebuilt), providers=["CPUExecutionProvider"]) \
-            .get_modelmeta().custom_metadata_map
+        props = read_onnx_props(prebuilt)
         if props.get("tinct.source_sha256") == digest:
             return prebuilt
     cached = engine_cache_dir() / f"{name}-{digest[:12]}.onnx"
@@ -87,7 +86,7 @@ def resolve_model(name: str) -> Path:
         return cached
     if importlib.util.find_spec("torch") is None:
         raise MissingExtraError("colorize --model", "torch", "export")
-    from export import onnx_export
+    from tinct.export import onnx_export
 
     cached.parent.mkdir(parents=True, exist_ok=True)
     print(f"exporting {name} to {cached} (first use; cached afterwards)", flush=True)
@@ -99,7 +98,7 @@ def resolve_exemplar_model(name: str) -> Path:
     into ``<cache>/engines/<name>-<weights sha256[:12]>-{encoder,colorizer}.onnx`` (needs torch)."""
     import importlib.util
 
-    from runtime.errors import MissingExtraError
+    from tinct.runtime.errors import MissingExtraError
 
     _, digest = _shipped_weights(name)
     base = engine_cache_dir() / f"{name}-{digest[:12]}"
@@ -108,7 +107,7 @@ def resolve_exemplar_model(name: str) -> Path:
         return col
     if importlib.util.find_spec("torch") is None:
         raise MissingExtraError("colorize --reference --model", "torch", "export")
-    from export.color2embed_export import export_color2embed
+    from tinct.export.color2embed_export import export_color2embed
 
     base.parent.mkdir(parents=True, exist_ok=True)
     print(f"exporting {name} to {base}-*.onnx (first use; cached afterwards)", flush=True)
@@ -121,9 +120,9 @@ def auto_engine(onnx_path: Path, threads: int) -> Path:
     import hashlib
     import json
 
-    from runtime.backends.base import sha256_file
-    from runtime.cpu import cpu_record
-    from runtime.errors import MissingExtraError, TinctError
+    from tinct.runtime.backends.base import sha256_file
+    from tinct.runtime.cpu import cpu_record
+    from tinct.runtime.errors import MissingExtraError, TinctError
 
     if onnx_path.suffix.lower() != ".onnx":
         raise TinctError(f"--precision auto starts from an FP32 .onnx artifact, not {onnx_path.name}")
@@ -136,7 +135,7 @@ def auto_engine(onnx_path: Path, threads: int) -> Path:
     out = engine_cache_dir() / f"{onnx_path.stem}-{sha256_file(onnx_path)[:12]}-auto-{cpu_key}-t{threads}.xml"
     if out.is_file() and out.with_suffix(".bin").is_file():
         return out
-    from quantization.auto import build_auto
+    from tinct.quantization.auto import build_auto
 
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"choosing the precision for {onnx_path.name} on this CPU ({threads} thread(s); first use, cached "
@@ -146,8 +145,8 @@ def auto_engine(onnx_path: Path, threads: int) -> Path:
 
 
 def open_engine(args):
-    from runtime.backends import open_backend
-    from runtime.backends.base import resolve_backend_name
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.backends.base import resolve_backend_name
 
     path = Path(args.engine) if args.engine else resolve_model(args.model or DEFAULT_MODEL)
     if args.precision == "auto":
@@ -158,11 +157,11 @@ def open_engine(args):
         opts["device"] = args.device
     name = resolve_backend_name(path, args.backend)
     if name == "tensorrt" and args.rebuild:
-        from runtime.backends.tensorrt_backend import StaleEngineError, read_engine_file
+        from tinct.runtime.backends.tensorrt_backend import StaleEngineError, read_engine_file
         try:
             return open_backend(path, name, **opts)
         except StaleEngineError:
-            from runtime.commands.build import build_tensorrt
+            from tinct.runtime.commands.build import build_tensorrt
             header, _ = read_engine_file(path)
             prof = header.get("profile", {})
             build_tensorrt(header["source_onnx"], path, precision=header.get("precision", "fp32"),
@@ -173,9 +172,9 @@ def open_engine(args):
 
 def run_reference(args) -> int:
     """``--reference``: Color2Embed (encoder + colorizer artifacts, :mod:`runtime.exemplar`)."""
-    from runtime.errors import TinctError
-    from runtime.exemplar import DEFAULT_SIZE, open_exemplar
-    from runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from tinct.runtime.errors import TinctError
+    from tinct.runtime.exemplar import DEFAULT_SIZE, open_exemplar
+    from tinct.runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
 
     t0 = time.perf_counter()
     if not args.engine and not args.model:
@@ -214,12 +213,12 @@ def run(args) -> int:
     if getattr(args, "reference", None):
         return run_reference(args)
     if getattr(args, "size", None) is not None:
-        from runtime.errors import TinctError
+        from tinct.runtime.errors import TinctError
 
         raise TinctError("--size applies to --reference (Color2Embed) only")
-    from runtime.colorizer import Colorizer
-    from runtime.hints import load_user_hints
-    from runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import load_user_hints
+    from tinct.runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
 
     t0 = time.perf_counter()
     check_output_path(args.output)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.cpu import cpu_flags, cpu_name, has_native_bf16
+from tinct.runtime.cpu import cpu_flags, cpu_name, has_native_bf16
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,7 @@ def environment() -> list[tuple[str, str]]:
     import numpy as np
     import onnxruntime as ort
 
-    from runtime.cpu import describe_cpu
+    from tinct.runtime.cpu import describe_cpu
 
     rows = [("python", platform.python_version()), ("numpy", np.__version__),
             ("cpu", f"{cpu_name()} ({os.cpu_count()} logical cores)"), ("isa", describe_cpu())]
@@ -85,7 +85,7 @@ def _cuda_line() -> str:
         smi = shutil.which("nvidia-smi")
         return "cuda-python not available" + (" (nvidia-smi present)" if smi else "; no nvidia-smi")
     try:
-        from runtime.backends.tensorrt_backend import gpu_info, import_cudart
+        from tinct.runtime.backends.tensorrt_backend import gpu_info, import_cudart
         cudart = import_cudart()
         err, n = cudart.cudaGetDeviceCount()
         if int(err) != 0 or n == 0:
@@ -100,8 +100,8 @@ def fixture(image_path=None, hints_path=None):
     """(uint8 image, hints) for the comparison: a given image or a synthetic scene with a few hints."""
     import numpy as np
 
-    from runtime.hints import UserHint, load_user_hints
-    from runtime.image import load_image
+    from tinct.runtime.hints import UserHint, load_user_hints
+    from tinct.runtime.image import load_image
 
     if image_path:
         img = load_image(image_path)
@@ -120,9 +120,9 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
     """Build/run every available backend; compare its ab on the fixture with ONNX Runtime CPU."""
     import numpy as np
 
-    from runtime.backends import available_backends, open_backend
-    from runtime.colorizer import Colorizer
-    from runtime.errors import TinctError
+    from tinct.runtime.backends import available_backends, open_backend
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.errors import TinctError
 
     ref_backend = open_backend(onnx_path, "onnxruntime", threads=threads)
     session = Colorizer(ref_backend).session(image)
@@ -154,7 +154,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
         avail = available_backends()
         if "openvino" in avail:
             def ov_build(precision):
-                from runtime.commands.build import build_openvino
+                from tinct.runtime.commands.build import build_openvino
                 xml = build_openvino(onnx_path, tmp / f"model-{precision}.xml", precision=precision, check=False)
                 return open_backend(xml, threads=threads)
             candidates.append(("openvino CPU f32 (IR)", lambda: ov_build("fp32")))
@@ -164,7 +164,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
             results.append({"backend": "openvino", "skipped": "not available (pip install 'tinct[openvino]')"})
         if "tensorrt" in avail:
             def trt_build():
-                from runtime.commands.build import build_tensorrt
+                from tinct.runtime.commands.build import build_tensorrt
                 eng = build_tensorrt(onnx_path, tmp / "model.engine")
                 return open_backend(eng)
             candidates.append(("tensorrt", trt_build))
@@ -187,7 +187,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
 
 def find_parent(artifact: Path, meta, build: dict) -> Path | None:
     """The FP32 ONNX a derived artifact came from: next to it, matched by the sha256 it records."""
-    from runtime.backends.base import sha256_file
+    from tinct.runtime.backends.base import sha256_file
 
     want = meta.parent_sha256 or build.get("source_onnx_sha256", "")
     if not want:
@@ -202,11 +202,11 @@ def find_parent(artifact: Path, meta, build: dict) -> Path | None:
 
 def reverify(artifact: Path, parent: Path | None, guard_images: int | None = None) -> int:
     """The guard of the artifact's precision, on this machine; 0 passed, 1 failed."""
-    from quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
-    from runtime.backends import open_backend
-    from runtime.commands.info import verification_lines
-    from runtime.cpu import describe_cpu
-    from runtime.errors import TinctError
+    from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.commands.info import verification_lines
+    from tinct.runtime.cpu import describe_cpu
+    from tinct.runtime.errors import TinctError
 
     with open_backend(artifact, threads=1) as b:
         meta, d = b.meta, b.describe()
@@ -224,10 +224,10 @@ def reverify(artifact: Path, parent: Path | None, guard_images: int | None = Non
     for line in verification_lines(meta, build):
         if line.startswith("verified"):
             print(f"  recorded: {line.split(None, 1)[1]}")
-    from runtime.artifact import C2E_COLORIZER
+    from tinct.runtime.artifact import C2E_COLORIZER
 
     if meta.architecture == C2E_COLORIZER:
-        from quantization.color2embed import encoder_for, evaluate
+        from tinct.quantization.color2embed import encoder_for, evaluate
 
         report = evaluate(parent, artifact, encoder_for(parent), limit=guard_images)
     else:
@@ -247,7 +247,7 @@ def reverify(artifact: Path, parent: Path | None, guard_images: int | None = Non
 def _is_derived(path: Path) -> bool:
     if path.suffix.lower() == ".xml":
         return True
-    from runtime.backends import open_backend
+    from tinct.runtime.backends import open_backend
 
     with open_backend(path, "onnxruntime", optimization="disable") as b:
         return b.meta.precision != "fp32"

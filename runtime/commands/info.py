@@ -19,7 +19,7 @@ def count_if_nodes(path: str | Path):
     except ImportError:
         return None
 
-    from runtime.artifact import count_if_nodes as count_in_graph
+    from tinct.runtime.artifact import count_if_nodes as count_in_graph
 
     return count_in_graph(onnx.load(str(path), load_external_data=False).graph)
 
@@ -43,7 +43,7 @@ def verification_lines(meta, build: dict) -> list[str]:
     """Where this artifact's accuracy was verified (guard, bf16 self-check, auto), and auto's table."""
     import json
 
-    from runtime.cpu import describe_cpu
+    from tinct.runtime.cpu import describe_cpu
 
     out = []
     guard = (meta.extra or {}).get("guard") if isinstance(meta.extra, dict) else None
@@ -63,7 +63,7 @@ def verification_lines(meta, build: dict) -> list[str]:
                 out.append(f"verified   {what}: unreadable record")
     if build.get("auto_candidates"):
         try:
-            from quantization.auto import format_table
+            from tinct.quantization.auto import format_table
 
             table = json.loads(build["auto_candidates"])
             out.append(f"auto       chose {build.get('auto_choice')} at {build.get('auto_threads')} thread(s):")
@@ -74,8 +74,8 @@ def verification_lines(meta, build: dict) -> list[str]:
 
 
 def run(args) -> int:
-    from runtime.backends import open_backend
-    from runtime.backends.base import sha256_file
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.backends.base import sha256_file
 
     path = Path(args.artifact)
     backend = open_backend(path, args.backend, **({"optimization": "disable"} if path.suffix == ".onnx"
