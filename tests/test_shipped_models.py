@@ -8,6 +8,7 @@ Needs the validation split (``tinct data fetch --split val``; ``make test`` runs
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,46 @@ def test_color2embed_reproduces_its_card(val):
     measured = C2EValidator(size).evaluate(model, torch.device("cpu"))
     for ref in ("tps", "other"):
         assert abs(measured["psnr"][ref] - card["metrics"]["val_psnr"][ref]) <= PSNR_TOLERANCE_DB, (ref, measured)
+
+
+# ----------------------------------------------------------------------------- ready-to-run ONNX
+
+SHIPPED_ONNX = {"icolorit-tiny": ["icolorit-tiny.onnx"], "acolvit-tiny-0.5": ["acolvit-tiny-0.5.onnx"],
+                "acolvit-tiny-0.3": ["acolvit-tiny-0.3.onnx"],
+                C2E: [f"{C2E}-encoder.onnx", f"{C2E}-colorizer.onnx"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SHIPPED_ONNX))
+def test_shipped_onnx_matches_a_fresh_export(name, tmp_path):
+    """weights/NAME.onnx (what a runtime-only install runs) is the export of weights/NAME.safetensors:
+    same source hash, and the same outputs as a fresh export on real photos with hints."""
+    import onnxruntime as ort
+
+    from tinct.export.ship_onnx import _feeds
+    from tinct.runtime.artifact import read_onnx_props
+    from tinct.runtime.backends.base import sha256_file
+
+    digest = sha256_file(WEIGHTS_DIR / f"{name}.safetensors")
+    if name == C2E:
+        from tinct.export.color2embed_export import export_color2embed
+
+        fresh = [Path(p) for p in export_color2embed(name, tmp_path / f"{name}.onnx")]
+    else:
+        from tinct.export.onnx_export import export_onnx
+
+        fresh = [Path(export_onnx(name, tmp_path / f"{name}.onnx"))]
+    for shipped_name, new in zip(SHIPPED_ONNX[name], fresh):
+        shipped = WEIGHTS_DIR / shipped_name
+        assert shipped.is_file(), f"{shipped_name} is not shipped ('tinct ship --onnx-only --name {name}')"
+        props = read_onnx_props(shipped)
+        assert props["tinct.source_sha256"] == digest and props["tinct.precision"] == "fp32"
+        a_sess = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+        b_sess = ort.InferenceSession(str(new), providers=["CPUExecutionProvider"])
+        feeds = _feeds(b_sess)
+        for a, b in zip(a_sess.run(None, feeds), b_sess.run(None, feeds)):
+            assert np.abs(a.astype(np.float64) - b.astype(np.float64)).max() <= 1e-6
+        assert shipped.stat().st_size <= new.stat().st_size + 4096  # + the storage note in its metadata
+        card = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+        if card.get("weights_dtype") == "float16" and name != C2E:  # FP16 weights are stored as FP16
+            assert shipped.stat().st_size < 0.75 * new.stat().st_size

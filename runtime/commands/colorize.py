@@ -65,22 +65,31 @@ def _shipped_weights(name: str) -> tuple[Path, str]:
     return weights, hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
+def _prebuilt(name: str, files: list[Path]) -> bool:
+    """The shipped ONNX files (``tinct ship``) are used when they exist and, where the safetensors are
+    here too (a checkout), were exported from exactly those weights; a runtime-only install has the
+    ONNX files only."""
+    if not all(f.is_file() for f in files):
+        return False
+    if not (WEIGHTS_DIR / f"{name}.safetensors").is_file():
+        return True
+    from tinct.runtime.artifact import read_onnx_props
+
+    digest = _shipped_weights(name)[1]
+    return all(read_onnx_props(f).get("tinct.source_sha256") == digest for f in files)
+
+
 def resolve_model(name: str) -> Path:
-    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` if prebuilt from the current
-    weights, else ``<cache>/engines/<name>-<weights sha256[:12]>.onnx``, exported on first use
-    (needs torch). Staleness is decided by the sha256 of the weights the ONNX was exported from."""
+    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` (see :func:`_prebuilt`), else
+    ``<cache>/engines/<name>-<weights sha256[:12]>.onnx``, exported on first use (needs torch)."""
     import importlib.util
 
     from tinct.runtime.errors import MissingExtraError
 
-    _, digest = _shipped_weights(name)
     prebuilt = WEIGHTS_DIR / f"{name}.onnx"
-    if prebuilt.is_file():
-        from tinct.runtime.artifact import read_onnx_props
-
-        props = read_onnx_props(prebuilt)
-        if props.get("tinct.source_sha256") == digest:
-            return prebuilt
+    if _prebuilt(name, [prebuilt]):
+        return prebuilt
+    _, digest = _shipped_weights(name)
     cached = engine_cache_dir() / f"{name}-{digest[:12]}.onnx"
     if cached.is_file():
         return cached
@@ -94,12 +103,16 @@ def resolve_model(name: str) -> Path:
 
 
 def resolve_exemplar_model(name: str) -> Path:
-    """A shipped Color2Embed model's colorizer ONNX (its encoder next to it), exported on first use
-    into ``<cache>/engines/<name>-<weights sha256[:12]>-{encoder,colorizer}.onnx`` (needs torch)."""
+    """A shipped Color2Embed model's colorizer ONNX (its encoder next to it): ``weights/<name>-colorizer.onnx``
+    (see :func:`_prebuilt`), else exported on first use into
+    ``<cache>/engines/<name>-<weights sha256[:12]>-{encoder,colorizer}.onnx`` (needs torch)."""
     import importlib.util
 
     from tinct.runtime.errors import MissingExtraError
 
+    pre_enc, pre_col = WEIGHTS_DIR / f"{name}-encoder.onnx", WEIGHTS_DIR / f"{name}-colorizer.onnx"
+    if _prebuilt(name, [pre_enc, pre_col]):
+        return pre_col
     _, digest = _shipped_weights(name)
     base = engine_cache_dir() / f"{name}-{digest[:12]}"
     enc, col = Path(f"{base}-encoder.onnx"), Path(f"{base}-colorizer.onnx")

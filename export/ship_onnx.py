@@ -1,0 +1,143 @@
+"""Ready-to-run ONNX for the shipped models: ``weights/<name>.onnx`` (Color2Embed:
+``weights/<name>-encoder.onnx`` and ``-colorizer.onnx``), so that a runtime-only install (numpy,
+Pillow, onnxruntime; no torch, no onnx) runs ``tinct colorize --model NAME``.
+
+Each file is the parity-checked export of the shipped safetensors (:func:`export.onnx_export.export_onnx`,
+:func:`export.color2embed_export.export_color2embed`) with its weights **stored** in FP16 where they
+are exactly FP16 values (the shipped safetensors are FP16 when the model card's FP16 check allowed it),
+each followed by a Cast to float32: the graph computes in FP32 and its outputs are bit-identical to the
+FP32 export (checked before anything is written), at half the file size. Inputs and outputs stay float32.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tinct.runtime.errors import TinctError
+
+MIN_ELEMENTS = 16  # smaller tensors (scalars, shapes' float constants) stay as they are
+
+
+def _compress_graph(graph, counter: list[int]) -> int:
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = 0
+    casts = []
+    keep = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < MIN_ELEMENTS:
+            keep.append(init)
+            continue
+        w = numpy_helper.to_array(init)
+        h = w.astype(np.float16)
+        if not np.array_equal(h.astype(np.float32), w):  # not FP16 values: stored as they are
+            keep.append(init)
+            continue
+        counter[0] += 1
+        stored = numpy_helper.from_array(h, f"{init.name}__fp16")
+        keep.append(stored)
+        casts.append(helper.make_node("Cast", [stored.name], [init.name], to=TensorProto.FLOAT,
+                                      name=f"tinct_fp16_weight_cast_{counter[0]}"))
+        n += 1
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == attr.GRAPH:
+                n += _compress_graph(attr.g, counter)
+            elif attr.type == attr.GRAPHS:
+                for g in attr.graphs:
+                    n += _compress_graph(g, counter)
+    if casts:
+        nodes = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(casts + nodes)
+    return n
+
+
+def compress_weights_fp16(src: Path, dst: Path) -> int:
+    """Write ``src`` to ``dst`` with FP16-valued weights stored as FP16 (+ Cast); returns how many.
+    The outputs must equal the source's exactly on the parity photos, or nothing is written."""
+    import onnx
+    import onnxruntime as ort
+
+    from tinct.runtime.artifact import ArtifactMeta
+
+    m = onnx.load(str(src))
+    n = _compress_graph(m.graph, [0])
+    props = {p.key: p.value for p in m.metadata_props}
+    meta = ArtifactMeta.from_props(props, where=src.name)
+    meta.extra = {**(meta.extra or {}), "weights_storage": f"fp16 ({n} tensors, cast to float32 at load)"}
+    del m.metadata_props[:]
+    for k, v in meta.to_props().items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(m, full_check=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        onnx.save(m, tmp)
+        feeds = _feeds(ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]))
+        a = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feeds)
+        b = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"]).run(None, feeds)
+        worst = max(float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) for x, y in zip(a, b))
+        if worst != 0.0:
+            raise TinctError(f"{dst.name}: FP16 weight storage changed the outputs (max |Δ| {worst:.3g}); not written")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return n
+
+
+def _feeds(sess) -> dict:
+    """Real inputs for the check: parity photos with hints (iColoriT/A-ColViT), else seeded values."""
+    names = [i.name for i in sess.get_inputs()]
+    if names == ["x"] and list(sess.get_inputs()[0].shape[1:]) == [4, 224, 224]:
+        from tinct.export.parity import parity_inputs
+
+        return {"x": parity_inputs()[:4]}
+    rng = np.random.default_rng(0)
+    out = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else (1 if k == 0 else 64) for k, d in enumerate(i.shape)]
+        out[i.name] = rng.uniform(-1, 1, shape).astype(np.float32)
+    return out
+
+
+def ship_onnx(name: str, out_dir: str | Path | None = None, log=print) -> list[Path]:
+    """Export the shipped model ``name`` from its safetensors and write its ready-to-run ONNX."""
+    import json
+
+    from tinct.models.registry import WEIGHTS_DIR
+
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    card = WEIGHTS_DIR / f"{name}.json"
+    if not (WEIGHTS_DIR / f"{name}.safetensors").is_file() or not card.is_file():
+        raise TinctError(f"no shipped model {name} (weights/{name}.safetensors and its card) to export")
+    arch = json.loads(card.read_text()).get("architecture", "")
+    written = []
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        tmp = Path(tmp)
+        if arch == "color2embed":
+            from tinct.export.color2embed_export import export_color2embed
+
+            pair = export_color2embed(name, tmp / f"{name}.onnx")
+            for p in pair:
+                dst = out_dir / Path(p).name
+                n = compress_weights_fp16(Path(p), dst)
+                log(f"wrote {dst} ({n} weight tensors stored as FP16)")
+                written.append(dst)
+        else:
+            from tinct.export.onnx_export import export_onnx
+
+            src = export_onnx(name, tmp / f"{name}.onnx")
+            dst = out_dir / f"{name}.onnx"
+            n = compress_weights_fp16(Path(src), dst)
+            log(f"wrote {dst} ({n} weight tensors stored as FP16)")
+            written.append(dst)
+    return written

@@ -1,0 +1,69 @@
+"""A runtime-only install, as a Jetson or laptop user gets it: ``pip install .`` (no extras) in a fresh
+virtual environment, where ``import torch`` and ``import onnx`` fail; the shipped models run offline
+from the ONNX files ``tinct ship`` wrote, and site-packages gains ``tinct`` and its dependencies only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PHOTO = REPO / "tests" / "fixtures" / "photos" / "horses_herd.jpg"
+HINTS = REPO / "tests" / "fixtures" / "demo_hints.json"
+HINT_MODELS = ("icolorit-tiny", "acolvit-tiny-0.5", "acolvit-tiny-0.3")
+
+
+def _run(cmd, **kw):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900, **kw)
+    assert r.returncode == 0, f"{cmd}: {r.stdout[-1500:]} {r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def runtime_venv(tmp_path_factory):
+    missing = [f"weights/{n}.onnx" for n in HINT_MODELS if not (REPO / "weights" / f"{n}.onnx").is_file()]
+    assert not missing, f"shipped ONNX missing (run 'tinct ship --onnx-only --name NAME'): {missing}"
+    d = tmp_path_factory.mktemp("rtvenv")
+    venv.EnvBuilder(with_pip=True, clear=True).create(d / "venv")
+    py = d / "venv" / "bin" / "python"
+    wheel_dir = d / "wheel"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheel_dir, REPO])
+    wheel = next(wheel_dir.glob("tinct-*.whl"))
+    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel])
+    return py
+
+
+def test_site_packages_gains_tinct_and_its_dependencies_only(runtime_venv):
+    code = ("import importlib.util, json, site, os; sp = site.getsitepackages()[0]; "
+            "print(json.dumps({'top': sorted(os.listdir(sp)), "
+            "'torch': importlib.util.find_spec('torch') is not None, "
+            "'onnx': importlib.util.find_spec('onnx') is not None}))")
+    info = json.loads(_run([runtime_venv, "-c", code]).stdout)
+    assert not info["torch"] and not info["onnx"]
+    generic = {"runtime", "models", "training", "export", "quantization", "benchmarks", "weights"}
+    assert not generic & set(info["top"]), info["top"]
+    assert "tinct" in info["top"]
+
+
+@pytest.mark.slow
+def test_shipped_models_run_without_torch(runtime_venv, tmp_path):
+    tinct = runtime_venv.parent / "tinct"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["TINCT_CACHE"] = str(tmp_path / "cache")  # nothing cached: the shipped ONNX must be enough
+    for name in HINT_MODELS:
+        out = tmp_path / f"{name}.png"
+        r = _run([tinct, "colorize", PHOTO, "--hints", HINTS, "--model", name, "-o", out], cwd=tmp_path, env=env)
+        assert out.is_file() and out.stat().st_size > 1000, r.stdout
+        assert "exporting" not in r.stdout
+    out = tmp_path / "c2e.png"
+    ref = REPO / "tests" / "fixtures" / "photos" / "cow_in_field.jpg"
+    _run([tinct, "colorize", PHOTO, "--reference", ref, "--model", "color2embed-r18", "-o", out], cwd=tmp_path,
+         env=env)
+    assert out.is_file()
+    assert not (tmp_path / "cache").exists()  # nothing exported on the fly
