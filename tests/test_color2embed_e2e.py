@@ -183,15 +183,29 @@ def test_cli_colorize_reference_errors(engines, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, capsys):
-    """--model color2embed-r18: exported once into the engine cache (parity-checked), then reused."""
+    """--model color2embed-r18 runs the shipped ONNX pair (weights/, nothing exported); without them (only the
+    safetensors, e.g. right after training) it is exported once into the engine cache, then reused."""
+    import shutil
+
+    from tinct.runtime.commands import colorize as colorize_cmd
+
     monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out.png"
     argv = ["colorize", str(IMAGE), "--reference", str(REFERENCE), "--model", "color2embed-r18", "-o", str(out),
             "--threads", "2"]
     assert main(argv) == 0 and _load(out).shape == _load(IMAGE).shape
-    assert "first use" in capsys.readouterr().out
+    assert "first use" not in capsys.readouterr().out and not (tmp_path / "cache").exists()
+    shipped = _load(out)
+    bare = tmp_path / "weights"
+    bare.mkdir()
+    for f in ("color2embed-r18.safetensors", "color2embed-r18.json"):
+        shutil.copy(colorize_cmd.WEIGHTS_DIR / f, bare / f)
+    monkeypatch.setattr(colorize_cmd, "WEIGHTS_DIR", bare)
+    out.unlink()
+    assert main(argv) == 0 and "first use" in capsys.readouterr().out
     cached = sorted(p.name for p in (tmp_path / "cache" / "engines").iterdir())
     assert len(cached) == 2 and cached[0].endswith("-colorizer.onnx") and cached[1].endswith("-encoder.onnx")
+    assert np.abs(_load(out).astype(int) - shipped.astype(int)).max() <= 1  # the same model either way
     out.unlink()
     assert main(argv) == 0 and out.is_file() and "first use" not in capsys.readouterr().out
 
