@@ -953,9 +953,7 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
                 path = src
             else:  # int8 Q/DQ or fp16 ONNX from tinct quantize
                 path = store.quantized(src, case.precision, "onnxruntime", case.model)
-            if case.variant == "own" and case.precision == "int8":
-                # Q/DQ branches spliced into If nodes: ORT 1.31 aborts without this (facts.md)
-                opts["disabled_optimizers"] = ["QDQPropagationTransformer"]
+            # (INT8 A-ColViT's ONNX Runtime workaround is recorded in the artifact; the backend applies it)
         elif case.backend == "openvino":
             if importlib.util.find_spec("openvino") is None:
                 raise SkipCase("openvino is not installed")

@@ -252,6 +252,10 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
         if report.gate_agreement is not None:
             extra["gate_agreement"] = round(report.gate_agreement, 5)
         guard.enforce(report, budget, what, max_mean_ab)
+        if precision == "int8" and dynamic and out.suffix == ".onnx":  # Q/DQ inside If: see the ORT backend
+            from tinct.runtime.backends.onnxruntime_backend import QDQ_IF_DISABLED
+
+            extra["runtime_options"] = {"onnxruntime": {"disabled_optimizers": list(QDQ_IF_DISABLED)}}
         meta = _child_meta(parent, precision, parent_sha, extra)
         final = tmpdir / ("final" + out.suffix)
         if out.suffix == ".xml":

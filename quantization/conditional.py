@@ -49,8 +49,8 @@ from tinct.quantization.onnx_int8 import (
     quantize_model_nncf,
 )
 from tinct.runtime.artifact import count_if_nodes
+from tinct.runtime.backends.onnxruntime_backend import QDQ_IF_DISABLED as DISABLED_OPTIMIZERS
 
-DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]
 TOP_FLOAT_ROLES = DEFAULT_FLOAT_ROLES  # gate Linears and the head conv live at the top level
 
 

@@ -231,3 +231,15 @@ def test_dynamic_acolvit_export_runs_on_both_cpu_backends(tmp_path, photo_x):
         xml = tmp_path / "acolvit.xml"
         assert main(["build", str(onnx_path), "--backend", "openvino", "-o", str(xml)]) == 0
         assert np.abs(open_backend(xml, threads=1).run_x(photo_x) - ref).max() <= 1e-4
+
+
+def test_misspelt_or_misplaced_backend_options_are_errors(tiny):
+    """A typo never silently changes nothing: unknown options, and options of another backend, are refused."""
+    from tinct.runtime.backends import open_backend
+
+    with pytest.raises(TinctError, match="unknown backend option.*threds"):
+        open_backend(tiny[1], threds=2)
+    with pytest.raises(TinctError, match="providers do not apply to the openvino backend"):
+        open_backend(tiny[1], "openvino", providers=["CPUExecutionProvider"])
+    with open_backend(tiny[1], "onnxruntime", threads=1, core=None) as b:  # unset: fine
+        assert b.describe()["backend"] == "onnxruntime"

@@ -526,3 +526,23 @@ def test_doctor_reverifies_a_quantized_artifact_here(icolorit_onnx, tmp_path, ca
     shutil.copy(out, lone / "i8.onnx")
     assert _tinct("doctor", lone / "i8.onnx") == 1
     assert "--parent" in capsys.readouterr().err
+
+
+def test_int8_acolvit_runs_in_the_runtime_without_the_caller_knowing_the_ort_workaround(acolvit_onnx, tmp_path):
+    """Q/DQ inside If: ONNX Runtime aborts the process unless QDQPropagationTransformer is off. The artifact
+    records that and the runtime applies it: a plain open_backend(path) works (in a subprocess, since a
+    failure here is an abort, not an exception)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ac8.onnx"
+    # random gates flip under INT8 (see test_acolvit_int8_keeps_if_and_reports_gate_agreement): loose mean |Δab|
+    assert _tinct("quantize", acolvit_onnx, "--precision", "int8", *COMMON, "--max-mean-ab-err", "50", "-o", out) == 0
+    extra = _meta(out).extra
+    assert extra["runtime_options"] == {"onnxruntime": {"disabled_optimizers": ["QDQPropagationTransformer"]}}
+    code = ("import numpy as np; from tinct.runtime.backends import open_backend; b = open_backend(%r); "
+            "print(b.describe()['disabled_optimizers']); "
+            "print(np.isfinite(b.run_x(np.zeros((1, 4, 224, 224), np.float32))).all())" % str(out))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "QDQPropagationTransformer" in r.stdout and "True" in r.stdout

@@ -107,13 +107,36 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module), cls)
 
 
+# Options each backend's loader takes. Any backend accepts the common ones; an option of another
+# backend is accepted only when unset (None): a misspelt or misplaced option is an error, never dropped.
+COMMON_OPTIONS = frozenset({"threads", "precision", "device"})
+BACKEND_OPTIONS = {
+    "onnxruntime": frozenset({"providers", "disabled_optimizers", "optimization"}),
+    "openvino": frozenset({"core"}),
+    "tensorrt": frozenset({"onnx"}),
+}
+
+
+def check_options(name: str, opts: dict) -> None:
+    known = COMMON_OPTIONS.union(*BACKEND_OPTIONS.values())
+    unknown = sorted(k for k in opts if k not in known)
+    if unknown:
+        raise TinctError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    misplaced = sorted(k for k, v in opts.items()
+                       if v is not None and k not in COMMON_OPTIONS and k not in BACKEND_OPTIONS.get(name, ()))
+    if misplaced:
+        raise TinctError(f"option(s) {', '.join(misplaced)} do not apply to the {name} backend")
+
+
 def open_backend(path: str | Path, backend: str | None = None, **opts) -> Backend:
     """Open an artifact with the backend its suffix (or ``backend``) names. See module doc."""
     path = Path(path)
     name = resolve_backend_name(path, backend)
+    check_options(name, opts)
     if not path.is_file():
         raise TinctError(f"artifact {path} does not exist" if not path.exists() else f"{path} is not a file")
-    return backend_class(name).load(path, **opts)
+    return backend_class(name).load(path, **{k: v for k, v in opts.items() if v is not None
+                                             or k in COMMON_OPTIONS | BACKEND_OPTIONS.get(name, frozenset())})
 
 
 def available_backends() -> list[str]:

@@ -54,6 +54,33 @@ def _shape(s) -> list:
     return [d if isinstance(d, int) else None for d in s]
 
 
+# ONNX Runtime 1.31+ aborts the whole process (an STL assertion, not an exception) when its
+# QDQPropagationTransformer meets Q/DQ inside If branches (tinct's INT8 A-ColViT graphs). The quantizer
+# records the workaround in the artifact (extra.runtime_options.onnxruntime.disabled_optimizers) and the
+# runtime applies it; artifacts from before that record are recognised by int8 + dynamic gating.
+QDQ_IF_DISABLED = ["QDQPropagationTransformer"]
+
+
+def recorded_disabled_optimizers(path: Path) -> list[str] | None:
+    """The optimizers an artifact says ONNX Runtime must not run (read with optimizations off, which is
+    safe for any graph); None when it needs none or cannot be read (the real load reports that)."""
+    from tinct.runtime.artifact import ArtifactError, ArtifactMeta, read_onnx_props
+
+    try:
+        meta = ArtifactMeta.from_props(read_onnx_props(path), where=path.name)
+    except (ArtifactError, TinctError):
+        return None
+    extra = meta.extra if isinstance(meta.extra, dict) else {}
+    opts = ((extra.get("runtime_options") or {}).get("onnxruntime") or {}) if isinstance(
+        extra.get("runtime_options"), dict) else {}
+    recorded = opts.get("disabled_optimizers")
+    if isinstance(recorded, list) and all(isinstance(x, str) for x in recorded):
+        return recorded or None
+    if meta.precision == "int8" and meta.gating == "dynamic":
+        return list(QDQ_IF_DISABLED)
+    return None
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -70,9 +97,11 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def load(cls, path, providers=None, threads: int = 0, disabled_optimizers=None,
-             optimization: str = "all", precision: str | None = None, device: str | None = None,
-             **_ignored) -> OnnxRuntimeBackend:
+             optimization: str = "all", precision: str | None = None, device: str | None = None
+             ) -> OnnxRuntimeBackend:
         path = Path(path)
+        if disabled_optimizers is None and optimization != "disable":
+            disabled_optimizers = recorded_disabled_optimizers(path)
         if precision not in (None, "fp32", "auto"):
             raise TinctError(f"ONNX Runtime runs the precision stored in the graph; --precision {precision} "
                              "needs an artifact exported/quantized at that precision (or --backend openvino)")

@@ -322,7 +322,7 @@ class OpenVINOBackend(Backend):
 
     @classmethod
     def load(cls, path, device: str = "CPU", precision: str | None = None, threads: int = 0,
-             core=None, **_ignored) -> OpenVINOBackend:
+             core=None) -> OpenVINOBackend:
         ov = _ov()
         path = Path(path)
         if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():

@@ -129,7 +129,7 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def load(cls, path, device: str | int | None = 0, onnx: str | Path | None = None, precision=None,
-             threads: int = 0, **_ignored) -> TensorRTBackend:
+             threads: int = 0) -> TensorRTBackend:
         path = Path(path)
         header, engine_bytes = read_engine_file(path)
         meta = meta_from_props(header.get("props", {}), path.name)
