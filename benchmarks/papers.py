@@ -1,8 +1,7 @@
 """Published reference numbers, as data: their weights, their hardware.
 
 Only numbers actually read in a source are recorded, each with the table it comes from. The
-numbers below were read from the papers and recorded in the project's shared facts file
-(``/work/shared/facts.md``, "Reference numbers from the papers"):
+numbers below were read from the papers' tables:
 
 - iColoriT (Yun et al., WACV 2023, arXiv 2207.06831): Table 1 (PSNR@10 on ImageNet ctest10k for
   T/S/B) and Table 2 (latency CPU/GPU and GMACs).

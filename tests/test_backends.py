@@ -186,7 +186,7 @@ def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
 
 @pytest.mark.tensorrt
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
-                    reason="TensorRT cannot be installed on these machines (facts.md); needs an NVIDIA GPU")
+                    reason="TensorRT is not installed here (it needs an NVIDIA GPU and NVIDIA's own package index)")
 def test_tensorrt_build_and_run_matches_pytorch(tiny, photo_x):
     from tinct.runtime.backends import open_backend
     from tinct.runtime.commands.build import build_tensorrt

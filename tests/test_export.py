@@ -248,11 +248,3 @@ def test_cli_export_checkpoint(tmp_path, capsys, x_parity):
     assert "--gating static" in capsys.readouterr().err
     assert not (tmp_path / "y.onnx").exists()
 
-
-def test_skipping_patterns_hit_their_mac_fractions():
-    from tinct.export.measure_skipping import PATTERNS, gate_pattern, kept_mac_fraction
-
-    cfg = create_model("acolvit-tiny").cfg
-    for fraction in PATTERNS.values():
-        gates = gate_pattern(cfg, fraction)
-        assert len(gates) == cfg.depth and abs(kept_mac_fraction(cfg, gates) - fraction) < 0.03

@@ -33,7 +33,14 @@ def runtime_venv(tmp_path_factory):
     venv.EnvBuilder(with_pip=True, clear=True).create(d / "venv")
     py = d / "venv" / "bin" / "python"
     wheel_dir = d / "wheel"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheel_dir, REPO])
+    build_existed = (REPO / "build").exists()
+    try:
+        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheel_dir, REPO])
+    finally:
+        if not build_existed:  # setuptools' build/ in the checkout (git-ignored): leave the tree as it was
+            import shutil
+
+            shutil.rmtree(REPO / "build", ignore_errors=True)
     wheel = next(wheel_dir.glob("tinct-*.whl"))
     _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel])
     return py
