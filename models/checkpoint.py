@@ -14,7 +14,6 @@ The model comes back in eval mode. Architecture mismatches are clear one-line er
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -32,12 +31,7 @@ class CheckpointError(TinctError):
     pass
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from tinct.runtime.artifact import sha256_file  # noqa: E402,F401 - one home for file hashes
 
 
 # ----------------------------------------------------------------------------- official pickles

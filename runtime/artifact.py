@@ -129,6 +129,17 @@ class ArtifactMeta:
         return f"{self.model} [{self.architecture}] {self.precision}, gating {g}, tinct {self.tinct_version}"
 
 
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file, read in chunks: the one hash every artifact record and cache key uses."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_onnx_props(path) -> dict[str, str]:
     """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it):
     read through ONNX Runtime, which the runtime has. Raises ArtifactError for an unreadable file."""

@@ -119,12 +119,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from tinct.runtime.artifact import sha256_file  # noqa: E402,F401 - one home for file hashes
 
 
 def manifest_sha256() -> str:

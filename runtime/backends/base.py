@@ -13,7 +13,6 @@ way an artifact can be wrong into one :class:`TinctError` line.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -261,15 +260,7 @@ def check_io(where: str, inputs: list[tuple[str, list, str]], outputs: list[tupl
             raise ArtifactError(f"{where}: tensor {nm!r} has type {t}, expected float32")
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
+from tinct.runtime.artifact import sha256_file  # noqa: E402,F401 - re-exported for the backends' users
 
 
 def meta_summary(meta: ArtifactMeta) -> dict:

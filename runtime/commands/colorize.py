@@ -54,15 +54,14 @@ def engine_cache_dir() -> Path:
 
 
 def _shipped_weights(name: str) -> tuple[Path, str]:
-    import hashlib
-
+    from tinct.runtime.artifact import sha256_file
     from tinct.runtime.errors import TinctError
 
     weights = WEIGHTS_DIR / f"{name}.safetensors"
     if not weights.is_file():
         raise TinctError(f"no shipped model {name!r} (no {weights.name} in {WEIGHTS_DIR}); "
                          "pass --engine ARTIFACT for other models")
-    return weights, hashlib.sha256(weights.read_bytes()).hexdigest()
+    return weights, sha256_file(weights)
 
 
 def _prebuilt(name: str, files: list[Path]) -> bool:
