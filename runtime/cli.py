@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinct: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `tinct info X | head`): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return int(rc or 0)
 
 

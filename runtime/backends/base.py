@@ -68,6 +68,10 @@ class Backend(ABC):
     def describe(self) -> dict:
         """backend, device, precision, threads, versions, metadata summary."""
 
+    @abstractmethod
+    def io(self) -> tuple[list[tuple[str, list, str]], list[tuple[str, list, str]]]:
+        """(inputs, outputs) as (name, shape with None for dynamic dims, dtype) as the backend runs them."""
+
     # convenience for the colorizer: the single-input/single-output contract
     def run_x(self, x: np.ndarray) -> np.ndarray:
         main = next(n for n in self.output_names if n != AUX_GATES_OUTPUT)

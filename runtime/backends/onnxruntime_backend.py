@@ -135,6 +135,11 @@ class OnnxRuntimeBackend(Backend):
         outs = self.session.run(self.output_names, inputs)
         return dict(zip(self.output_names, outs))
 
+    def io(self):
+        s = self.session
+        return ([(i.name, _shape(i.shape), _TYPES.get(i.type, i.type)) for i in s.get_inputs()],
+                [(o.name, _shape(o.shape), _TYPES.get(o.type, o.type)) for o in s.get_outputs()])
+
     def describe(self) -> dict:
         prov = self.session.get_providers()
         return {

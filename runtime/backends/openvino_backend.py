@@ -385,6 +385,11 @@ class OpenVINOBackend(Backend):
         res = self._request_for(inputs).infer(inputs, share_inputs=True, share_outputs=False)
         return {o.get_any_name(): np.asarray(v) for o, v in res.items()}
 
+    def io(self):
+        c = self.compiled
+        return ([(i.get_any_name(), _pshape(i.get_partial_shape()), _etype(i.get_element_type())) for i in c.inputs],
+                [(o.get_any_name(), _pshape(o.get_partial_shape()), _etype(o.get_element_type())) for o in c.outputs])
+
     def describe(self) -> dict:
         try:
             t = self.compiled.get_property("INFERENCE_PRECISION_HINT")

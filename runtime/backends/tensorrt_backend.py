@@ -194,6 +194,11 @@ class TensorRTBackend(Backend):
         _check(cudart.cudaStreamSynchronize(self.stream))
         return outs
 
+    def io(self):
+        e = self.engine
+        return ([(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in self.input_names],
+                [(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in self.output_names])
+
     def describe(self) -> dict:
         return {"backend": self.name, "device": f"cuda:{self.device_index} {self.gpu_name} (sm {self.compute_capability})",
                 "precision": self.header.get("precision"), "threads": "n/a",

@@ -24,21 +24,6 @@ def count_if_nodes(path: str | Path):
     return count_in_graph(onnx.load(str(path), load_external_data=False).graph)
 
 
-def _tensors(backend):
-    name = backend.name
-    if name == "onnxruntime":
-        s = backend.session
-        return ([(i.name, list(i.shape), i.type) for i in s.get_inputs()],
-                [(o.name, list(o.shape), o.type) for o in s.get_outputs()])
-    if name == "openvino":
-        c = backend.compiled
-        return ([(i.get_any_name(), str(i.get_partial_shape()), str(i.get_element_type())) for i in c.inputs],
-                [(o.get_any_name(), str(o.get_partial_shape()), str(o.get_element_type())) for o in c.outputs])
-    e = backend.engine
-    return ([(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in backend.input_names],
-            [(n, list(e.get_tensor_shape(n)), str(e.get_tensor_dtype(n))) for n in backend.output_names])
-
-
 def verification_lines(meta, build: dict) -> list[str]:
     """Where this artifact's accuracy was verified (guard, bf16 self-check, auto), and auto's table."""
     import json
@@ -83,7 +68,7 @@ def run(args) -> int:
     try:
         meta = backend.meta
         d = backend.describe()
-        ins, outs = _tensors(backend)
+        ins, outs = backend.io()
     finally:
         backend.close()
     print(f"artifact   {path}")
