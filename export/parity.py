@@ -183,25 +183,19 @@ class ParityReport:
 def compare(candidate: Predictor, reference: Predictor, x: np.ndarray, *, tol: float = DEFAULT_TOL,
             batch: int = 2) -> ParityReport:
     """Run both predictors on ``x`` in batches of ``batch``; error in normalized ab."""
-    max_abs, total, mism, gates_compared = 0.0, 0.0, 0, False
+    from tinct.runtime.compare import OutputDiff
+
+    diff = OutputDiff()
     for s in range(0, len(x), batch):
         xb = x[s:s + batch]
         ab_c, g_c = candidate(xb)
         ab_r, g_r = reference(xb)
-        if ab_c.shape != ab_r.shape:
-            raise ParityError(f"output shape {ab_c.shape} differs from the reference's {ab_r.shape}")
-        d = np.abs(ab_c.astype(np.float64) - ab_r.astype(np.float64))
-        if not np.isfinite(d).all():
-            max_abs = float("inf")
-        else:
-            max_abs = max(max_abs, float(d.max()))
-        total += float(np.nan_to_num(d, nan=0.0, posinf=0.0).sum())
-        if g_c is not None and g_r is not None:
-            gates_compared = True
-            mism += int((np.asarray(g_c, bool) != np.asarray(g_r, bool)).sum())
-    n = len(x)
-    return ParityReport(max_abs=max_abs, mean_abs=total / max(1, n * 2 * IMG_SIZE * IMG_SIZE), n_inputs=n,
-                        batch=batch, tol=tol, gates_compared=gates_compared, gate_mismatches=mism)
+        try:
+            diff.add(ab_r, ab_c, g_r, g_c)
+        except ValueError as exc:
+            raise ParityError(str(exc)) from None
+    return ParityReport(max_abs=diff.max_abs, mean_abs=diff.mean_abs, n_inputs=len(x), batch=batch, tol=tol,
+                        gates_compared=diff.gates_compared, gate_mismatches=diff.gate_mismatches)
 
 
 def check_parity(candidate: Predictor, reference: Predictor, *, images=None, x: np.ndarray | None = None,

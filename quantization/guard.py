@@ -130,9 +130,11 @@ class GuardReport:
 def compare(parent: Callable, child: Callable, images: np.ndarray, names: Sequence[str], where: str = "",
             counts: Sequence[int] = GUARD_COUNTS, batch: int = 1) -> GuardReport:
     """Evaluate ``child`` against ``parent`` (predictors x -> ab) with :func:`runtime.evaluation.predict_rgb`."""
+    from tinct.runtime.compare import OutputDiff
+
     hints = make_eval_hints([f"{n}.png" for n in names], counts)
     rep = GuardReport(where=where, n_images=len(images))
-    err_sum, err_n, agree, total = 0.0, 0, 0, 0
+    diff = OutputDiff()
     for k in counts:
         masks = np.stack([mask_from_coords(hints[k][n]) for n in names])
         abs_p, abs_c, g_p, g_c = [], [], [], []
@@ -152,16 +154,12 @@ def compare(parent: Callable, child: Callable, images: np.ndarray, names: Sequen
         rep.psnr_parent[k] = float(psnr(rgb_p, images).mean())
         rep.psnr_child[k] = float(psnr(rgb_c, images).mean())
         rep.delta[k] = rep.psnr_parent[k] - rep.psnr_child[k]
-        child_ab = np.concatenate(abs_c)
-        rep.nonfinite_outputs += int((~np.isfinite(child_ab)).sum())
-        diff = np.abs(np.concatenate(abs_p) - child_ab) * AB_NORM
-        rep.max_ab_err = max(rep.max_ab_err, float(np.nanmax(diff)) if np.isfinite(diff).any() else float("inf"))
-        err_sum, err_n = err_sum + float(diff.sum()), err_n + diff.size
-        if g_p and g_c:
-            gp, gc = np.concatenate(g_p), np.concatenate(g_c)
-            agree, total = agree + int((gp == gc).sum()), total + gp.size
-    rep.mean_ab_err = err_sum / max(err_n, 1)
-    rep.gate_agreement = agree / total if total else None
+        diff.add(np.concatenate(abs_p), np.concatenate(abs_c),
+                 np.concatenate(g_p) if g_p and g_c else None, np.concatenate(g_c) if g_p and g_c else None)
+    rep.nonfinite_outputs = diff.nonfinite
+    rep.max_ab_err = diff.max_abs * AB_NORM  # Lab ab units
+    rep.mean_ab_err = diff.mean_abs * AB_NORM
+    rep.gate_agreement = diff.gate_agreement
     return rep
 
 

@@ -311,3 +311,18 @@ def test_isa_matrix_openvino_fidelity_and_guard(tiny_onnx, tmp_path):
             assert "AVX512_BF16" in rows[cap]["bf16"] and "\n" not in rows[cap]["bf16"], rows[cap]
     native_bf16 = rows["native"]["cpu"]["isa"] in ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX")
     assert (rows["native"]["bf16"] == "ran") is native_bf16, rows["native"]
+
+
+def test_output_diff_is_the_one_comparator():
+    """Golden values: max and mean |Δ| over batches, non-finite candidate values, gate agreement."""
+    from tinct.runtime.compare import OutputDiff
+
+    d = OutputDiff()
+    d.add(np.zeros((1, 2, 2)), np.array([[[0.5, -0.25], [0.0, 0.0]]]), np.array([True, False]), np.array([True, True]))
+    d.add(np.ones((1, 2, 2)), np.ones((1, 2, 2)), np.array([True]), np.array([True]))
+    assert d.max_abs == 0.5 and d.mean_abs == pytest.approx(0.75 / 8) and d.nonfinite == 0
+    assert d.gate_mismatches == 1 and d.gate_agreement == pytest.approx(2 / 3)
+    d.add(np.zeros(3), np.array([np.nan, np.inf, 1.0]))
+    assert d.nonfinite == 2 and d.max_abs == float("inf") and d.mean_abs == pytest.approx(1.75 / 9)
+    with pytest.raises(ValueError, match="differs from the reference"):
+        d.add(np.zeros(3), np.zeros(4))
