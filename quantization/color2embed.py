@@ -160,7 +160,9 @@ def compare(parent, child, encoder, images: np.ndarray, where: str = "") -> C2EG
     lab_n = rgb_to_lab_n(images)
     l_n = np.ascontiguousarray(lab_n[..., 0][:, None], np.float32)
     refs = {"tps": tps_references(images, GUARD_SEED), "other": np.roll(images, -1, axis=0)}
-    err_sum, err_n = 0.0, 0
+    from tinct.runtime.compare import OutputDiff
+
+    diff = OutputDiff()
     for name in REFERENCES:
         emb = np.concatenate([encoder(refs[name][i:i + 1]) for i in range(len(images))])
         ab_p = np.concatenate([parent(l_n[i:i + 1], emb[i:i + 1]) for i in range(len(images))])
@@ -168,10 +170,10 @@ def compare(parent, child, encoder, images: np.ndarray, where: str = "") -> C2EG
         rep.psnr_parent[name] = float(psnr(compose_rgb(lab_n[..., 0], ab_p), images).mean())
         rep.psnr_child[name] = float(psnr(compose_rgb(lab_n[..., 0], ab_c), images).mean())
         rep.delta[name] = rep.psnr_parent[name] - rep.psnr_child[name]
-        diff = np.abs(ab_p.astype(np.float64) - ab_c) * AB_NORM
-        rep.max_ab_err = max(rep.max_ab_err, float(diff.max()) if np.isfinite(diff).all() else float("inf"))
-        err_sum, err_n = err_sum + float(np.nan_to_num(diff, posinf=0.0).sum()), err_n + diff.size
-    rep.mean_ab_err = err_sum / max(err_n, 1)
+        diff.add(ab_p, ab_c)
+    rep.nonfinite_outputs = diff.nonfinite  # NaN/inf in the child's ab: refused by the guard
+    rep.max_ab_err = diff.max_abs * AB_NORM  # Lab ab units
+    rep.mean_ab_err = diff.mean_abs * AB_NORM
     return rep
 
 
