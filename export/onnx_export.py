@@ -329,6 +329,7 @@ def _export(model, out: Path, *, name, source_sha, sha_of, gating, static_gates,
 
 
 def read_meta(path: str | Path) -> ArtifactMeta:
-    """The tinct metadata of an exported ONNX file (weights are not loaded)."""
-    m = onnx.load(str(path), load_external_data=False)
-    return ArtifactMeta.from_props({p.key: p.value for p in m.metadata_props}, where=str(path))
+    """The tinct metadata of an exported ONNX file (:func:`tinct.runtime.artifact.read_onnx_meta`)."""
+    from tinct.runtime.artifact import read_onnx_meta
+
+    return read_onnx_meta(path)

@@ -85,18 +85,12 @@ def run(args) -> int:
 
 
 def _read_parent(path: Path):
-    import onnx
-
-    from tinct.runtime.artifact import ArtifactMeta
+    from tinct.runtime.artifact import read_onnx_meta
     from tinct.runtime.errors import TinctError
 
     if path.suffix.lower() != ".onnx" or not path.is_file():
         raise TinctError(f"{path}: 'tinct quantize' takes an existing FP32 .onnx artifact")
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise TinctError(f"{path.name}: not a readable ONNX file ({str(exc)[:200]})") from None
-    meta = ArtifactMeta.from_props({p.key: p.value for p in m.metadata_props}, where=path.name)
+    meta = read_onnx_meta(path)
     if meta.precision != "fp32":
         raise TinctError(f"{path.name} is already {meta.precision}: quantize the FP32 parent")
     return meta

@@ -140,6 +140,13 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def read_onnx_meta(path) -> ArtifactMeta:
+    """The tinct metadata of an ONNX file (:func:`read_onnx_props`), parsed: the one ONNX metadata reader."""
+    from pathlib import Path
+
+    return ArtifactMeta.from_props(read_onnx_props(path), where=Path(path).name)
+
+
 def read_onnx_props(path) -> dict[str, str]:
     """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it):
     read through ONNX Runtime, which the runtime has. Raises ArtifactError for an unreadable file."""

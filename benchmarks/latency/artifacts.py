@@ -255,13 +255,9 @@ def fidelity_check(src: Path, run_x: Callable, precision: str, references: dict 
 
 
 def _onnx_precision(path: Path) -> str:
-    import onnx
+    from tinct.runtime.artifact import read_onnx_props
 
-    m = onnx.load(str(path), load_external_data=False)
-    for p in m.metadata_props:
-        if p.key == "tinct.precision":
-            return p.value
-    return "fp32"
+    return read_onnx_props(path).get("tinct.precision", "fp32")
 
 
 def quantize_entry_point() -> Callable:
