@@ -151,17 +151,11 @@ def build_auto(onnx_path, out, *, threads: int = 1, calib_dir=None, calib_size: 
 
 def _finalize(chosen: Path, out: Path, tmpdir: Path, extra_build: dict[str, str]) -> None:
     """The chosen IR with the candidate table added to its build info, renamed into place."""
-    from tinct.quantization.openvino_int8 import _ov, save_ir
-    from tinct.runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.backends.openvino_backend import restamp_ir
 
-    ov = _ov()
-    model = ov.Core().read_model(str(chosen))
-    props, build = read_ir_props(model)
-    build.pop("layout", None)
     final = tmpdir / "final" / out.name
     final.parent.mkdir()
-    save_ir(model, final, props, {**build, **extra_build})  # a new file: ``model`` maps the old .bin
-    del model
+    restamp_ir(chosen, final, extra_build=extra_build)
     os.replace(final.with_suffix(".bin"), out.with_suffix(".bin"))
     os.replace(final, out)
 

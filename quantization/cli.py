@@ -286,13 +286,12 @@ def _bf16_variants(src: Path, tmpdir: Path, name: str, parent_sha: str, variant:
     ``extra["bf16_variants"]``; when none passes, GuardError lists them all."""
     from tinct.quantization import guard
     from tinct.quantization import openvino_int8 as ovq
+    from tinct.runtime.backends.openvino_backend import convert_for_variant
 
     ovq.require_bf16_cpu()
     order = list(ovq.BF16_VARIANTS) if variant == "auto" else [variant]
     tried, failures = [], []
     for v in order:
-        from tinct.runtime.backends.openvino_backend import convert_for_variant
-
         model = convert_for_variant(src, v)
         path = tmpdir / v / name
         path.parent.mkdir()

@@ -36,14 +36,17 @@ def require_bf16_cpu() -> None:
 
 
 # The BF16 variants live with the backend that applies them (compile config, "precise" marks).
+# So do the IR writers (``tinct build`` uses them too).
 from tinct.runtime.backends.openvino_backend import (  # noqa: E402
     BF16_VARIANTS,
     bf16_build,
     mark_precise_ir,
     op_group_names,
+    restamp_ir,
+    save_ir,
 )
 
-__all__ = ["BF16_VARIANTS", "bf16_build", "mark_precise_ir", "op_group_names"]
+__all__ = ["BF16_VARIANTS", "bf16_build", "mark_precise_ir", "op_group_names", "restamp_ir", "save_ir"]
 
 
 def _ov():
@@ -62,31 +65,6 @@ def build_info(source_onnx: str | Path, inference_precision: str, source_sha256:
     return {"inference_precision": inference_precision, "device": device, "openvino_version": ov.__version__,
             "source_onnx": Path(source_onnx).name, "source_onnx_sha256": source_sha256,
             **{k: str(v) for k, v in extra.items()}}
-
-
-def save_ir(model, out_xml: str | Path, props: dict[str, str], build: dict[str, str]) -> Path:
-    """rt_info (runtime's helper) + ``ov.save_model`` with fp32 weights kept as they are."""
-    import json
-
-    from tinct.runtime.backends.openvino_backend import write_ir_props
-
-    ov = _ov()
-    write_ir_props(model, props, build)
-    ov.save_model(model, str(out_xml), compress_to_fp16=False)
-    if build.get("f32_nodes"):
-        mark_precise_ir(out_xml, json.loads(build["f32_nodes"]))
-    return Path(out_xml)
-
-
-def restamp_ir(xml: str | Path, out_xml: str | Path, props: dict[str, str]) -> Path:
-    """Re-save an IR with updated tinct metadata (after the guard measured it)."""
-    from tinct.runtime.backends.openvino_backend import read_ir_props
-
-    ov = _ov()
-    model = ov.Core().read_model(str(xml))
-    _, build = read_ir_props(model)
-    build.pop("layout", None)
-    return save_ir(model, out_xml, props, build)
 
 
 def convert(onnx_path: str | Path):

@@ -8,6 +8,7 @@ to do (wrong model family, wrong input contract), so nothing runs with the wrong
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -149,18 +150,29 @@ def read_onnx_meta(path) -> ArtifactMeta:
 
 def read_onnx_props(path) -> dict[str, str]:
     """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it):
-    read through ONNX Runtime, which the runtime has. Raises ArtifactError for an unreadable file."""
+    read through ONNX Runtime, which the runtime has. Raises ArtifactError for an unreadable file.
+    Remembered per file (path, size, mtime) in this process: the CLI, the model resolver and the ONNX
+    Runtime backend all ask for the same file's metadata, and each read builds a session."""
     from pathlib import Path
 
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ArtifactError(f"{path.name}: not a readable ONNX file ({exc.strerror})") from None
+    return dict(_onnx_props(str(path.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _onnx_props(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, str], ...]:
     import onnxruntime as ort
 
-    path = Path(path)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - any ORT failure is "not a readable artifact"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{path.name}: not a readable ONNX file ({first[:200]})") from None
-    return dict(sess.get_modelmeta().custom_metadata_map)
+        raise ArtifactError(f"{path.rsplit('/', 1)[-1]}: not a readable ONNX file ({first[:200]})") from None
+    return tuple(sorted(sess.get_modelmeta().custom_metadata_map.items()))

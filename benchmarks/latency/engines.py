@@ -147,8 +147,7 @@ def torch_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         runner.set_threads()
         t = _workload(case.mode, runner.run_x, runner, case.batch)
         t.before = runner.set_threads
-        kept = _kept_info(store, case, gates)
-        bits = kept.pop("_bits", None)
+        kept, bits = _kept_info(store, case, gates)
         macs = None
         with contextlib.suppress(SkipCase, ImportError):
             macs = _case_macs(store, store.onnx(case.model, gates), bits)
@@ -157,16 +156,17 @@ def torch_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
     return setup
 
 
-def _kept_info(store: ModelStore, case: Case, gates) -> dict:
+def _kept_info(store: ModelStore, case: Case, gates) -> tuple[dict, list[bool] | None]:
+    """(the result fields kept_ratio/gates, the own decisions per sub-layer when the model made them)."""
     if not case.variant:
-        return {"kept_ratio": None}
+        return {"kept_ratio": None}, None
     if gates is not None:
-        return {"kept_ratio": kept_fraction(gates), "gates": gate_bits(gates)}
+        return {"kept_ratio": kept_fraction(gates), "gates": gate_bits(gates)}, None
     if not torch_available():
-        return {"kept_ratio": None, "gates": "own decisions (not measured: torch is not installed)"}
+        return {"kept_ratio": None, "gates": "own decisions (not measured: torch is not installed)"}, None
     x = model_inputs(case.batch if case.mode == "throughput" else 1)
     bits = _own_gates(store, case.model, x)
-    return {"kept_ratio": kept_fraction(bits), "gates": "own decisions", "_bits": bits.reshape(-1).tolist()}
+    return {"kept_ratio": kept_fraction(bits), "gates": "own decisions"}, bits.reshape(-1).tolist()
 
 
 def _case_macs(store: ModelStore, src: Path, own_bits: list[bool] | None) -> int | None:
@@ -226,8 +226,7 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
             raise
         t = _workload(case.mode, be.run_x, be, case.batch)
         t.close = be.close
-        kept = _kept_info(store, case, gates)
-        bits = kept.pop("_bits", None)
+        kept, bits = _kept_info(store, case, gates)
         t.info.update(weights=store.weights_label(case.model), **_backend_info(be), **kept,
                       fidelity=fidelity, macs=_case_macs(store, src, bits))
         return t
@@ -266,7 +265,7 @@ def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         model = copy.deepcopy(base).to("cuda", dtype).eval()
         xg = torch.from_numpy(x_np).to("cuda", dtype)
         info = {"weights": store.weights_label(case.model), "gpu": torch.cuda.get_device_name(),
-                **{k: v for k, v in _kept_info(store, case, gates).items() if not k.startswith("_")}}
+                **_kept_info(store, case, gates)[0]}
         if case.backend == "pytorch":
             if hasattr(model, "forced_gates"):
                 model.forced_gates = None if gates is None else torch.as_tensor(gates, device="cuda")

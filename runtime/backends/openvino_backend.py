@@ -277,12 +277,40 @@ def bf16_build(model, variant: str) -> dict[str, str]:
     return out
 
 
+def save_ir(model, out_xml: str | Path, props: dict[str, str], build: dict[str, str]) -> Path:
+    """The one IR writer: tinct metadata and build info into rt_info, ``ov.save_model`` with the weights
+    kept as they are, then the "precise" marks of the layers a BF16 variant keeps in f32."""
+    import json
+
+    ov = _ov()
+    write_ir_props(model, props, build)
+    ov.save_model(model, str(out_xml), compress_to_fp16=False)
+    if build.get("f32_nodes"):
+        mark_precise_ir(out_xml, json.loads(build["f32_nodes"]))
+    return Path(out_xml)
+
+
+def restamp_ir(xml: str | Path, out_xml: str | Path, props: dict[str, str] | None = None,
+               extra_build: dict[str, str] | None = None) -> Path:
+    """Re-save an IR under a new name with new tinct metadata (``props``; None keeps its own) and more
+    build info. Always a new file: the read model maps the old .bin, and overwriting it in place crashes."""
+    if Path(out_xml).resolve() == Path(xml).resolve():
+        raise ValueError("restamp_ir writes a new file")
+    model = _ov().Core().read_model(str(xml))
+    own_props, build = read_ir_props(model)
+    build.pop("layout", None)
+    try:
+        return save_ir(model, out_xml, own_props if props is None else props, {**build, **(extra_build or {})})
+    finally:
+        del model
+
+
 def require_precision_isa(hint: str, name: str) -> None:
     """Refuse, in one line naming the missing instruction set, a precision this CPU cannot run natively
     (OpenVINO itself fails with a cut message under AVX2 and emulates bf16 slowly under AVX512_CORE)."""
     from tinct.runtime.cpu import missing_isa
 
-    why = missing_isa({"bf16": "bf16"}.get(hint, hint))
+    why = missing_isa(hint)
     if why:
         raise TinctError(f"{name}: cannot run here: {why}; use an fp32 or int8 artifact on this CPU")
 

@@ -117,7 +117,8 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
         _ov,
         bf16_build,
         convert_for_variant,
-        write_ir_props,
+        restamp_ir,
+        save_ir,
     )
     from tinct.runtime.errors import TinctError
 
@@ -151,10 +152,9 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
                      "source_onnx": onnx_path.name, "source_onnx_sha256": sha}
             if v is not None:
                 build.update(bf16_build(model, v))
-            write_ir_props(model, props, build)
             tmp_xml = tmpdir / (v or "ir") / out.name
             tmp_xml.parent.mkdir()
-            _save_ir(ov, model, tmp_xml, build)
+            save_ir(model, tmp_xml, props, build)
             if v is not None:
                 mean_ab, nonfinite = bf16_self_check(tmp_xml, onnx_path, threads)
                 ok = nonfinite == 0 and mean_ab <= BF16_SELF_CHECK_MAX_MEAN_AB
@@ -165,14 +165,10 @@ def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32",
                 if not ok:
                     continue
                 # record the check and the machine it ran on in the IR
-                # (into a new file: the read model maps the old .bin, overwriting it in place crashes)
-                m2 = ov.Core().read_model(str(tmp_xml))
-                build.update(bf16_self_check_mean_ab=f"{mean_ab:.4f}", verified_on=json.dumps(cpu_record()))
-                write_ir_props(m2, props, build)
-                tmp_xml = tmpdir / "final" / out.name
-                tmp_xml.parent.mkdir()
-                _save_ir(ov, m2, tmp_xml, build)
-                del m2
+                final = tmpdir / "final" / out.name
+                final.parent.mkdir()
+                tmp_xml = restamp_ir(tmp_xml, final, extra_build={
+                    "bf16_self_check_mean_ab": f"{mean_ab:.4f}", "verified_on": json.dumps(cpu_record())})
             elif check:  # read back and compile what was written before it replaces anything
                 from tinct.runtime.backends.openvino_backend import OpenVINOBackend
 
@@ -195,33 +191,24 @@ BF16_SELF_CHECK_MAX_MEAN_AB = 1.0
 def bf16_self_check(xml: Path, onnx_path: Path, threads: int = 0) -> tuple[float, int]:
     """(mean |Δab| in Lab units, number of non-finite outputs) of the IR at its recorded precision
     against ONNX Runtime FP32 of its source, on the parity photos (fixtures, else the validation split)."""
-    import numpy as np
-
     from tinct.export.parity import parity_inputs
     from tinct.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from tinct.runtime.backends.openvino_backend import OpenVINOBackend
     from tinct.runtime.color import AB_NORM
+    from tinct.runtime.compare import OutputDiff
 
     x = parity_inputs(hint_counts=(10,))
     ref = OnnxRuntimeBackend.load(onnx_path, threads=threads)
     cand = OpenVINOBackend.load(xml, precision=None, threads=threads)
+    diff = OutputDiff()
     try:
-        a = np.concatenate([ref.run_x(x[i:i + 1]) for i in range(len(x))])
-        b = np.concatenate([cand.run_x(x[i:i + 1]) for i in range(len(x))])
+        for i in range(len(x)):
+            diff.add(ref.run_x(x[i:i + 1]), cand.run_x(x[i:i + 1]))
     finally:
         ref.close()
         cand.close()
-    nonfinite = int((~np.isfinite(b)).sum())
-    diff = np.abs(a - b) * AB_NORM
-    return (float(np.nanmean(diff)) if np.isfinite(diff).any() else float("inf")), nonfinite
-
-
-def _save_ir(ov, model, xml: Path, build: dict) -> None:
-    from tinct.runtime.backends.openvino_backend import mark_precise_ir
-
-    ov.save_model(model, str(xml), compress_to_fp16=False)
-    if build.get("f32_nodes"):
-        mark_precise_ir(xml, json.loads(build["f32_nodes"]))
+    mean = diff.mean_abs * AB_NORM if diff.count else float("inf")
+    return mean, diff.nonfinite
 
 
 def check_trt_int8(meta, name: str) -> None:
