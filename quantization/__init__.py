@@ -19,3 +19,10 @@ DEFAULT_BUDGET_DB = {"int8": 0.1, "fp16": 0.02, "bf16": 0.02, "fp32": 0.005}
 # when the parent's PSNR is insensitive (a randomly initialised model saturates every colour: a
 # calibration on all-zero inputs moved PSNR@10 by 0.007 dB but mean |Δab| from 1.3 to 5.3).
 DEFAULT_MAX_MEAN_AB = {"int8": 3.0, "fp16": 1.0, "bf16": 1.0, "fp32": 0.05}
+
+# INT8 weight range. "portable": 7-bit weight values (ONNX Runtime reduce_range, NNCF overflow_fix=enable),
+# because x86 CPUs without VNNI (AVX2 laptops, AVX-512 before Cascade Lake) multiply u8 x s8 pairs into a
+# saturating int16 (vpmaddubsw). Measured on an AVX2-only AMD EPYC (Zen 3): ONNX Runtime INT8 of the shipped
+# icolorit-tiny lost 0.129 dB PSNR@10 with 8-bit weights (over the 0.1 dB budget). "full": 8-bit weights,
+# for VNNI/AMX CPUs and GPUs only. TensorRT's signed Q/DQ route always uses the full range (no saturation).
+WEIGHT_RANGES = ("portable", "full")

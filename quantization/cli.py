@@ -67,6 +67,10 @@ def register(subparsers) -> None:
                                                                 "f32-attention-no-snippets"],
                    help="BF16: which op groups stay out of OpenVINO's bf16 kernels; auto tries them in that order "
                         "and keeps the first that passes the guard (default auto)")
+    p.add_argument("--int8-weights", default="portable", choices=["portable", "full"],
+                   help="INT8 weight range: portable = 7-bit values, right on every x86 CPU (CPUs without VNNI "
+                        "saturate u8 x s8 products); full = 8-bit, for VNNI/AMX CPUs and GPUs only (default "
+                        "portable; TensorRT always full)")
     p.add_argument("--guard-images", type=int, default=None, metavar="N", help="evaluate on the first N validation images")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", required=True, help="OUT.onnx, or OUT.xml for --backend openvino")
@@ -79,7 +83,7 @@ def run(args) -> int:
                            method=args.method, qdq_tool=args.qdq_tool, max_psnr_drop=args.max_psnr_drop,
                            max_mean_ab_err=args.max_mean_ab_err, ov_route=args.ov_route,
                            ov_float_precision=args.ov_float_precision, guard_images=args.guard_images, progress=not args.no_progress,
-                           bf16_variant=args.bf16_variant)
+                           bf16_variant=args.bf16_variant, weight_range=args.int8_weights)
     print(f"wrote {out} ({args.precision}, {args.backend}): {report.line()}")
     return 0
 
@@ -135,7 +139,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
              qdq_tool: str | None = None,
              max_psnr_drop: float | None = None, max_mean_ab_err: float | None = None, ov_route: str | None = None,
              ov_float_precision: str = "f32", guard_images: int | None = None,
-             progress: bool = False, threads: int = 1, bf16_variant: str = "auto"):
+             progress: bool = False, threads: int = 1, bf16_variant: str = "auto", weight_range: str = "portable"):
     """Build, guard and write one artifact; returns (path, GuardReport). See the module docstring."""
     import onnxruntime as ort
 
@@ -185,7 +189,8 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
                     from tinct.quantization.conditional import quantize_conditional
 
                     recipe = quantize_conditional(src, qdq, calib, method=method, threads=threads,
-                                                  branch_tool=qdq_tool, symmetric_activations=symmetric)
+                                                  branch_tool=qdq_tool, symmetric_activations=symmetric,
+                                                  weight_range=weight_range)
                 elif qdq_tool == "nncf":
                     import onnx
 
@@ -198,14 +203,15 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
 
                     proto = onnx.load(str(src))
                     recipe = quantize_model_nncf(proto, qdq, [calib.feed(i) for i in range(len(calib))],
-                                                 ignored_names=excluded_nodes(proto, DEFAULT_FLOAT_ROLES))
+                                                 ignored_names=excluded_nodes(proto, DEFAULT_FLOAT_ROLES),
+                                                 weight_range=weight_range)
                     recipe["float_roles"] = list(DEFAULT_FLOAT_ROLES)
                     recipe["float_ops"] = unquantized_op_types(onnx.load(str(qdq))) + list(DEFAULT_FLOAT_ROLES)
                 else:
                     from tinct.quantization.onnx_int8 import quantize_model
 
                     recipe = quantize_model(src, qdq, calib.ort_reader(), method=method,
-                                            symmetric_activations=symmetric)
+                                            symmetric_activations=symmetric, weight_range=weight_range)
                 extra["float_ops"] = recipe.pop("float_ops")
                 extra["quantization"] = recipe
                 if backend == "openvino":
@@ -217,7 +223,7 @@ def quantize(onnx_path, output, *, precision: str, backend: str = "onnxruntime",
             else:
                 from tinct.quantization import openvino_int8 as ovq
 
-                model, recipe = ovq.nncf_int8(src, calib)
+                model, recipe = ovq.nncf_int8(src, calib, weight_range=weight_range)
                 extra["quantization"] = recipe
                 extra["float_ops"] = ["as NNCF TRANSFORMER leaves them"] + list(recipe["ignored_types"])
                 ovq.save_ir(model, tmp, {}, ovq.build_info(src, ov_float_precision, parent_sha))

@@ -204,7 +204,7 @@ BRANCH_FLOAT_ROLES = {"nncf": ("attn_matmul",), "onnxruntime": ()}
 def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method: str = "minmax",
                          quantize_ops: Sequence[str] = DEFAULT_QUANTIZE_OPS, per_channel: bool = True,
                          threads: int = 1, branch_tool: str = "onnxruntime",
-                         symmetric_activations: bool = False) -> dict:
+                         symmetric_activations: bool = False, weight_range: str = "portable") -> dict:
     """INT8 Q/DQ ONNX of a dynamic A-ColViT graph at ``out_path``; returns the recipe for metadata.
 
     ``branch_tool``: who quantizes each then-branch: ``onnxruntime`` (``quantize_static``, the Q/DQ
@@ -219,7 +219,8 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
         tmp = Path(tmp)
         top_info = quantize_model(model, tmp / "top.onnx", calib.ort_reader(desc="calibrating top level"),
                                   method=method, quantize_ops=quantize_ops, float_roles=TOP_FLOAT_ROLES,
-                                  per_channel=per_channel, symmetric_activations=symmetric_activations)
+                                  per_channel=per_channel, symmetric_activations=symmetric_activations,
+                                  weight_range=weight_range)
         q = onnx.load(str(tmp / "top.onnx"))
         by_name = {n.name: n for n in if_nodes(q)}
         if len(by_name) != n_if:
@@ -232,11 +233,13 @@ def quantize_conditional(src: str | Path, out_path: str | Path, calib, *, method
             outs = [o.name for o in sub.graph.output]
             if branch_tool == "nncf":
                 branch_info = quantize_model_nncf(sub, tmp / f"b{k}.onnx", f,
-                                                  ignored_names=excluded_nodes(sub, float_roles))
+                                                  ignored_names=excluded_nodes(sub, float_roles),
+                                                  weight_range=weight_range)
             else:
                 branch_info = quantize_model(sub, tmp / f"b{k}.onnx", ArrayReader(f), method=method,
                                              quantize_ops=quantize_ops, float_roles=float_roles,
-                                             per_channel=per_channel, symmetric_activations=symmetric_activations)
+                                             per_channel=per_channel, symmetric_activations=symmetric_activations,
+                                             weight_range=weight_range)
             splice(by_name[node.name], onnx.load(str(tmp / f"b{k}.onnx")), outs)
             ran = int(sum(conds[node.name]))
             branch_samples.append(ran if ran else f"0 (never ran; calibrated on all {len(f)})")

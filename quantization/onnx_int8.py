@@ -163,8 +163,12 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
                    method: str = "minmax", quantize_ops: Sequence[str] = DEFAULT_QUANTIZE_OPS,
                    float_roles: Sequence[str] = DEFAULT_FLOAT_ROLES,
                    per_channel: bool = True, extra_nodes_to_exclude: Sequence[str] = (),
-                   extra_options: dict | None = None, symmetric_activations: bool = False) -> dict:
+                   extra_options: dict | None = None, symmetric_activations: bool = False,
+                   weight_range: str = "portable") -> dict:
     """``quantize_static`` one (top-level) graph to ``out_path``; returns the recipe for metadata.
+
+    ``weight_range``: ``portable`` stores 7-bit weight values (``reduce_range``; see
+    :data:`quantization.WEIGHT_RANGES`), ``full`` 8-bit; symmetric (TensorRT) graphs always use 8 bits.
 
     ``symmetric_activations``: signed INT8 activations with zero point 0 and float biases, the INT8
     Q/DQ form TensorRT's explicit quantization accepts (the default, U8 asymmetric with INT32 biases,
@@ -180,6 +184,7 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
         onnx.save(proto, str(model))
     excluded = excluded_nodes(proto, float_roles) + list(extra_nodes_to_exclude)
     types = sorted(set(quantize_ops))
+    reduce_range = _reduce_range(weight_range, symmetric_activations)
     opts = {"ActivationSymmetric": bool(symmetric_activations), "WeightSymmetric": True}
     if symmetric_activations:  # TensorRT: biases stay float (it has no INT32 DequantizeLinear)
         opts["QuantizeBias"] = False
@@ -190,19 +195,38 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
     with _chunked_histograms(), contextlib.ExitStack() as stack:
         stack.callback(root.setLevel, level)
         quantize_static(str(model), str(out_path), reader, quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=types, per_channel=per_channel, reduce_range=False,
+                        op_types_to_quantize=types, per_channel=per_channel, reduce_range=reduce_range,
                         activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         nodes_to_exclude=excluded, calibrate_method=_method(method), extra_options=opts)
     acts = ACTIVATIONS_SYMMETRIC if symmetric_activations else "uint8 asymmetric"
     return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "activations": acts,
-            "weights": "int8 symmetric " + ("per-channel" if per_channel else "per-tensor"),
+            "weights": "int8 symmetric " + ("per-channel" if per_channel else "per-tensor")
+            + (", 7-bit range (portable to CPUs without VNNI)" if reduce_range else ", 8-bit range"),
+            "weight_range": "portable" if reduce_range else "full",
             "method": method, "quantized_op_types": types, "float_roles": list(float_roles),
             "excluded_nodes": len(excluded), "float_ops": float_ops_of(proto, types, float_roles)}
 
 
+def _reduce_range(weight_range: str, symmetric_activations: bool) -> bool:
+    from tinct.quantization import WEIGHT_RANGES
+
+    if weight_range not in WEIGHT_RANGES:
+        raise ValueError(f"unknown weight range {weight_range!r}; choose one of {', '.join(WEIGHT_RANGES)}")
+    return weight_range == "portable" and not symmetric_activations
+
+
+def nncf_overflow_fix(weight_range: str):
+    """NNCF's advanced parameters for ``weight_range`` (:data:`quantization.WEIGHT_RANGES`)."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    _reduce_range(weight_range, False)
+    fix = OverflowFix.ENABLE if weight_range == "portable" else OverflowFix.DISABLE
+    return AdvancedQuantizationParameters(overflow_fix=fix)
+
+
 def quantize_model_nncf(model: onnx.ModelProto, out_path: str | Path, feeds: Sequence[dict], *,
-                        ignored_names: Sequence[str] = ()) -> dict:
+                        ignored_names: Sequence[str] = (), weight_range: str = "portable") -> dict:
     """Q/DQ ONNX of one (top-level) graph through NNCF's ONNX backend (``model_type=TRANSFORMER``:
     SmoothQuant on the MatMuls, symmetric int8 with the placement NNCF uses for OpenVINO's int8
     kernels). ``feeds``: the calibration samples as ``{input name: array}``.
@@ -214,9 +238,11 @@ def quantize_model_nncf(model: onnx.ModelProto, out_path: str | Path, feeds: Seq
 
     kw = {"ignored_scope": nncf.IgnoredScope(names=list(ignored_names), validate=False)} if ignored_names else {}
     q = nncf.quantize(model, nncf.Dataset(list(feeds)), subset_size=len(feeds),
-                      model_type=nncf.ModelType.TRANSFORMER, **kw)
+                      model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=nncf_overflow_fix(weight_range), **kw)
     onnx.save(q, str(out_path))
     return {"tool": f"nncf {nncf.__version__} quantize (ONNX backend)", "format": "QDQ", "model_type": "TRANSFORMER",
             "activations": "int8/uint8 symmetric per-tensor (NNCF performance preset)",
-            "weights": "int8 symmetric per-channel", "smooth_quant": "NNCF default for TRANSFORMER (MatMul)",
+            "weights": "int8 symmetric per-channel", "weight_range": weight_range,
+            "overflow_fix": "enable" if weight_range == "portable" else "disable",
+            "smooth_quant": "NNCF default for TRANSFORMER (MatMul)",
             "ignored_names": list(ignored_names)}

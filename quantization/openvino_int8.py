@@ -85,28 +85,28 @@ def head_conv_names(model) -> list[str]:
 
 def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, ignored_names=None,
               fast_bias_correction: bool = True, smooth_quant_alpha: float | None = None,
-              preset: str = "performance"):
+              preset: str = "performance", weight_range: str = "portable"):
     """-> (quantized ov.Model, recipe dict). ``calib``: a :class:`CalibrationSet`."""
     import nncf
 
     model = convert(onnx_path)
     if ignored_names is None:
         ignored_names = head_conv_names(model)
-    kw = {}
-    if smooth_quant_alpha is not None:
-        from nncf.quantization.advanced_parameters import (
-            AdvancedQuantizationParameters,
-            AdvancedSmoothQuantParameters,
-        )
+    from tinct.quantization.onnx_int8 import nncf_overflow_fix
 
-        kw["advanced_parameters"] = AdvancedQuantizationParameters(
-            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha))
+    advanced = nncf_overflow_fix(weight_range)
+    if smooth_quant_alpha is not None:
+        from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
+
+        advanced.smooth_quant_alphas = AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha)
     scope = nncf.IgnoredScope(types=list(ignored_types), names=list(ignored_names), validate=False) \
         if (ignored_types or ignored_names) else None
     q = nncf.quantize(model, calib.nncf_dataset(), subset_size=len(calib), model_type=nncf.ModelType.TRANSFORMER,
                       preset=getattr(nncf.QuantizationPreset, preset.upper()),
-                      fast_bias_correction=fast_bias_correction, ignored_scope=scope, **kw)
+                      fast_bias_correction=fast_bias_correction, ignored_scope=scope,
+                      advanced_parameters=advanced)
     recipe = {"tool": f"nncf {nncf.__version__} quantize", "model_type": "TRANSFORMER", "preset": preset,
               "fast_bias_correction": fast_bias_correction, "ignored_types": list(ignored_types),
-              "ignored_names": list(ignored_names), "smooth_quant_alpha": smooth_quant_alpha}
+              "ignored_names": list(ignored_names), "smooth_quant_alpha": smooth_quant_alpha,
+              "weight_range": weight_range, "overflow_fix": advanced.overflow_fix.value}
     return q, recipe

@@ -48,16 +48,27 @@ PRECISION_ISA = {"bf16": "AVX512_CORE_BF16"}
 
 @functools.lru_cache(maxsize=1)
 def _cpuinfo() -> tuple[str, frozenset[str]]:
-    name, flags = "", frozenset()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         text = ""
+    return parse_cpuinfo(text)
+
+
+def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
+    """(name, flags of the first CPU) from /proc/cpuinfo text."""
+    name, flags, ids = "", frozenset(), {}
     for line in text.splitlines():
-        if line.startswith("model name") and not name:
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith(("flags", "Features")) and not flags:  # x86 / aarch64
-            flags = frozenset(line.split(":", 1)[1].split())
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not name:
+            name = value.strip()
+        elif key in ("flags", "Features") and not flags:  # x86 / aarch64
+            flags = frozenset(value.split())
+        elif key in ("cpu family", "model") and key not in ids:
+            ids[key] = value.strip()
+    if name and len(ids) == 2:  # virtual machines often say only "AMD EPYC": family/model tell Zen 3 from Zen 4
+        name += f" (family {ids['cpu family']}, model {ids['model']})"
     return name or platform.processor() or platform.machine() or "unknown", flags
 
 

@@ -80,6 +80,15 @@ def test_cpu_record_and_line(fake_cpu):
     json.dumps(rec)
 
 
+def test_cpuinfo_names_family_and_model_when_the_name_is_generic():
+    text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n\nprocessor\t: 1\ncpu family\t: 99\n")
+    name, flags = cpu.parse_cpuinfo(text)
+    assert name == "AMD EPYC (family 25, model 1)" and flags == {"fpu", "avx2", "fma"}
+    arm = "processor\t: 0\nFeatures\t: fp asimd\n"
+    assert cpu.parse_cpuinfo(arm)[1] == {"fp", "asimd"}
+
+
 def test_openvino_error_line_skips_the_source_location():
     from tinct.runtime.backends.openvino_backend import ov_error_line
 

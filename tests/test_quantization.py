@@ -90,6 +90,18 @@ def _run_runtime(path: Path, **opts) -> np.ndarray:
     return ab
 
 
+def _int8_weight_peak(path: Path) -> int:
+    """Largest |value| among the int8 weight initializers of a Q/DQ ONNX (127: 8-bit range, 63/64: 7-bit)."""
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    weights = [inits[n.input[0]] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+               and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].ndim >= 2]
+    assert weights, "no int8 weight initializers"
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+
+
 def test_int8_onnxruntime(icolorit_onnx, tmp_path):
     out = tmp_path / "i8.onnx"
     assert _tinct("quantize", icolorit_onnx, "--precision", "int8", *COMMON, "-o", out) == 0
@@ -98,8 +110,15 @@ def test_int8_onnxruntime(icolorit_onnx, tmp_path):
     assert "Softmax" in extra["float_ops"] and "LayerNormalization" in extra["float_ops"]
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # portable by default: 7-bit weight values (CPUs without VNNI saturate u8 x s8 pairs in int16)
+    assert extra["quantization"]["weight_range"] == "portable" and _int8_weight_peak(out) <= 64
     _run_runtime(out)
     assert [p.name for p in tmp_path.iterdir()] == ["i8.onnx"]  # no temporaries left
+    full = tmp_path / "full" / "i8.onnx"
+    full.parent.mkdir()
+    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--int8-weights", "full", *COMMON,
+                  "--max-mean-ab-err", "50", "--max-psnr-drop", "5", "-o", full) == 0
+    assert _meta(full).extra["quantization"]["weight_range"] == "full" and _int8_weight_peak(full) == 127
     # the head conv (writes ab) stays float: its weight is a plain float initializer, not dequantized
     g = onnx.load(str(out)).graph
     produced_by = {o: n for n in g.node for o in n.output}
@@ -120,7 +139,10 @@ def test_int8_openvino(icolorit_onnx, tmp_path, route):
     assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
                   "--ov-route", route, *COMMON, "-o", out) == 0
     assert out.with_suffix(".bin").is_file()
-    _check_meta(out, icolorit_onnx, "int8")
+    q = _check_meta(out, icolorit_onnx, "int8")["quantization"]
+    assert q["weight_range"] == "portable"
+    if route == "nncf":
+        assert q["overflow_fix"] == "enable"
     _run_runtime(out)
 
 
@@ -378,6 +400,7 @@ def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, 
     zps = [numpy_helper.to_array(inits[n.input[2]]) for n in g.node
            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
     assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+    assert _int8_weight_peak(trt_q) == 127  # TensorRT has no int16 saturation: the full 8-bit range
     assert _check_meta(trt_q, icolorit_onnx, "int8")["quantization"]["activations"].startswith("int8 symmetric")
     assert _tinct("quantize", icolorit_onnx, "--precision", "int8", *COMMON, "-o", ort_q) == 0
     capsys.readouterr()
