@@ -19,20 +19,21 @@ import argparse
 import functools
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 
 def _int8(col_path: Path, out: Path, backend: str, random: bool) -> tuple[Path | None, str]:
-    from tinct.quantization.cli import quantize
+    from tinct.quantization.api import quantize
+    from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
     from tinct.runtime.errors import TinctError
 
-    loose = {"max_psnr_drop": float("inf"), "max_mean_ab_err": float("inf"), "guard_images": 4,
-             "calib_size": 32} if random else {}
+    guard = GuardPolicy(max_psnr_drop=float("inf"), max_mean_ab_err=float("inf"), images=4) if random else None
+    calib = Calibration(size=32) if random else Calibration()
     try:
-        path, report = quantize(col_path, out, precision="int8", backend=backend, **loose)
+        path, report = quantize(col_path, out, recipe_for(col_path, precision="int8", backend=backend,
+                                                          calibration=calib), guard)
     except TinctError as exc:
         return None, str(exc)
     return path, report.line()
@@ -92,24 +93,27 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
             s.set_embedding(emb)
             return s.colorize()
         cases[name] = e2e
-    times = {k: [] for k in cases}
-    with torch.no_grad():
-        for r in range(warmup + rounds):
-            for name, fn in cases.items():
-                time.sleep(gap_ms / 1e3)  # untimed: lets the previous engine's thread pool stop spinning
-                t = time.perf_counter()
-                fn()
-                if r >= warmup:
-                    times[name].append((time.perf_counter() - t) * 1e3)
-    eager = float(np.median(times[f"colorizer {size}² pytorch eager fp32"]))
+    from tinct.benchmarks.latency import Case, Timed, run_cases
+
+    def case(name: str, fn) -> Case:
+        backend = next((b for b in ("pytorch", "onnxruntime", "openvino") if f" {b} " in f" {name} "), "pytorch")
+        precision = "int8" if " int8" in name else "fp32"
+        return Case(model_name, backend, precision, threads, mode=name.split(" ")[0], info={"name": name},
+                    setup=lambda fn=fn: Timed(call=fn))
+
+    with torch.no_grad():  # one scheduler for every latency number (interleaved, shuffled, gap between calls)
+        run = run_cases([case(n, f) for n, f in cases.items()], rounds=rounds, warmup=warmup, seed=seed,
+                        gap_s=gap_ms / 1e3)
+    by_name = {e["name"]: e for e in run.results}
+    eager = by_name[f"colorizer {size}² pytorch eager fp32"]["median_ms"]
     result = {"size": size, "threads": threads, "rounds": rounds, "full_resolution": list(full),
               "weights": "random (latency only; INT8 guard disabled)" if random else model_name,
-              "int8_guard": guard, "skipped": skipped, "results": {}}
-    for name, v in times.items():
-        q1, med, q3 = np.percentile(v, [25, 50, 75])
-        result["results"][name] = {"median_ms": round(float(med), 2), "iqr_ms": round(float(q3 - q1), 2),
-                                   "min_ms": round(float(min(v)), 2),
-                                   "vs_eager": round(eager / float(med), 2) if name.startswith("colorizer") else None}
+              "int8_guard": guard, "skipped": {**skipped, **{e["name"]: e["reason"] for e in run.skipped}},
+              "results": {}}
+    for name, e in by_name.items():
+        result["results"][name] = {"median_ms": round(e["median_ms"], 2), "iqr_ms": round(e["iqr_ms"], 2),
+                                   "min_ms": round(e["min_ms"], 2),
+                                   "vs_eager": round(eager / e["median_ms"], 2) if name.startswith("colorizer") else None}
     return result
 
 

@@ -15,7 +15,7 @@ Adapters (``--dataset``):
   evaluated on is not stated in the official code: we evaluate whatever the folder holds.
 - ``cub`` — CUB-200-2011. A flat folder as above; or the dataset's own layout (``images.txt``,
   ``train_test_split.txt``, ``images/<class>/<file>.jpg``), of which the *test* split is used.
-- ``tinct-val`` — tinct's validation split (``training.data.val_dir()``: ``images/*.png`` and the
+- ``tinct-val`` — tinct's validation split (``data.photos.val_dir()``: ``images/*.png`` and the
   evaluation hints in ``hints/``), built by ``tinct data fetch``.
 
 Images are converted to RGB and resized to 224x224 bilinear (as the official ``Resize((224, 224))``,
@@ -194,7 +194,7 @@ def cub(root: str | Path) -> Dataset:
 
 def tinct_val(root: str | Path | None = None) -> Dataset:
     try:
-        from tinct.training.data import val_dir
+        from tinct.data.photos import val_dir
     except ModuleNotFoundError as exc:
         raise DatasetError(f"tinct-val needs the training package ({exc.name} is missing)") from None
     d = val_dir(root)  # raises a TinctError naming 'tinct data fetch' when absent

@@ -283,13 +283,12 @@ def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, chec
                 "dynamic_axes": "N, H, W (H, W multiples of 16)",
                 "folded": "modulated conv W*scale and sum(W^2) precomputed (initializers)"}
 
+        from tinct.runtime.artifact import set_onnx_props
+
         def stamp(proto, arch, extra):
             meta = ArtifactMeta(model=name, architecture=arch, config=model.cfg.to_dict(), precision="fp32",
                                 source_sha256=source_sha, hint_protocol=dict(C2E_PROTOCOLS[arch]), extra=extra)
-            del proto.metadata_props[:]
-            for k, v in meta.to_props().items():
-                proto.metadata_props.add(key=k, value=v)
-            proto.producer_name = "tinct"
+            set_onnx_props(proto, meta.to_props())
 
         def check_enc(tmp_enc):
             def check_col(tmp_col):
@@ -297,7 +296,7 @@ def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, chec
                     else {"parity_max_abs": None, "parity": "skipped (--no-check)"}
                 import onnx
 
-                from tinct.runtime.backends.base import sha256_file
+                from tinct.runtime.artifact import sha256_file
 
                 enc_extra = {**base, **rep, "outputs": ["emb"], "colorizer": col_out.name}
                 stamp(enc, C2E_ENCODER, enc_extra)

@@ -32,8 +32,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -208,32 +206,21 @@ def to_onnx_proto(module: nn.Module, output_names: list[str], opset: int) -> onn
 
 
 def count_ops(model: onnx.ModelProto, op_type: str, *, recursive: bool = False) -> int:
-    def walk(graph) -> int:
-        n = 0
-        for node in graph.node:
-            n += node.op_type == op_type
-            if recursive:
-                for attr in node.attribute:
-                    if attr.type == onnx.AttributeProto.GRAPH:
-                        n += walk(attr.g)
-        return n
+    """:func:`tinct.runtime.artifact.count_ops` of a model (top level unless ``recursive``)."""
+    from tinct.runtime.artifact import count_ops as count_in_graph
 
-    return walk(model.graph)
+    return count_in_graph(model.graph, op_type, recursive=recursive)
 
 
 def _write_atomic(proto: onnx.ModelProto, out: Path, check) -> None:
     """Serialize next to ``out``, run ``check(path)``, rename; nothing is left behind on failure."""
+    from tinct.runtime.artifact import atomic_path
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        check(tmp)
-        onnx.save_model(proto, tmp)  # check() may have added metadata to proto
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(out) as tmp:
+        onnx.save_model(proto, str(tmp))
+        check(str(tmp))
+        onnx.save_model(proto, str(tmp))  # check() may have added metadata to proto
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -319,10 +306,9 @@ def _export(model, out: Path, *, name, source_sha, sha_of, gating, static_gates,
             extra.update(parity_max_abs=None, parity="skipped (--no-check)")
         meta = ArtifactMeta(model=name, architecture=model.arch, config=model.cfg.to_dict(), precision="fp32",
                             gating=gating, static_gates=forced, source_sha256=source_sha, extra=extra)
-        del proto.metadata_props[:]
-        for k, v in meta.to_props().items():
-            proto.metadata_props.add(key=k, value=v)
-        proto.producer_name = "tinct"
+        set_onnx_props(proto, meta.to_props())
+
+    from tinct.runtime.artifact import set_onnx_props
 
     _write_atomic(proto, out, verify_and_stamp)
     return out

@@ -11,7 +11,6 @@ FP32 export (checked before anything is written), at half the file size. Inputs 
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -65,32 +64,23 @@ def compress_weights_fp16(src: Path, dst: Path) -> int:
     import onnx
     import onnxruntime as ort
 
-    from tinct.runtime.artifact import ArtifactMeta
+    from tinct.runtime.artifact import ArtifactMeta, atomic_path, set_onnx_props
 
     m = onnx.load(str(src))
     n = _compress_graph(m.graph, [0])
     props = {p.key: p.value for p in m.metadata_props}
     meta = ArtifactMeta.from_props(props, where=src.name)
     meta.extra = {**(meta.extra or {}), "weights_storage": f"fp16 ({n} tensors, cast to float32 at load)"}
-    del m.metadata_props[:]
-    for k, v in meta.to_props().items():
-        m.metadata_props.add(key=k, value=v)
+    set_onnx_props(m, meta.to_props(), producer=m.producer_name)
     onnx.checker.check_model(m, full_check=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        onnx.save(m, tmp)
+    with atomic_path(dst) as tmp:
+        onnx.save(m, str(tmp))
         feeds = _feeds(ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]))
         a = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feeds)
-        b = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"]).run(None, feeds)
+        b = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"]).run(None, feeds)
         worst = max(float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) for x, y in zip(a, b))
         if worst != 0.0:
             raise TinctError(f"{dst.name}: FP16 weight storage changed the outputs (max |Δ| {worst:.3g}); not written")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return n
 
 

@@ -8,7 +8,10 @@ Light on purpose: importing :mod:`quantization` imports nothing heavy. The piece
 - :mod:`quantization.openvino_int8`: INT8 / BF16 OpenVINO IR (NNCF, or OpenVINO reading Q/DQ ONNX);
 - :mod:`quantization.fp16`: FP16 ONNX with float32 inputs/outputs;
 - :mod:`quantization.guard`: the accuracy guard every artifact passes before it is written;
-- :mod:`quantization.measure`: interleaved latency comparison (``python -m tinct.quantization.measure``).
+- :mod:`quantization.recipes`: one recipe per route, the flags -> recipe mapping, the float policy;
+- :mod:`quantization.api`: ``quantize(src, out, recipe, guard)`` (build, guard, stamp, rename).
+
+The recipe sweep behind the defaults is ``python -m tinct.benchmarks.quantization_sweep``.
 """
 
 PRECISIONS = ("int8", "fp16", "bf16")

@@ -1,7 +1,7 @@
 """Calibration inputs for post-training quantization: hint-simulated model inputs from photos.
 
-Photos: the training split of the corpus (:func:`training.data.load_train_photos`) or a directory
-of images (``--calib DIR``). Each sample is a random-resized crop (:class:`training.data.CropSampler`,
+Photos: the training split of the corpus (:func:`data.photos.load_train_photos`) or a directory
+of images (``--calib DIR``). Each sample is a random-resized crop (:class:`data.photos.CropSampler`,
 the training augmentation), converted to normalized Lab (:mod:`runtime.color`) and given hints as in
 training (:func:`runtime.hints.sample_training_masks`, colours = cell-mean ab) with hint counts
 spread evenly over 0..128 (then shuffled), so every part of the hint range is represented whatever
@@ -60,7 +60,7 @@ class CalibrationSet:
 
     def __init__(self, photos, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED,
                  max_hints: int = TRAIN_MAX_HINTS, progress: bool = False, source: str = "photos"):
-        from tinct.training.data import CropSampler
+        from tinct.data.photos import CropSampler
 
         if size < 1:
             raise TinctError(f"calibration size must be >= 1, got {size}")
@@ -83,7 +83,7 @@ class CalibrationSet:
         """Photos from ``calib_dir``, else the corpus' training split (error if neither exists)."""
         if calib_dir is not None:
             return cls(load_photo_dir(calib_dir), size, seed, progress=progress, source=str(calib_dir))
-        from tinct.training.data import load_train_photos
+        from tinct.data.photos import load_train_photos
 
         return cls(load_train_photos(), size, seed, progress=progress, source="training split")
 

@@ -5,9 +5,9 @@ architecture is ``color2embed-colorizer`` (the encoder runs once per reference a
 quantizing it is refused). The colorizer's encoder is found next to it (:func:`runtime.exemplar.find_artifacts`).
 
 Calibration (:class:`C2ECalibrationSet`): ``size`` random-resized crops of :data:`SIZE` pixels from
-the training photos (or ``--calib DIR``) with :class:`training.data.CropSampler`; input ``l_n`` is
+the training photos (or ``--calib DIR``) with :class:`data.photos.CropSampler`; input ``l_n`` is
 the crop's L; ``emb`` is the FP32 encoder's embedding of the crop warped by the training
-augmentation (:func:`training.tps.random_reference`: TPS, rotation, flip, noise), i.e. the inputs
+augmentation (:func:`data.tps.random_reference`: TPS, rotation, flip, noise), i.e. the inputs
 the colorizer sees in training. Deterministic in ``seed``.
 
 Guard (:func:`evaluate`): the validation split (fixture photos when the corpus is absent) at
@@ -56,7 +56,7 @@ class Encoder:
 
 def tps_references(images: np.ndarray, seed: int) -> np.ndarray:
     """float32 [N,H,W,3] in [0,1]: each image through the training reference augmentation."""
-    from tinct.training.tps import random_reference
+    from tinct.data.tps import random_reference
 
     rng = np.random.default_rng(seed)
     return np.stack([random_reference(rng, im) for im in images])
@@ -67,7 +67,7 @@ class C2ECalibrationSet:
 
     def __init__(self, photos, encoder_path, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED,
                  progress: bool = False, source: str = "photos", crop: int = SIZE, threads: int = 1):
-        from tinct.training.data import CropSampler
+        from tinct.data.photos import CropSampler
 
         if size < 1:
             raise TinctError(f"calibration size must be >= 1, got {size}")
@@ -84,7 +84,7 @@ class C2ECalibrationSet:
                     progress: bool = False) -> C2ECalibrationSet:
         if calib_dir is not None:
             return cls(load_photo_dir(calib_dir), encoder_path, size, seed, progress, source=str(calib_dir))
-        from tinct.training.data import load_train_photos
+        from tinct.data.photos import load_train_photos
 
         return cls(load_train_photos(), encoder_path, size, seed, progress, source="training split")
 
@@ -109,7 +109,7 @@ class C2ECalibrationSet:
     def describe(self) -> dict:
         return {"source": self.source, "size": self.size, "seed": self.seed,
                 "inputs": f"l_n of CropSampler crops ({self.crop}x{self.crop}); emb = FP32 encoder of the crop "
-                          "warped by training.tps.random_reference (TPS 6 points +-0.25, rotation, flip, noise)"}
+                          "warped by data.tps.random_reference (TPS 6 points +-0.25, rotation, flip, noise)"}
 
     def ort_reader(self, indices=None, desc: str = "calibrating"):
         return FeedReader(self, indices, desc)

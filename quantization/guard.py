@@ -38,7 +38,7 @@ class GuardError(TinctError):
 def guard_images(limit: int | None = None) -> tuple[list[str], np.ndarray, str]:
     """(names, uint8 [N,224,224,3], where from): validation split, else the fixture photos."""
     try:
-        from tinct.training.data import load_val
+        from tinct.data.photos import load_val
 
         names, images = load_val()
         where = "validation split"
@@ -59,8 +59,9 @@ def guard_images(limit: int | None = None) -> tuple[list[str], np.ndarray, str]:
 def has_if(path: str | Path) -> bool:
     import onnx
 
-    m = onnx.load(str(path), load_external_data=False)
-    return any(n.op_type == "If" for n in m.graph.node)
+    from tinct.runtime.artifact import count_if_nodes
+
+    return count_if_nodes(onnx.load(str(path), load_external_data=False).graph) > 0
 
 
 def ort_session(path: str | Path, threads: int = 1, disabled_optimizers: Sequence[str] | None = None):

@@ -9,7 +9,7 @@ type stays float) plus node roles kept float; both are recorded in ``extra.float
 - ``gate_linear``: A-ColViT's policy Linears (always kept float: quantizing them flips decisions);
 - ``attn_matmul``: the two activation x activation MatMuls of attention (q·kᵀ, attn·v).
 
-The default set was chosen by measurement (``python -m tinct.quantization.measure --sweep``; numbers in
+The default set was chosen by measurement (``python -m tinct.benchmarks.quantization_sweep --sweep``; numbers in
 :data:`SWEEP_NOTE`).
 """
 
@@ -23,15 +23,13 @@ from typing import Iterable, Sequence
 
 import onnx
 
+from tinct.quantization.recipes import FloatPolicy
+
 # Chosen by measurement on iColoriT-T (see SWEEP_NOTE): quantize these op types, keep every other
 # op type float, and keep these node roles float as well.
 DEFAULT_QUANTIZE_OPS = ("MatMul", "Conv")
-# Measured on the shipped icolorit-tiny (72 validation images, 300 calibration crops, MinMax):
-# everything in INT8 loses 0.165 dB PSNR@10 (over the 0.1 dB budget); keeping only the head conv
-# (the layer that writes ab) in float loses 0.059 dB; keeping the attention MatMuls or the patch
-# embedding in float instead does not help (0.138 / 0.188 dB). The gate Linears always stay float.
-DEFAULT_FLOAT_ROLES = ("gate_linear", "head_conv")
-SWEEP_NOTE = "see quantization/measure.py --sweep"
+DEFAULT_FLOAT_ROLES = FloatPolicy().roles  # measured: see FloatPolicy
+SWEEP_NOTE = "see python -m tinct.benchmarks.quantization_sweep --sweep"
 METHODS = ("minmax", "entropy", "percentile")
 ROLES = ("head_conv", "patch_embed", "gate_linear", "attn_matmul")
 ACTIVATIONS_SYMMETRIC = "int8 symmetric (zero point 0)"  # recorded in extra.quantization.activations
@@ -236,7 +234,10 @@ def quantize_model_nncf(model: onnx.ModelProto, out_path: str | Path, feeds: Seq
     ``quantize_static``'s Q/DQ (13.06 ms); ONNX Runtime runs both Q/DQ styles at the same speed."""
     import nncf
 
-    kw = {"ignored_scope": nncf.IgnoredScope(names=list(ignored_names), validate=False)} if ignored_names else {}
+    from tinct.quantization.recipes import FloatPolicy
+
+    scope = FloatPolicy.nncf_scope(ignored_names)
+    kw = {"ignored_scope": scope} if scope is not None else {}
     q = nncf.quantize(model, nncf.Dataset(list(feeds)), subset_size=len(feeds),
                       model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=nncf_overflow_fix(weight_range), **kw)
     onnx.save(q, str(out_path))

@@ -26,7 +26,7 @@ from pathlib import Path
 from tinct.runtime.cpu import has_native_bf16
 from tinct.runtime.errors import TinctError
 
-NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see quantization/measure.py --sweep
+NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see python -m tinct.benchmarks.quantization_sweep --sweep
 def require_bf16_cpu() -> None:
     from tinct.runtime.cpu import missing_isa
 
@@ -76,31 +76,26 @@ def convert(onnx_path: str | Path):
         raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({first[:200]})") from None
 
 
-def head_conv_names(model) -> list[str]:
-    """The head conv (the last Convolution, which writes ab): kept float by default. Measured on the
-    shipped icolorit-tiny: NNCF with it ignored changes PSNR@10 by -0.021 dB, without it by +0.109 dB."""
-    convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
-    return convs[-1:] if len(convs) > 1 else []
-
-
-def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, ignored_names=None,
+def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, floats=None,
               fast_bias_correction: bool = True, smooth_quant_alpha: float | None = None,
               preset: str = "performance", weight_range: str = "portable"):
-    """-> (quantized ov.Model, recipe dict). ``calib``: a :class:`CalibrationSet`."""
+    """-> (quantized ov.Model, recipe dict). ``calib``: a :class:`CalibrationSet`; ``floats``: the
+    :class:`~tinct.quantization.recipes.FloatPolicy` (default: the measured one)."""
     import nncf
 
-    model = convert(onnx_path)
-    if ignored_names is None:
-        ignored_names = head_conv_names(model)
     from tinct.quantization.onnx_int8 import nncf_overflow_fix
+    from tinct.quantization.recipes import FloatPolicy
+
+    floats = floats or FloatPolicy()
+    model = convert(onnx_path)
+    ignored_names = floats.openvino_nodes(model)
 
     advanced = nncf_overflow_fix(weight_range)
     if smooth_quant_alpha is not None:
         from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
         advanced.smooth_quant_alphas = AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha)
-    scope = nncf.IgnoredScope(types=list(ignored_types), names=list(ignored_names), validate=False) \
-        if (ignored_types or ignored_names) else None
+    scope = FloatPolicy.nncf_scope(ignored_names, ignored_types)
     q = nncf.quantize(model, calib.nncf_dataset(), subset_size=len(calib), model_type=nncf.ModelType.TRANSFORMER,
                       preset=getattr(nncf.QuantizationPreset, preset.upper()),
                       fast_bias_correction=fast_bias_correction, ignored_scope=scope,

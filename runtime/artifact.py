@@ -8,9 +8,13 @@ to do (wrong model family, wrong input contract), so nothing runs with the wrong
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tinct.runtime import __version__
 from tinct.runtime.color import AB_NORM, L_CENT, L_NORM
@@ -49,17 +53,24 @@ C2E_PROTOCOLS = {
 }
 
 
-def count_if_nodes(graph) -> int:
-    """ONNX ``If`` nodes in an ``onnx.GraphProto``, nested subgraphs included (no onnx import needed)."""
+def count_ops(graph, op_type: str, *, recursive: bool = True) -> int:
+    """Nodes of ``op_type`` in an ``onnx.GraphProto`` (nested subgraphs too when ``recursive``); the one
+    ONNX op counter (it walks the proto object, so no onnx import is needed)."""
     n = 0
     for node in graph.node:
-        n += node.op_type == "If"
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                n += count_if_nodes(attr.g)
-            for g in attr.graphs:
-                n += count_if_nodes(g)
+        n += node.op_type == op_type
+        if recursive:
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    n += count_ops(attr.g, op_type)
+                for g in attr.graphs:
+                    n += count_ops(g, op_type)
     return n
+
+
+def count_if_nodes(graph) -> int:
+    """ONNX ``If`` nodes in a ``GraphProto``, nested subgraphs included."""
+    return count_ops(graph, "If")
 
 
 class ArtifactError(TinctError):
@@ -143,17 +154,15 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 
 def read_onnx_meta(path) -> ArtifactMeta:
     """The tinct metadata of an ONNX file (:func:`read_onnx_props`), parsed: the one ONNX metadata reader."""
-    from pathlib import Path
 
     return ArtifactMeta.from_props(read_onnx_props(path), where=Path(path).name)
 
 
 def read_onnx_props(path) -> dict[str, str]:
-    """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it):
-    read through ONNX Runtime, which the runtime has. Raises ArtifactError for an unreadable file.
-    Remembered per file (path, size, mtime) in this process: the CLI, the model resolver and the ONNX
-    Runtime backend all ask for the same file's metadata, and each read builds a session."""
-    from pathlib import Path
+    """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it) and
+    without building a session (that cost 60-75 ms per load): :func:`_onnx_props` reads the protobuf's
+    top-level fields and seeks past the graph. Raises ArtifactError for a file that is not an ONNX model.
+    Remembered per file (path, size, mtime) in this process."""
 
     path = Path(path)
     try:
@@ -163,16 +172,101 @@ def read_onnx_props(path) -> dict[str, str]:
     return dict(_onnx_props(str(path.resolve()), st.st_size, st.st_mtime_ns))
 
 
+_MODEL_GRAPH, _MODEL_METADATA_PROPS = 7, 14  # ModelProto field numbers (onnx.proto3)
+
+
+def _varint(f) -> int | None:
+    shift = result = 0
+    while True:
+        b = f.read(1)
+        if not b:
+            return None if shift == 0 else -1
+        result |= (b[0] & 0x7F) << shift
+        if not b[0] & 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            return -1
+
+
+def _entry(data: bytes) -> tuple[str, str]:
+    """A StringStringEntryProto (1: key, 2: value)."""
+    import io
+
+    f, out = io.BytesIO(data), {1: "", 2: ""}
+    while (tag := _varint(f)) is not None:
+        n = _varint(f) if tag & 7 == 2 else -1
+        if n is None or n < 0:
+            raise ValueError("bad metadata entry")
+        value = f.read(n)
+        if len(value) != n:
+            raise ValueError("truncated metadata entry")
+        if tag >> 3 in out:
+            out[tag >> 3] = value.decode("utf-8")
+    return out[1], out[2]
+
+
 @functools.lru_cache(maxsize=32)
 def _onnx_props(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, str], ...]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # Hand-written on purpose: a protobuf wire walk over ModelProto's top level (varints, skipped
+    # length-delimited fields) reads a few kB of a 50 MB model; onnx is not a runtime dependency.
+    name = path.rsplit("/", 1)[-1]
+    props, has_graph = [], False
     try:
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - any ORT failure is "not a readable artifact"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{path.rsplit('/', 1)[-1]}: not a readable ONNX file ({first[:200]})") from None
-    return tuple(sorted(sess.get_modelmeta().custom_metadata_map.items()))
+        with open(path, "rb") as f:
+            while (tag := _varint(f)) is not None:
+                field_no, wire = tag >> 3, tag & 7
+                if tag < 0 or field_no == 0:
+                    raise ValueError("bad field tag")
+                if wire == 0:
+                    if _varint(f) in (None, -1):
+                        raise ValueError("truncated varint")
+                elif wire in (1, 5):
+                    f.seek(8 if wire == 1 else 4, 1)
+                elif wire == 2:
+                    n = _varint(f)
+                    if n is None or n < 0 or f.tell() + n > size:
+                        raise ValueError("field runs past the end of the file")
+                    if field_no == _MODEL_METADATA_PROPS:
+                        props.append(_entry(f.read(n)))
+                    else:
+                        has_graph |= field_no == _MODEL_GRAPH
+                        f.seek(n, 1)
+                else:
+                    raise ValueError(f"wire type {wire}")
+            if f.tell() != size:
+                raise ValueError("trailing bytes")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{name}: not a readable ONNX file ({exc})") from None
+    if not has_graph:
+        raise ArtifactError(f"{name}: not a readable ONNX file (no graph)")
+    return tuple(sorted(props))
+
+
+def set_onnx_props(proto, props: dict[str, str], producer: str = "tinct") -> None:
+    """Replace an ONNX ``ModelProto``'s ``metadata_props`` with ``props`` (the one stamping helper;
+    it works on the proto object, so the runtime still never imports ``onnx``)."""
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        proto.metadata_props.add(key=k, value=str(v))
+    proto.producer_name = producer
+
+
+@contextlib.contextmanager
+def atomic_path(dest, mode: int = 0o644):
+    """``with atomic_path(out) as tmp:`` write ``tmp`` (a fresh name in ``out``'s directory); when the
+    block succeeds it is fsynced and renamed onto ``out``, when it fails (or is interrupted) it is
+    removed and ``out`` is untouched. The one atomic file writer: images, ONNX, engines, caches."""
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

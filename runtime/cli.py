@@ -23,7 +23,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("tinct.runtime.commands.build", "openvino"),
     "doctor": ("tinct.runtime.commands.doctor", "tensorrt"),
     "export": ("tinct.export.cli", "export"),
-    "data": ("tinct.training.cli_data", "train"),
+    "data": ("tinct.data.cli", "runtime"),
     "train": ("tinct.training.cli_train", "train"),
     "ship": ("tinct.training.cli_ship", "train"),
     "quantize": ("tinct.quantization.cli", "quant"),

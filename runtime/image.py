@@ -9,14 +9,13 @@ over ``max_pixels`` are refused from the header, before any pixel is decoded.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tinct.runtime.artifact import atomic_path
 from tinct.runtime.errors import TinctError
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -98,24 +97,13 @@ def save_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
     """Write uint8 RGB ``[H, W, 3]`` atomically (temp file in the same directory + rename)."""
     path = Path(path)
     fmt = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp:
             im = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
             if fmt == "JPEG":
-                im.save(f, fmt, quality=quality)
+                im.save(tmp, fmt, quality=quality)
             else:
-                im.save(f, fmt, compress_level=6)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
+                im.save(tmp, fmt, compress_level=6)
+    except OSError as exc:
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

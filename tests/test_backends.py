@@ -189,7 +189,7 @@ def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
                     reason="TensorRT is not installed here (it needs an NVIDIA GPU and NVIDIA's own package index)")
 def test_tensorrt_build_and_run_matches_pytorch(tiny, photo_x):
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.commands.build import build_tensorrt
+    from tinct.runtime.backends.loaders import build_tensorrt
     eng = build_tensorrt(tiny[1], tiny[0] / "tiny.engine")
     b = open_backend(eng)
     assert np.abs(b.run_x(photo_x) - _torch_ref(tiny[2], photo_x)).max() <= 1e-3

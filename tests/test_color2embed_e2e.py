@@ -215,12 +215,13 @@ def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, ca
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_quantize_colorizer_through_guard(engines, tmp_path, precision):
     from tinct.export.onnx_export import read_meta
-    from tinct.quantization.cli import quantize
+    from tinct.quantization.api import quantize
+    from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
     from tinct.runtime.exemplar import open_exemplar
 
     out = engines[0] / f"tiny-c2e-colorizer-{precision}.onnx"
-    path, report = quantize(engines[2], out, precision=precision, calib_dir=PHOTOS, calib_size=8,
-                            guard_images=4)
+    recipe = recipe_for(engines[2], precision=precision, calibration=Calibration(source=PHOTOS, size=8))
+    path, report = quantize(engines[2], out, recipe, GuardPolicy(images=4))
     try:
         meta = read_meta(path)
         assert meta.precision == precision and meta.architecture == "color2embed-colorizer"
@@ -235,17 +236,18 @@ def test_quantize_colorizer_through_guard(engines, tmp_path, precision):
 
 
 def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
-    from tinct.quantization.cli import quantize
+    from tinct.quantization.api import quantize
     from tinct.quantization.guard import GuardError
+    from tinct.quantization.recipes import Calibration, GuardPolicy, make_recipe
     from tinct.runtime.errors import TinctError
 
     out = tmp_path / "q.onnx"
+    recipe = make_recipe(precision="int8", calibration=Calibration(source=PHOTOS, size=4))
     with pytest.raises(GuardError, match=r"PSNR \(tps\)"):  # an impossible budget: refused, nothing written
-        quantize(engines[2], out, precision="int8", calib_dir=PHOTOS, calib_size=4, guard_images=4,
-                 max_psnr_drop=-1.0)
-    assert not out.exists()
+        quantize(engines[2], out, recipe, GuardPolicy(images=4, max_psnr_drop=-1.0))
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
     with pytest.raises(TinctError, match="colour encoder"):
-        quantize(engines[1], out, precision="int8", calib_dir=PHOTOS, calib_size=4)
+        quantize(engines[1], out, recipe)
 
 
 # ----------------------------------------------------------------------------- training
@@ -255,7 +257,7 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     from tinct.training.color2embed_train import C2ETrainConfig, train_color2embed
 
     try:
-        from tinct.training.data import load_train_photos
+        from tinct.data.photos import load_train_photos
 
         load_train_photos()
     except TinctError:
@@ -302,11 +304,18 @@ def test_latency_benchmark_measures_every_case(engines, monkeypatch):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     from tinct.benchmarks import color2embed_latency as lat
-    from tinct.quantization import cli as qcli
+    import dataclasses
 
-    real = qcli.quantize
-    monkeypatch.setattr(qcli, "quantize", lambda *a, **k: real(*a, **{**k, "calib_dir": PHOTOS, "calib_size": 4,
-                                                                       "guard_images": 4}))
+    from tinct.quantization import api
+    from tinct.quantization.recipes import Calibration, GuardPolicy
+
+    real = api.quantize
+
+    def small(src, out, recipe, guard=None, **kw):  # the fixture photos, 4 calibration samples, 4 guard images
+        recipe = dataclasses.replace(recipe, calibration=Calibration(source=PHOTOS, size=4))
+        return real(src, out, recipe, dataclasses.replace(guard or GuardPolicy(), images=4), **kw)
+
+    monkeypatch.setattr(api, "quantize", small)
     prev = torch.get_num_threads()
     try:
         res = lat.measure(size=SIZE, threads=1, rounds=2, warmup=1, model_name=str(engines[0].parent / "tiny-c2e.safetensors"),

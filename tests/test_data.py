@@ -1,10 +1,9 @@
-"""training.data: crop sampling, the manifest, verification and the offline build (no network)."""
+"""data.corpus and data.photos: crop sampling, the manifest, verification and the offline build (no network)."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,8 @@ import numpy as np
 import pytest
 
 from tinct.runtime.errors import TinctError
-from tinct.training import data
+from tinct.data import corpus as data
+from tinct.data import photos as data_photos
 
 FIXTURES = Path(__file__).parent / "fixtures" / "photos"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -31,16 +31,16 @@ def _photos():
 # ----------------------------------------------------------------------------- CropSampler
 
 def test_sampler_shapes_and_dtype():
-    s = data.CropSampler(_photos(), seed=1)
+    s = data_photos.CropSampler(_photos(), seed=1)
     b = s.batch(5)
     assert b.shape == (5, 224, 224, 3) and b.dtype == np.uint8
-    assert data.CropSampler(_photos(), seed=1, size=64).batch(3).shape == (3, 64, 64, 3)
+    assert data_photos.CropSampler(_photos(), seed=1, size=64).batch(3).shape == (3, 64, 64, 3)
 
 
 def test_sampler_deterministic():
-    a = data.CropSampler(_photos(), seed=7).batch(6)
-    b = data.CropSampler(_photos(), seed=7).batch(6)
-    c = data.CropSampler(_photos(), seed=8).batch(6)
+    a = data_photos.CropSampler(_photos(), seed=7).batch(6)
+    b = data_photos.CropSampler(_photos(), seed=7).batch(6)
+    c = data_photos.CropSampler(_photos(), seed=8).batch(6)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -48,33 +48,33 @@ def test_sampler_deterministic():
 def test_sampler_flip():
     # a square photo, full-area square crops: every sample is the photo or its mirror
     photo = np.random.default_rng(3).integers(0, 256, size=(224, 224, 3), dtype=np.uint8)
-    s = data.CropSampler([photo], seed=0, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    s = data_photos.CropSampler([photo], seed=0, scale=(1.0, 1.0), ratio=(1.0, 1.0))
     b = s.batch(32)
     same = [np.array_equal(x, photo) for x in b]
     mirrored = [np.array_equal(x, photo[:, ::-1]) for x in b]
     assert all(p or q for p, q in zip(same, mirrored))
     assert 4 < sum(mirrored) < 28
-    s = data.CropSampler([photo], seed=0, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False)
+    s = data_photos.CropSampler([photo], seed=0, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False)
     assert all(np.array_equal(x, photo) for x in s.batch(8))
 
 
 def test_crop_box_ranges_and_fallback():
-    s = data.CropSampler(_photos(), seed=5)
+    s = data_photos.CropSampler(_photos(), seed=5)
     for _ in range(500):
         i, j, h, w = s.crop_box(400, 300)
         assert 0 <= i and 0 <= j and i + h <= 300 and j + w <= 400 and h > 0 and w > 0
         assert 0.08 * 120000 * 0.9 <= h * w <= 120000
     # an impossible request falls back to torchvision's clamped centre crop
-    s = data.CropSampler(_photos(), seed=5, scale=(1.0, 1.0))
+    s = data_photos.CropSampler(_photos(), seed=5, scale=(1.0, 1.0))
     assert s.crop_box(10, 1000) == ((1000 - 13) // 2, 0, 13, 10)
     assert s.crop_box(1000, 10) == (0, (1000 - 13) // 2, 10, 13)
 
 
 def test_sampler_rejects_bad_photos():
     with pytest.raises(TinctError):
-        data.CropSampler([], seed=0)
+        data_photos.CropSampler([], seed=0)
     with pytest.raises(TinctError):
-        data.CropSampler([np.zeros((10, 10), np.uint8)], seed=0)
+        data_photos.CropSampler([np.zeros((10, 10), np.uint8)], seed=0)
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -150,12 +150,12 @@ def test_fetch_offline_build_is_idempotent_and_verified(tmp_path, monkeypatch):
 
     assert data.fetch(cache, progress=False) == cache
     assert data.verify(cache, manifest=manifest) == {"train": 2, "val": 2}
-    photos = data.load_train_photos(cache)
+    photos = data_photos.load_train_photos(cache)
     assert len(photos) == 2 and all(p.dtype == np.uint8 and p.shape[2] == 3 for p in photos)
-    names, images = data.load_val(cache)
+    names, images = data_photos.load_val(cache)
     assert names == sorted(i["name"] for i in manifest["val"])
     assert images.shape == (2, 224, 224, 3) and images.dtype == np.uint8
-    hints = data.val_dir(cache) / "hints"
+    hints = data_photos.val_dir(cache) / "hints"
     assert (hints / "h2-n10" / f"{names[0]}.txt").read_text().count("\n") == 10
     assert not list(cache.glob(".*tmp*")), "temporary directories left behind"
 
@@ -185,9 +185,9 @@ def test_val_transform_is_imagenet_protocol():
 
 def test_missing_corpus_errors(tmp_path):
     with pytest.raises(TinctError, match="run 'tinct data fetch' first"):
-        data.load_train_photos(tmp_path)
+        data_photos.load_train_photos(tmp_path)
     with pytest.raises(TinctError, match="run 'tinct data fetch' first"):
-        data.val_dir(tmp_path)
+        data_photos.val_dir(tmp_path)
 
 
 def test_unavailable_version_is_one_line_error(tmp_path, monkeypatch):
@@ -210,7 +210,7 @@ def test_default_cache_env(monkeypatch, tmp_path):
 
 
 def test_cli_registers_data_commands():
-    from tinct.training import cli_data
+    from tinct.data import cli as cli_data
     parser = argparse.ArgumentParser(prog="tinct")
     cli_data.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["data", "fetch", "--split", "val", "--cache", "/x"])
@@ -237,13 +237,13 @@ HAVE_CORPUS = (data.default_cache() / "train" / "index.json").is_file() and \
 def test_real_corpus():
     counts = data.verify()
     assert counts["train"] >= 150 and counts["val"] >= 60
-    names, images = data.load_val()
+    names, images = data_photos.load_val()
     assert images.shape == (counts["val"], 224, 224, 3)
     from tinct.runtime.color import is_grayscale
     assert not any(is_grayscale(im) for im in images)
-    photos = data.load_train_photos()
+    photos = data_photos.load_train_photos()
     assert all(min(p.shape[:2]) <= data.TRAIN_MAX_SHORT_SIDE for p in photos)
-    sampler = data.CropSampler(photos, seed=0)
+    sampler = data_photos.CropSampler(photos, seed=0)
     t0 = time.perf_counter()
     b = sampler.batch(64)
     assert b.shape == (64, 224, 224, 3)

@@ -194,7 +194,9 @@ def test_failed_parity_leaves_no_file(tmp_path, monkeypatch, icolorit_onnx):
 
 
 def test_no_photos_is_an_error_not_noise(tmp_path, monkeypatch):
-    monkeypatch.setattr(parity, "FIXTURE_PHOTOS", tmp_path / "none")
+    from tinct.runtime import probes
+
+    monkeypatch.setattr(probes, "FIXTURE_PHOTOS", tmp_path / "none")
     monkeypatch.setenv("TINCT_DATA", str(tmp_path / "nodata"))
     with pytest.raises(TinctError, match="no photos"):
         export_onnx(create_model("icolorit-tiny", depth=1), tmp_path / "x.onnx")

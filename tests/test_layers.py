@@ -16,9 +16,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("runtime", "models", "training", "export", "quantization", "benchmarks")
-CORE_FORBIDDEN = ("torch", "onnx", "onnxscript", "tinct.training", "tinct.export", "tinct.models",
+PARTS = ("runtime", "data", "models", "training", "export", "quantization", "benchmarks")
+CORE_FORBIDDEN = ("torch", "onnx", "onnxscript", "tinct.data", "tinct.training", "tinct.export", "tinct.models",
                   "tinct.quantization", "tinct.benchmarks")
+# Each package and what it must not import (the README's layer drawing); the CLI (tinct.runtime.cli,
+# tinct.runtime.commands, each package's cli module) is the top and may import anything.
+LAYERS = {
+    "data": ("torch", "onnx", "tinct.training", "tinct.export", "tinct.models", "tinct.quantization",
+             "tinct.benchmarks", "tinct.runtime.commands"),
+    "models": ("tinct.data", "tinct.training", "tinct.export", "tinct.quantization", "tinct.benchmarks", "tinct.runtime.commands"),
+    "export": ("tinct.data", "tinct.training", "tinct.quantization", "tinct.benchmarks", "tinct.runtime.commands"),
+    "quantization": ("torch", "tinct.training", "tinct.models", "tinct.benchmarks", "tinct.runtime.commands"),
+    "training": ("tinct.quantization", "tinct.benchmarks", "tinct.runtime.commands"),
+    "benchmarks": ("tinct.training", "tinct.runtime.commands"),
+}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -45,6 +56,17 @@ def test_runtime_core_imports_nothing_heavy(path):
     bad = [(ln, m) for ln, m in _imports(path)
            if any(m == f or m.startswith(f + ".") for f in CORE_FORBIDDEN)]
     assert not bad, f"{path.relative_to(REPO)} imports {bad}: the runtime core must run without them"
+
+
+def _below_cli(part: str) -> list[Path]:
+    return [p for p in _py_files(part) if not p.name.startswith("cli")]
+
+
+@pytest.mark.parametrize("part", sorted(LAYERS))
+def test_layers_point_one_way(part):
+    bad = [f"{p.relative_to(REPO)}:{ln} {m}" for p in _below_cli(part) for ln, m in _imports(p)
+           if any(m == f or m.startswith(f + ".") for f in LAYERS[part])]
+    assert not bad, f"tinct.{part} imports what sits above it: " + "; ".join(bad)
 
 
 def test_every_project_import_goes_through_the_tinct_namespace():

@@ -137,7 +137,7 @@ def _bf16_build(tiny_onnx, out, variant):
     if cpu.missing_isa("bf16"):
         pytest.skip(f"this CPU cannot run bf16: {cpu.missing_isa('bf16')}")
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.commands.build import build_openvino
+    from tinct.runtime.backends.loaders import build_openvino
 
     return open_backend(build_openvino(tiny_onnx, out, precision="bf16", bf16_variant=variant), threads=1)
 

@@ -207,23 +207,29 @@ def test_bf16_refused_without_cpu_support(icolorit_onnx, tmp_path, monkeypatch, 
     assert not list(tmp_path.iterdir())
 
 
-def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypatch):
-    """When plain bf16 fails its guard (as on AMX CPUs), the next variant is built and guarded; the
-    artifact records the variant, what it applies, and every attempt."""
-    pytest.importorskip("openvino")
+def _fail_variant(monkeypatch, variant: str) -> None:
+    """The guard refuses the BF16 variant ``variant`` (a simulated kernel failure), judges the rest."""
     from tinct.quantization import guard
-    from tinct.runtime.cpu import missing_isa
 
-    if missing_isa("bf16"):
-        pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
     real = guard.enforce
 
     def enforce(report, budget, what, max_mean_ab=None):
-        if "[bf16 variant default]" in what:
+        if f"[bf16 variant {variant}]" in what:
             raise guard.GuardError(f"{what}: simulated kernel failure")
         return real(report, budget, what, max_mean_ab)
 
     monkeypatch.setattr(guard, "enforce", enforce)
+
+
+def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypatch):
+    """When plain bf16 fails its guard (as on AMX CPUs), the next variant is built and guarded; the
+    artifact records the variant, what it applies, and every attempt."""
+    pytest.importorskip("openvino")
+    from tinct.runtime.cpu import missing_isa
+
+    if missing_isa("bf16"):
+        pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
+    _fail_variant(monkeypatch, "default")
     out = tmp_path / "bf16.xml"
     assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
                   "-o", out) == 0
@@ -408,7 +414,7 @@ def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, 
     err = capsys.readouterr().err
     assert "zero point 0" in err and "--backend tensorrt" in err and not (tmp_path / "x.engine").exists()
     from tinct.runtime.artifact import ArtifactMeta
-    from tinct.runtime.commands.build import check_trt_int8
+    from tinct.runtime.backends.loaders import check_trt_int8
 
     check_trt_int8(_meta(trt_q), "trt.onnx")  # accepted
     with pytest.raises(Exception, match="unknown scheme"):
@@ -569,3 +575,55 @@ def test_int8_acolvit_runs_in_the_runtime_without_the_caller_knowing_the_ort_wor
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "QDQPropagationTransformer" in r.stdout and "True" in r.stdout
+
+
+def test_labelled_candidates_first_that_passes_is_written(icolorit_onnx, tmp_path, monkeypatch):
+    """The candidate loop behind the BF16 variants, on any CPU: a recipe's labelled candidates are
+    guarded in order, the first that passes is stamped and renamed, every attempt is recorded."""
+    import shutil
+
+    from tinct.quantization import recipes
+    from tinct.quantization.api import quantize
+
+    def fake_candidates(recipe, src, tmpdir, name, **kw):
+        for label in ("first", "second", "third"):
+            (tmpdir / label).mkdir()
+            path = tmpdir / label / name
+            shutil.copy(src, path)  # the parent itself: passes any real guard
+            yield recipes.Candidate(path, label, {"quantization": {"variant": label}})
+        raise AssertionError("the loop must stop at the first candidate that passes")
+
+    monkeypatch.setattr(recipes, "candidates", fake_candidates)
+    _fail_variant(monkeypatch, "first")
+    out = tmp_path / "c.onnx"
+    recipe = recipes.make_recipe(precision="fp16")
+    path, report = quantize(icolorit_onnx, out, recipe, recipes.GuardPolicy(images=2))
+    extra = _meta(out).extra
+    assert [(t["variant"], t["verdict"]) for t in extra["bf16_variants"]] == [("first", "failed"), ("second", "passed")]
+    assert extra["quantization"] == {"variant": "second"} and extra["recipe"]["route"] == "fp16"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.onnx"]
+
+
+def test_make_recipe_maps_flags_and_refuses_conflicts():
+    from tinct.quantization.recipes import make_recipe
+    from tinct.runtime.errors import TinctError
+
+    assert make_recipe(precision="int8").route == "qdq"
+    r = make_recipe(precision="int8", backend="openvino")
+    assert (r.route, r.qdq_tool, r.conditional) == ("nncf-ir", None, False)
+    r = make_recipe(precision="int8", backend="openvino", dynamic=True)
+    assert (r.route, r.qdq_tool, r.conditional) == ("qdq-ir", "nncf", True)
+    r = make_recipe(precision="int8", backend="tensorrt")
+    assert r.symmetric_activations and r.qdq_tool == "onnxruntime"
+    assert make_recipe(precision="fp16", backend="tensorrt").route == "fp16"
+    for bad, match in [({"precision": "int8", "backend": "openvino", "dynamic": True, "ov_route": "nncf"}, "If nodes"),
+                       ({"precision": "int8", "ov_route": "qdq"}, "--ov-route applies"),
+                       ({"precision": "int8", "backend": "tensorrt", "qdq_tool": "nncf"}, "signed INT8"),
+                       ({"precision": "int8", "qdq_tool": "nncf", "method": "entropy"}, "--method"),
+                       ({"precision": "fp16", "backend": "openvino"}, "FP16 for OpenVINO"),
+                       ({"precision": "bf16"}, "OpenVINO route"),
+                       ({"precision": "fp16", "ov_float_precision": "bf16"}, "--ov-float-precision"),
+                       ({"precision": "int8", "weight_range": "6bit"}, "--int8-weights"),
+                       ({"precision": "int4"}, "--precision")]:
+        with pytest.raises(TinctError, match=match):
+            make_recipe(**bad)

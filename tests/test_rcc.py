@@ -1,4 +1,4 @@
-"""training.rcc: read back synthetic Qt resource bundles; corrupt files give clear errors."""
+"""data.rcc: read back synthetic Qt resource bundles; corrupt files give clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import zlib
 import pytest
 
 from tinct.runtime.errors import TinctError
-from tinct.training import rcc
+from tinct.data import rcc
 
 
 def _qt_hash(name: str) -> int:

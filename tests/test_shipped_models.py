@@ -26,7 +26,7 @@ PSNR_TOLERANCE_DB = 0.02
 
 @pytest.fixture(scope="module")
 def val():
-    from tinct.training.data import load_val, val_dir
+    from tinct.data.photos import load_val, val_dir
 
     from tinct.runtime.errors import TinctError
 

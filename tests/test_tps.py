@@ -1,11 +1,11 @@
-"""training/tps.py: the thin-plate-spline warp behind Color2Embed's self-supervised references."""
+"""data/tps.py: the thin-plate-spline warp behind Color2Embed's self-supervised references."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tinct.training import tps
+from tinct.data import tps
 
 
 def _image(h=48, w=64, seed=0):

@@ -47,7 +47,7 @@ def fixture_corpus(monkeypatch, tmp_path):
     """Point the trainer's data access at the fixture photos (train and validation)."""
     from PIL import Image
 
-    import tinct.training.data as data
+    import tinct.data.photos as data
     from tinct.runtime.hints import make_eval_hints, write_eval_hints
 
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in PHOTOS])

@@ -1,8 +1,8 @@
 """Color2Embed training recipe (self-supervised), on CPU or CUDA: ``tinct train --model color2embed-r18``.
 
-Each sample is a random-resized crop of a training photo (:class:`training.data.CropSampler`, at
+Each sample is a random-resized crop of a training photo (:class:`data.photos.CropSampler`, at
 ``size`` pixels, horizontal flip); the model sees its L and, as the reference, the same crop
-distorted by :func:`training.tps.random_reference` (thin-plate spline with 6 control points moved
+distorted by :func:`data.tps.random_reference` (thin-plate spline with 6 control points moved
 by up to +-0.25 of the image size, rotation up to +-15 degrees, a horizontal flip with p = 1/2,
 Gaussian noise sigma 0.02): the colours are right but nothing is where it was, so the embedding has
 to carry colour, not layout. Target: the crop's ab.
@@ -39,7 +39,7 @@ from tinct.models.registry import create_model
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.cpu import cpu_name, has_native_bf16
 from tinct.runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
-from tinct.training.tps import random_reference
+from tinct.data.tps import random_reference
 from tinct.training.train import (
     Prefetcher,
     StepClock,
@@ -92,7 +92,7 @@ class PairMaker(Prefetcher):
     """(l_n [B,1,S,S], ref [B,3,S,S], target ab_n [B,2,S,S]) numpy batches, prepared in the background."""
 
     def __init__(self, photos, cfg: C2ETrainConfig, seed: int, prefetch: int = 3):
-        from tinct.training.data import CropSampler
+        from tinct.data.photos import CropSampler
 
         self.sampler = CropSampler(photos, seed=seed, size=cfg.size)
         self.rng = np.random.default_rng(seed + 1)
@@ -116,7 +116,7 @@ class C2EValidator:
     def __init__(self, size: int, cache=None, limit: int | None = None):
         from PIL import Image
 
-        from tinct.training.data import load_val
+        from tinct.data.photos import load_val
 
         self.names, images = load_val(cache)
         if limit:
@@ -160,9 +160,14 @@ def _check(cfg: C2ETrainConfig) -> None:
 
 
 def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
+    """Train (or resume) Color2Embed per ``cfg``; returns the run directory.
+
+    Long on purpose: one loop that reads top to bottom (data, resume, step, log, validate, checkpoint),
+    the same shape as :func:`training.train.train`."""
     from tqdm import tqdm
 
-    from tinct.training.data import load_train_photos, manifest_sha256
+    from tinct.data.corpus import manifest_sha256
+    from tinct.data.photos import load_train_photos
 
     _check(cfg)
     out = Path(cfg.out)
@@ -226,7 +231,7 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
     card = {
         "name": out.name,
         "data": {"manifest_sha256": manifest_sha256(), "train_photos": len(photos),
-                 "val_images": len(validator.names), "train_split": "tinct data fetch (training/manifest.json)"},
+                 "val_images": len(validator.names), "train_split": "tinct data fetch (data/manifest.json)"},
         "training": {
             "recipe_module": "training/color2embed_train.py", "steps": step, "batch": cfg.batch,
             "images_seen": step * cfg.batch, "resolution": cfg.size,

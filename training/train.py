@@ -160,7 +160,7 @@ class BatchMaker(Prefetcher):
     """(x, target) numpy batches: crops -> Lab -> simulated hints, prepared in the background."""
 
     def __init__(self, photos, batch: int, seed: int, max_hints: int, prefetch: int = 3):
-        from tinct.training.data import CropSampler
+        from tinct.data.photos import CropSampler
 
         self.sampler = CropSampler(photos, seed=seed)
         self.rng = np.random.default_rng(seed + 1)
@@ -180,7 +180,7 @@ class Validator:
     """Fixed validation images and hint files (the official-compatible generator's output)."""
 
     def __init__(self, cache=None, limit: int | None = None):
-        from tinct.training.data import load_val, val_dir
+        from tinct.data.photos import load_val, val_dir
 
         self.names, self.images = load_val(cache)
         if limit:
@@ -223,9 +223,14 @@ class Validator:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Train (or resume) iColoriT / A-ColViT per ``cfg``; returns the run directory.
+
+    Long on purpose: one loop that reads top to bottom (data, resume, step, log, validate, checkpoint)
+    is easier to audit against the papers' recipes than the same steps spread over helpers."""
     from tqdm import tqdm
 
-    from tinct.training.data import load_train_photos, manifest_sha256
+    from tinct.data.corpus import manifest_sha256
+    from tinct.data.photos import load_train_photos
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,7 +321,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     card = {
         "name": Path(cfg.out).name,
         "data": {"manifest_sha256": manifest_sha256(), "train_photos": len(photos),
-                 "val_images": len(validator.names), "train_split": "tinct data fetch (training/manifest.json)"},
+                 "val_images": len(validator.names), "train_split": "tinct data fetch (data/manifest.json)"},
         "training": {"steps": step, "batch": cfg.batch, "images_seen": step * cfg.batch,
                      "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache")},
                      "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),

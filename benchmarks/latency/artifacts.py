@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 from tinct.benchmarks.latency.common import FIDELITY_IMAGES, PHOTOS, RANDOM_FLAG, CaseFailed, SkipCase
 from tinct.benchmarks.latency.patterns import gate_bits
 from tinct.benchmarks.latency.schedule import _reason
+from tinct.runtime.errors import TinctError
 
 # ----------------------------------------------------------------------------- models and artifacts
 
@@ -160,31 +161,34 @@ class ModelStore:
         if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
             self._files[key] = out
             return out
-        fn = quantize_entry_point()
+        try:
+            from tinct.quantization.api import quantize
+            from tinct.quantization.guard import GuardError
+            from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
+        except ImportError as exc:
+            raise SkipCase(f"the quantization package ('tinct quantize') is not available ({_reason(exc)})") from None
         random_weights = self.weights_label(model) == RANDOM_FLAG
-        kw: dict = {"precision": precision, "backend": backend}
-        if precision == "int8-bf16":
-            kw.update(precision="int8", ov_float_precision="bf16")
-        if random_weights:
-            kw.update(calib_size=32, guard_images=4, max_psnr_drop=float("inf"))
+        base = "int8" if precision.startswith("int8") else precision
+
+        def recipe(calib_source):
+            calib = Calibration(source=calib_source, size=32 if random_weights else 300) if base == "int8" else None
+            return recipe_for(src, precision=base, backend=backend, calibration=calib,
+                              ov_float_precision="bf16" if precision == "int8-bf16" else "f32")
+
+        guard = GuardPolicy(images=4, max_psnr_drop=float("inf")) if random_weights else GuardPolicy()
         self.log(f"latency: quantizing {src.name} -> {out.name}")
         try:
             try:
-                produced = fn(src, out, **kw)
-            except Exception as exc:
+                produced = quantize(src, out, recipe(None), guard)
+            except GuardError:
+                raise
+            except TinctError as exc:
                 if "train" not in str(exc).lower() and "corpus" not in str(exc).lower():
                     raise
                 self.log(f"latency: no training split for calibration ({_reason(exc)}); using {PHOTOS}")
-                produced = fn(src, out, calib_dir=str(PHOTOS), **kw)
-        except TypeError as exc:
-            raise SkipCase(f"quantization API differs from what the latency suite expects ({_reason(exc)})") \
-                from None
-        except Exception as exc:
-            from tinct.quantization.guard import GuardError
-
-            if isinstance(exc, GuardError):  # the artifact exists only if it works: report, never time
-                raise CaseFailed(f"tinct quantize's guard refused it on this CPU: {_reason(exc)}") from None
-            raise
+                produced = quantize(src, out, recipe(str(PHOTOS)), guard)
+        except GuardError as exc:  # the artifact exists only if it works: report, never time
+            raise CaseFailed(f"tinct quantize's guard refused it on this CPU: {_reason(exc)}") from None
         if isinstance(produced, tuple):  # (path, guard report)
             produced = produced[0]
         produced = Path(produced) if produced else out
@@ -201,7 +205,7 @@ class ModelStore:
         out = src.with_suffix(".xml")
         if not (out.is_file() and out.with_suffix(".bin").is_file()
                 and out.stat().st_mtime >= src.stat().st_mtime):
-            from tinct.runtime.commands.build import build_openvino
+            from tinct.runtime.backends.loaders import build_openvino
 
             self.log(f"latency: building {out.name}")
             build_openvino(src, out, precision="int8" if _onnx_precision(src) == "int8" else "fp32", check=False)
@@ -260,14 +264,3 @@ def _onnx_precision(path: Path) -> str:
     return read_onnx_props(path).get("tinct.precision", "fp32")
 
 
-def quantize_entry_point() -> Callable:
-    """``quantization.cli.quantize(src, out, precision=, backend=, ...)`` (what ``tinct quantize``
-    runs); SkipCase when the quantization package is absent."""
-    try:
-        mod = importlib.import_module("tinct.quantization.cli")
-    except ImportError as exc:
-        raise SkipCase(f"the quantization package ('tinct quantize') is not available ({_reason(exc)})") from None
-    fn = getattr(mod, "quantize", None)
-    if not callable(fn):
-        raise SkipCase("the quantization package has no quantize() entry point")
-    return fn

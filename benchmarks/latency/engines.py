@@ -249,7 +249,7 @@ def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
             if importlib.util.find_spec("tensorrt") is None:
                 raise SkipCase("TensorRT is not installed")
             from tinct.runtime.backends import open_backend
-            from tinct.runtime.commands.build import build_tensorrt
+            from tinct.runtime.backends.loaders import build_tensorrt
 
             if case.variant == "own":
                 raise SkipCase("TensorRT If layers cost about both branches: use a static gate pattern")

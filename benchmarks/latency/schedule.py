@@ -114,7 +114,9 @@ class RunResult:
 def run_cases(cases: Sequence[Case], rounds: int = 50, warmup: int = 5, order: str = "shuffle", seed: int = 0,
               clock: Callable[[], float] = time.perf_counter, gap_s: float = 0.0, progress: bool = False,
               log: Callable[[str], None] | None = None, burst: int = 1) -> RunResult:
-    """Set up, warm up, then time every case round-robin (see the module docstring).
+    """Set up, warm up, then time every case round-robin (see the module docstring). Long on purpose:
+    setup, warm-up, the interleaved rounds and the results share the per-case state (samples, failures)
+    and read as one schedule.
 
     ``clock`` returns seconds (tests pass a fake one). ``gap_s`` sleeps between calls so that the
     spinning worker threads of one engine back off before the next engine runs.

@@ -1,28 +1,10 @@
-"""`tinct build IN.onnx --backend openvino|tensorrt -o OUT`: compile an ONNX artifact for a backend.
+"""`tinct build IN.onnx --backend openvino|tensorrt -o OUT`: compile an ONNX artifact for a backend
+(the loaders: :mod:`runtime.backends.loaders`)."""
 
-OpenVINO: ``ov.convert_model`` + ``ov.save_model(compress_to_fp16=False)`` (weights stay fp32);
-the ONNX's ArtifactMeta props and the build settings go into the IR's ``rt_info`` (layout in
-:mod:`runtime.backends.openvino_backend`), including the inference precision to use at run time
-(f32 unless --precision bf16/fp16), so the runtime never falls back to OpenVINO's bf16 default.
-
-TensorRT (10/11): network from the ONNX via ``trt.OnnxParser`` with the STRONGLY_TYPED flag (the
-graph's own types decide: FP16 comes from an fp16-exported ONNX, INT8 from explicit Q/DQ; no
-calibrators, no FP16/INT8 builder flags), an optimization profile over the batch dimension, a
-workspace limit and an optional timing cache; written as the tinct header + engine (layout in
-:mod:`runtime.backends.tensorrt_backend`).
-
-Outputs are written to a temporary name in the target directory and renamed into place only
-after the build succeeded (and, for IR, was read back): a failure never leaves a half-written file.
-"""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -59,7 +41,7 @@ def run(args) -> int:
     if args.precision == "auto":
         if args.backend != "openvino":
             raise TinctError("--precision auto chooses among OpenVINO CPU precisions: use --backend openvino")
-        from tinct.quantization.auto import build_auto, format_table
+        from tinct.benchmarks.auto_precision import build_auto, format_table
 
         out, table = build_auto(args.onnx, args.output, threads=args.threads or 1, calib_dir=args.calib,
                                 log=lambda m: print(m, file=sys.stderr))
@@ -67,6 +49,8 @@ def run(args) -> int:
         chosen = next(t for t in table if t.get("chosen"))
         print(f"built {out} (openvino, auto -> {chosen['precision']}, {args.threads or 1} thread(s))")
         return 0
+    from tinct.runtime.backends.loaders import build_openvino, build_tensorrt
+
     if args.backend == "openvino":
         out = build_openvino(args.onnx, args.output, device=args.device or "CPU", precision=args.precision,
                              threads=args.threads, check=not args.no_check, bf16_variant=args.bf16_variant,
@@ -77,222 +61,3 @@ def run(args) -> int:
                              profile=(args.min_batch, args.opt_batch, args.max_batch))
     print(f"built {out} ({args.backend}, {args.precision})")
     return 0
-
-
-def _source(onnx_path: str | Path):
-    """Validate the ONNX (readable, tinct metadata, I/O contract); return (path, meta, props, sha256)."""
-    from tinct.runtime.backends.base import sha256_file
-    from tinct.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from tinct.runtime.errors import TinctError
-
-    onnx_path = Path(onnx_path)
-    if onnx_path.suffix.lower() != ".onnx":
-        raise TinctError(f"{onnx_path.name}: 'tinct build' takes a .onnx artifact")
-    if not onnx_path.is_file():
-        raise TinctError(f"artifact {onnx_path} does not exist")
-    src = OnnxRuntimeBackend.load(onnx_path, optimization="disable")
-    props = {k: v for k, v in src.session.get_modelmeta().custom_metadata_map.items() if k.startswith("tinct.")}
-    return onnx_path, src.meta, props, sha256_file(onnx_path)
-
-
-def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
-    from tinct.runtime.errors import TinctError
-
-    if out.suffix.lower() not in suffixes:
-        raise TinctError(f"output {out.name}: expected a {' or '.join(suffixes)} file name")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise TinctError(f"output directory {parent} does not exist")
-
-
-def build_openvino(onnx_path, out, device: str = "CPU", precision: str = "fp32", threads: int = 0,
-                   check: bool = True, bf16_variant: str = "auto", log=None) -> Path:
-    """ONNX -> IR (see the module docstring). BF16 on CPU: the variants of
-    :data:`runtime.backends.openvino_backend.BF16_VARIANTS` are tried in order (or only
-    ``bf16_variant``) and the first whose outputs agree with ONNX Runtime FP32 on the parity photos
-    (:func:`bf16_self_check`) is written; none agreeing is an error."""
-    from tinct.runtime.backends.openvino_backend import (
-        BF16_VARIANTS,
-        OV_PRECISION,
-        _ov,
-        bf16_build,
-        convert_for_variant,
-        restamp_ir,
-        save_ir,
-    )
-    from tinct.runtime.errors import TinctError
-
-    ov = _ov()
-    out = Path(out)
-    _check_out(out, (".xml",))
-    onnx_path, meta, props, sha = _source(onnx_path)
-    if precision == "int8":
-        if meta.precision != "int8":
-            raise TinctError(f"{onnx_path.name} is {meta.precision}: INT8 comes from a quantized artifact "
-                             "('tinct quantize'), not from the build")
-        hint = "f32"
-    else:
-        hint = OV_PRECISION[precision]
-    bf16_cpu = hint == "bf16" and device.upper() == "CPU"
-    if bf16_cpu:
-        from tinct.runtime.backends.openvino_backend import require_precision_isa
-
-        require_precision_isa("bf16", onnx_path.name)
-        if bf16_variant != "auto" and bf16_variant not in BF16_VARIANTS:
-            raise TinctError(f"unknown bf16 variant {bf16_variant!r}; choose from auto, {', '.join(BF16_VARIANTS)}")
-    variants = ([*BF16_VARIANTS] if bf16_variant == "auto" else [bf16_variant]) if bf16_cpu else [None]
-    from tinct.runtime.cpu import cpu_record
-
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
-    try:
-        tried = []
-        for v in variants:
-            model = convert_for_variant(onnx_path, v)
-            build = {"inference_precision": hint, "device": device.upper(), "openvino_version": ov.__version__,
-                     "source_onnx": onnx_path.name, "source_onnx_sha256": sha}
-            if v is not None:
-                build.update(bf16_build(model, v))
-            tmp_xml = tmpdir / (v or "ir") / out.name
-            tmp_xml.parent.mkdir()
-            save_ir(model, tmp_xml, props, build)
-            if v is not None:
-                mean_ab, nonfinite = bf16_self_check(tmp_xml, onnx_path, threads)
-                ok = nonfinite == 0 and mean_ab <= BF16_SELF_CHECK_MAX_MEAN_AB
-                tried.append(f"{v}: mean |Δab| {mean_ab:.3f}" + (f", {nonfinite} NaN/inf" if nonfinite else ""))
-                if log:
-                    log(f"build: bf16 variant {v}: mean |Δab| {mean_ab:.3f} vs ONNX Runtime FP32 "
-                        f"({'kept' if ok else 'refused'})")
-                if not ok:
-                    continue
-                # record the check and the machine it ran on in the IR
-                final = tmpdir / "final" / out.name
-                final.parent.mkdir()
-                tmp_xml = restamp_ir(tmp_xml, final, extra_build={
-                    "bf16_self_check_mean_ab": f"{mean_ab:.4f}", "verified_on": json.dumps(cpu_record())})
-            elif check:  # read back and compile what was written before it replaces anything
-                from tinct.runtime.backends.openvino_backend import OpenVINOBackend
-
-                OpenVINOBackend.load(tmp_xml, device=device, precision=None, threads=threads)
-            os.replace(tmp_xml.with_suffix(".bin"), out.with_suffix(".bin"))
-            os.replace(tmp_xml, out)  # the .xml last: a visible .xml always has its .bin
-            return out
-        raise TinctError(f"{onnx_path.name}: no BF16 variant agrees with FP32 on this CPU ({'; '.join(tried)}; "
-                         f"limit {BF16_SELF_CHECK_MAX_MEAN_AB:g}); nothing written. Build fp32, or quantize to int8")
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-# BF16 builds are compared with ONNX Runtime FP32 before they are written: mean |Δab| (Lab units) over
-# the parity photos with 10 hints. The guard's BF16 limit; measured on an AMX CPU, plain bf16 on
-# iColoriT-T was ~14.5 (broken kernels) against ~0.24 with AMX masked off.
-BF16_SELF_CHECK_MAX_MEAN_AB = 1.0
-
-
-def bf16_self_check(xml: Path, onnx_path: Path, threads: int = 0) -> tuple[float, int]:
-    """(mean |Δab| in Lab units, number of non-finite outputs) of the IR at its recorded precision
-    against ONNX Runtime FP32 of its source, on the parity photos (fixtures, else the validation split)."""
-    from tinct.export.parity import parity_inputs
-    from tinct.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from tinct.runtime.backends.openvino_backend import OpenVINOBackend
-    from tinct.runtime.color import AB_NORM
-    from tinct.runtime.compare import OutputDiff
-
-    x = parity_inputs(hint_counts=(10,))
-    ref = OnnxRuntimeBackend.load(onnx_path, threads=threads)
-    cand = OpenVINOBackend.load(xml, precision=None, threads=threads)
-    diff = OutputDiff()
-    try:
-        for i in range(len(x)):
-            diff.add(ref.run_x(x[i:i + 1]), cand.run_x(x[i:i + 1]))
-    finally:
-        ref.close()
-        cand.close()
-    mean = diff.mean_abs * AB_NORM if diff.count else float("inf")
-    return mean, diff.nonfinite
-
-
-def check_trt_int8(meta, name: str) -> None:
-    """TensorRT's explicit quantization takes signed INT8 Q/DQ with zero point 0 only; refuse the
-    U8-asymmetric Q/DQ of the ONNX Runtime / OpenVINO routes before anything is built."""
-    from tinct.runtime.errors import TinctError
-
-    if meta.precision != "int8":
-        return
-    acts = str((meta.extra.get("quantization") or {}).get("activations", ""))
-    if not acts.startswith("int8 symmetric"):  # as recorded by 'tinct quantize --backend tensorrt'
-        raise TinctError(f"{name}: its INT8 activations are {acts or 'of unknown scheme'}, but TensorRT takes signed "
-                         f"INT8 Q/DQ with zero point 0 only; quantize for it with 'tinct quantize --backend tensorrt'")
-
-
-def build_tensorrt(onnx_path, out, precision: str = "fp32", workspace_mib: int = 1024,
-                   timing_cache: str | Path | None = None, profile: tuple[int, int, int] = (1, 1, 1),
-                   device: int = 0) -> Path:
-    from tinct.runtime.backends.tensorrt_backend import _check, gpu_info, import_cudart, import_trt, pack_engine
-    from tinct.runtime.errors import TinctError
-
-    out = Path(out)
-    _check_out(out, (".engine", ".plan"))
-    onnx_path, meta, props, sha = _source(onnx_path)
-    if precision != meta.precision:
-        raise TinctError(f"{onnx_path.name} is an {meta.precision} graph; TensorRT builds strongly typed "
-                         f"networks, so a {precision} engine needs a {precision} ONNX ('tinct export "
-                         f"--precision {precision}' or 'tinct quantize')")
-    check_trt_int8(meta, onnx_path.name)
-    trt = import_trt()
-    cudart = import_cudart()
-    _check(cudart.cudaSetDevice(device))
-    gpu_name, cc = gpu_info(cudart, device)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    elif precision != "fp32":
-        raise TinctError(f"TensorRT {trt.__version__} has no strongly typed networks; tinct needs TensorRT >= 10")
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TinctError(f"TensorRT cannot parse {onnx_path.name}: {errors[:300]}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    opt_profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        t = network.get_input(i)
-        rest = tuple(int(d) for d in t.shape[1:])
-        opt_profile.set_shape(t.name, (profile[0],) + rest, (profile[1],) + rest, (profile[2],) + rest)
-    config.add_optimization_profile(opt_profile)
-    cache_bytes = b""
-    if timing_cache and Path(timing_cache).is_file():
-        cache_bytes = Path(timing_cache).read_bytes()
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise TinctError(f"TensorRT failed to build an engine from {onnx_path.name} (see the log above)")
-    header = {
-        "tensorrt_version": trt.__version__, "gpu_name": gpu_name, "compute_capability": cc,
-        "precision": precision, "source_onnx": str(onnx_path.resolve()), "source_onnx_sha256": sha,
-        "profile": {"min": profile[0], "opt": profile[1], "max": profile[2]},
-        "workspace_mib": int(workspace_mib), "props": props,
-    }
-    _atomic_write(out, pack_engine(header, memoryview(serialized)))
-    if timing_cache:
-        _atomic_write(Path(timing_cache), memoryview(config.get_timing_cache().serialize()))
-    return out
-
-
-def _atomic_write(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -147,7 +147,7 @@ def auto_engine(onnx_path: Path, threads: int) -> Path:
     out = engine_cache_dir() / f"{onnx_path.stem}-{sha256_file(onnx_path)[:12]}-auto-{cpu_key}-t{threads}.xml"
     if out.is_file() and out.with_suffix(".bin").is_file():
         return out
-    from tinct.quantization.auto import build_auto
+    from tinct.benchmarks.auto_precision import build_auto
 
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"choosing the precision for {onnx_path.name} on this CPU ({threads} thread(s); first use, cached "
@@ -173,7 +173,7 @@ def open_engine(args):
         try:
             return open_backend(path, name, **opts)
         except StaleEngineError:
-            from tinct.runtime.commands.build import build_tensorrt
+            from tinct.runtime.backends.loaders import build_tensorrt
             header, _ = read_engine_file(path)
             prof = header.get("profile", {})
             build_tensorrt(header["source_onnx"], path, precision=header.get("precision", "fp32"),

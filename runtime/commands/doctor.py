@@ -17,7 +17,6 @@ import importlib.util
 import platform
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from tinct.runtime.cpu import cpu_flags, cpu_name, has_native_bf16
@@ -132,13 +131,15 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
     ref = ref_backend.run_x(x).copy()
 
     def timed(backend) -> tuple[float, np.ndarray]:
+        """Median ms of ``repeat`` calls through the one latency scheduler (after one warm-up)."""
+        from tinct.benchmarks.latency.schedule import Case, Timed, run_cases
+
         out = np.array(backend.run_x(x))
-        ts = []
-        for _ in range(max(1, repeat)):
-            t = time.perf_counter()
-            backend.run_x(x)
-            ts.append((time.perf_counter() - t) * 1e3)
-        return float(np.median(ts)), out
+        run = run_cases([Case("doctor", "engine", setup=lambda: Timed(call=lambda: backend.run_x(x)))],
+                        rounds=max(1, repeat), warmup=1)
+        if not run.results:
+            raise TinctError(run.skipped[0]["reason"] if run.skipped else "timing failed")
+        return float(run.results[0]["median_ms"]), out
 
     results = []
     ms, _ = timed(ref_backend)
@@ -154,7 +155,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
         avail = available_backends()
         if "openvino" in avail:
             def ov_build(precision):
-                from tinct.runtime.commands.build import build_openvino
+                from tinct.runtime.backends.loaders import build_openvino
                 xml = build_openvino(onnx_path, tmp / f"model-{precision}.xml", precision=precision, check=False)
                 return open_backend(xml, threads=threads)
             candidates.append(("openvino CPU f32 (IR)", lambda: ov_build("fp32")))
@@ -164,7 +165,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
             results.append({"backend": "openvino", "skipped": "not available (pip install 'tinct[openvino]')"})
         if "tensorrt" in avail:
             def trt_build():
-                from tinct.runtime.commands.build import build_tensorrt
+                from tinct.runtime.backends.loaders import build_tensorrt
                 eng = build_tensorrt(onnx_path, tmp / "model.engine")
                 return open_backend(eng)
             candidates.append(("tensorrt", trt_build))

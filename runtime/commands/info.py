@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def count_if_nodes(path: str | Path):
+def if_nodes_in_file(path: str | Path):
     """Number of ONNX ``If`` nodes (nested ones included), or None when ``onnx`` is not installed."""
     try:
         import onnx
@@ -48,7 +48,7 @@ def verification_lines(meta, build: dict) -> list[str]:
                 out.append(f"verified   {what}: unreadable record")
     if build.get("auto_candidates"):
         try:
-            from tinct.quantization.auto import format_table
+            from tinct.benchmarks.auto_precision import format_table
 
             table = json.loads(build["auto_candidates"])
             out.append(f"auto       chose {build.get('auto_choice')} at {build.get('auto_threads')} thread(s):")
@@ -83,7 +83,7 @@ def run(args) -> int:
         for n, shape, dtype in items:
             print(f"{kind:<10} {n} {shape} {dtype}")
     if path.suffix.lower() == ".onnx":
-        n_if = count_if_nodes(path)
+        n_if = if_nodes_in_file(path)
         print(f"If nodes   {'n/a (onnx not installed)' if n_if is None else n_if}")
     print("metadata:")
     for k, v in sorted(meta.to_props().items()):

@@ -1,81 +1,45 @@
-"""Interleaved latency of one model's FP32 / BF16 / INT8 variants (1 thread, batch 1, CPU).
+"""The quantization recipe sweep behind the defaults: latency and ΔPSNR@10 of one model's variants.
 
-``python -m tinct.quantization.measure MODEL.onnx [--calib-size 32] [--rounds 40] [--sweep] [--gates P ...]``
+``python -m tinct.benchmarks.quantization_sweep MODEL.onnx [--calib-size 32] [--rounds 40] [--sweep]``
 
 Variants: ONNX Runtime FP32 and INT8 (Q/DQ), OpenVINO FP32 / BF16 (explicit INFERENCE_PRECISION_HINT),
-OpenVINO INT8 via NNCF (iColoriT only) and via the Q/DQ ONNX. They are built once, warmed up, then
-timed round-robin (one inference of each per round, order rotated every round) so that load from
-neighbours hits every variant alike; prints median ms and IQR.
+OpenVINO INT8 via NNCF (iColoriT only) and via the Q/DQ ONNX, timed by the one latency scheduler
+(:func:`tinct.benchmarks.latency.run_cases`: interleaved, shuffled, 1 thread, batch 1).
 ``--sweep`` also tries several Q/DQ recipes (which op types are quantized, per-channel or not) and
-prints ΔPSNR@10 (guard protocol, ``--guard-images`` images) next to the latencies.
-``--gates 1.0 0.5 0.3`` (A-ColViT): force that fraction of If conditions on (spread over depth)
-in every variant, to time fixed gate patterns.
+prints ΔPSNR@10 (guard protocol, ``--guard-images`` images) next to the latencies. Fixed A-ColViT
+gate patterns: ``tinct bench latency --gates``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from tinct.quantization import guard
 from tinct.quantization.conditional import if_nodes
 
 
-def force_gates(src: Path, dst: Path, fraction: float) -> list[int]:
-    """Replace each If condition by a constant: the first ``round(fraction*n)`` of an evenly spread order on."""
-    m = onnx.load(str(src))
-    ifs = if_nodes(m)
-    n = len(ifs)
-    k = round(fraction * n)
-    on = set(np.round(np.linspace(0, n - 1, k)).astype(int).tolist()) if k else set()
-    pattern = [int(i in on) for i in range(n)]
-    for i, node in enumerate(ifs):
-        name = f"forced_cond_{i}"
-        m.graph.initializer.append(onnx.numpy_helper.from_array(np.array(bool(pattern[i])), name))
-        node.input[0] = name
-    onnx.save(m, str(dst))
-    return pattern
+def interleave(variants, x, rounds: int, warmup: int = 5) -> list[tuple[str, float, float]]:
+    """(label, median ms, IQR ms) per (label, path, kind, hint) variant, through the one scheduler."""
+    from tinct.benchmarks.latency.schedule import Case, Timed, run_cases
 
+    def case(label, path, kind, hint):
+        def setup():
+            pred = guard.Predictor(path, threads=1, inference_precision=hint if kind == "ov" else None)
+            return Timed(call=lambda: pred(x))
+        return Case(label, "openvino" if kind == "ov" else "onnxruntime", info={"label": label}, setup=setup)
 
-class Runner:
-    def __init__(self, name: str, predictor):
-        self.name, self.predictor, self.times = name, predictor, []
-
-
-def ort_runner(name, path):
-    return Runner(name, guard.Predictor(path, threads=1))
-
-
-def ov_runner(name, path, hint):
-    return Runner(name, guard.Predictor(path, threads=1, inference_precision=hint))
-
-
-def interleave(runners, x, rounds: int, warmup: int = 5):
-    for r in runners:
-        for _ in range(warmup):
-            r.predictor(x)
-    for k in range(rounds):
-        order = runners[k % len(runners):] + runners[:k % len(runners)]
-        for r in order:
-            t = time.perf_counter()
-            r.predictor(x)
-            r.times.append((time.perf_counter() - t) * 1e3)
-    rows = []
-    for r in runners:
-        q1, med, q3 = np.percentile(r.times, [25, 50, 75])
-        rows.append((r.name, med, q3 - q1))
-    return rows
+    run = run_cases([case(*v) for v in variants], rounds=rounds, warmup=warmup)
+    by = {e["label"]: e for e in run.results}
+    return [(v[0], by[v[0]]["median_ms"], by[v[0]]["iqr_ms"]) for v in variants if v[0] in by]
 
 
 def print_table(rows, title, extra=None):
     print(f"\n{title}")
-    print(f"| variant | median ms | IQR ms |" + (" ΔPSNR@10 dB | max Δab |" if extra else ""))
+    print("| variant | median ms | IQR ms |" + (" ΔPSNR@10 dB | max Δab |" if extra else ""))
     print("|---|---|---|" + ("---|---|" if extra else ""))
     base = rows[0][1]
     for name, med, iqr in rows:
@@ -101,7 +65,6 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--guard-images", type=int, default=16)
-    ap.add_argument("--gates", type=float, nargs="*", default=None)
     ap.add_argument("--no-nncf", action="store_true")
     args = ap.parse_args(argv)
 
@@ -153,19 +116,8 @@ def main(argv=None) -> int:
                 rep = guard.compare(guard.Predictor(src), guard.Predictor(path, 1, hint), images, names, where,
                                     counts=(10,))
                 extra[label] = (rep.delta[10], rep.max_ab_err)
-        patterns = args.gates if (dynamic and args.gates) else [None]
-        for frac in patterns:
-            runners = []
-            for label, path, kind, hint in variants:
-                if frac is not None:
-                    fp = tmp / f"forced_{frac}_{Path(path).stem}.onnx"
-                    pattern = force_gates(Path(path), fp, frac)
-                    path = fp
-                runners.append(ort_runner(label, path) if kind == "ort" else ov_runner(label, path, hint))
-            title = f"{src.name}: 1 thread, batch 1, {args.rounds} interleaved rounds"
-            if frac is not None:
-                title += f", forced gates {sum(pattern)}/{len(pattern)} on"
-            print_table(interleave(runners, x, args.rounds), title, extra)
+        title = f"{src.name}: 1 thread, batch 1, {args.rounds} interleaved rounds"
+        print_table(interleave(variants, x, args.rounds), title, extra)
     return 0
 
 

@@ -42,7 +42,7 @@ def _calibration_dir(calib_dir):
     """--calib, else the corpus' training split (None: the quantizer's default), else the fixture photos."""
     if calib_dir:
         return calib_dir
-    from tinct.training.data import _cache
+    from tinct.data.corpus import _cache
 
     if (_cache(None) / "train" / "index.json").is_file():
         return None
@@ -57,20 +57,23 @@ def build_auto(onnx_path, out, *, threads: int = 1, calib_dir=None, calib_size: 
                guard_images: int | None = None, rounds: int = 30, progress: bool = False,
                log: Callable[[str], None] | None = None) -> tuple[Path, list[dict]]:
     """Build, guard and time every candidate; write the fastest that passed to ``out`` (.xml).
-    Returns (out, candidate table). Nothing is written when no candidate passes."""
+    Returns (out, candidate table). Nothing is written when no candidate passes.
+    Long on purpose: every candidate's build -> guard -> verdict and the final choice are one table
+    filled in one pass; split up, the rows' states would travel through four helpers."""
     from tinct.benchmarks.latency import Case, Timed, run_cases
     from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
-    from tinct.quantization.cli import _read_parent, quantize, verification_record
+    from tinct.quantization.api import quantize, read_parent, verification_record
+    from tinct.quantization.recipes import Calibration, GuardPolicy, make_recipe
     from tinct.runtime.artifact import C2E_COLORIZER
     from tinct.runtime.backends.openvino_backend import OpenVINOBackend
-    from tinct.runtime.commands.build import build_openvino
+    from tinct.runtime.backends.loaders import build_openvino
     from tinct.runtime.cpu import missing_isa
 
     log = log or (lambda m: None)
     src, out = Path(onnx_path), Path(out)
     if out.suffix.lower() != ".xml":
         raise TinctError(f"output {out.name}: --precision auto writes an OpenVINO IR (.xml)")
-    parent = _read_parent(src)
+    parent = read_parent(src)
     if parent.architecture == C2E_COLORIZER:
         raise TinctError("--precision auto times hint-based models (iColoriT, A-ColViT); for Color2Embed pick "
                          "--precision int8 or fp32 (tinct quantize guards it)")
@@ -99,13 +102,11 @@ def build_auto(onnx_path, out, *, threads: int = 1, calib_dir=None, calib_size: 
                 else:
                     if cand.startswith("int8") and calib is None:
                         calib = _calibration_dir(calib_dir) or ""
-                    kw = {"precision": "int8" if cand.startswith("int8") else "bf16", "backend": "openvino",
-                          "guard_images": guard_images, "progress": progress}
-                    if cand.startswith("int8"):
-                        kw.update(calib_dir=calib or None, calib_size=calib_size)
-                    if cand == "int8-bf16":
-                        kw["ov_float_precision"] = "bf16"
-                    _, rep = quantize(src, path, **kw)
+                    recipe = make_recipe(precision="int8" if cand.startswith("int8") else "bf16",
+                                         backend="openvino", dynamic=parent.gating == "dynamic",
+                                         ov_float_precision="bf16" if cand == "int8-bf16" else "f32",
+                                         calibration=Calibration(source=calib or None, size=calib_size))
+                    _, rep = quantize(src, path, recipe, GuardPolicy(images=guard_images), progress=progress)
             except guard.GuardError as exc:
                 row.update(verdict="failed", reason=str(exc).split("; nothing written")[0][:300])
                 continue

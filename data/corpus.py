@@ -1,6 +1,6 @@
 """The offline photo corpus: fetch pinned Debian packages, verify, decode, cache, sample crops.
 
-Sources (all from the Debian archive, versions and hashes pinned in ``training/manifest.json``):
+Sources (all from the Debian archive, versions and hashes pinned in ``data/manifest.json``):
 
 - train: wallpapers (mate-backgrounds, plasma-workspace-wallpapers, lomiri-wallpapers-16.04/20.04),
   tuxpaint-data templates, hand-picked colour photos of opencv-doc, and the colour photos of
@@ -28,23 +28,20 @@ hundred MB and random-resized-crop cost low; crops of 224 from a 768 short side 
 scale range used. Validation images follow the ImageNet protocol: short side resized to 256
 (bilinear), centre crop 224, PNG.
 
-This module imports numpy and Pillow only (no torch): the training loop imports it.
+This module imports numpy and Pillow only (no torch). Loading and sampling: :mod:`data.photos`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -58,57 +55,13 @@ VAL_RESIZE = 256
 VAL_CROP = 224
 SPLITS = ("train", "val")
 
-# ----------------------------------------------------------------------------- selection rules
-# Used only by build_manifest() (maintainers); fetch() reads the committed manifest.
-GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/"
-PLASMA = ("BytheWater", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Kite",
-          "OneStandsOut", "Path", "summer_1am")
-OPENCV_DIR = "usr/share/doc/opencv-doc/examples/data/"
-# Chosen by looking at every image: colour photographs only. Left out: grayscale images,
-# checkerboards (left01..right14), renders (Blender_Suzanne*), logos, synthetic shapes (pic*,
-# detect_blob, pca_test1, ml), text (imageText*, text_*, notes, sudoku), a painting (starry_night),
-# cards.png (clip art), a manipulated duplicate (ela_modified) and the second views of stereo/
-# sequence pairs (aloeR, graf3, leuvenB, right, rubberwhale2), HappyFish (259x194, too small).
-OPENCV_PHOTOS = ("aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg",
-                 "building.jpg", "butterfly.jpg", "chicky_512.png", "ela_original.jpg",
-                 "fruits.jpg", "graf1.png", "home.jpg", "left.jpg", "leuvenA.jpg",
-                 "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png",
-                 "smarties.png", "squirrel_cls.jpg", "stuff.jpg")
-RULES = [
-    # (split, package, file glob, rcc member glob or None, excluded basenames / member globs)
-    ("train", "mate-backgrounds", "usr/share/backgrounds/mate/nature/*.jpg", None, ()),
-    *[("train", "plasma-workspace-wallpapers",
-       f"usr/share/wallpapers/{d}/contents/images/2560x1600.jpg", None, ()) for d in PLASMA],
-    ("train", "lomiri-wallpapers-16.04", "usr/share/backgrounds/*.jpg", None,
-     ("umang_by_Abhishek_Mudgal.jpg", "analogpattern_by_Peter_Nerlich.jpg")),
-    ("train", "lomiri-wallpapers-20.04", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg", None, ()),
-    ("train", "tuxpaint-data", "usr/share/tuxpaint/templates/*.jpg", None, ()),
-    *[("train", "opencv-doc", OPENCV_DIR + f, None, ()) for f in OPENCV_PHOTOS],
-    ("train", "gcompris-qt-data", GCOMPRIS_RCC + "categorization.rcc", "*/resource/images/*/*.webp",
-     ("*/images/monuments/*", "*/alphabets.webp", "*/numbers.webp")),
-    ("val", "gcompris-qt-data", GCOMPRIS_RCC + "explore_monuments.rcc", "*/resource/*/*.webp", ()),
-    ("val", "gcompris-qt-data", GCOMPRIS_RCC + "explore_world_animals.rcc", "*/resource/animals/*.webp", ()),
-    ("val", "gcompris-qt-data", GCOMPRIS_RCC + "explore_farm_animals.rcc", "*/resource/animals/*.webp", ()),
-]
-VAL_PREFIX = {"explore_monuments.rcc": "monuments", "explore_world_animals.rcc": "world",
-              "explore_farm_animals.rcc": "farm"}
-LICENSES = {
-    "mate-backgrounds": "GPL-2+ / CC-BY-SA (see the package's copyright file)",
-    "plasma-workspace-wallpapers": "LGPL-3 / CC-BY-SA-4.0 (see the package's copyright file)",
-    "lomiri-wallpapers-16.04": "CC-BY-SA-3.0 / CC-BY-SA-4.0 (see the package's copyright file)",
-    "lomiri-wallpapers-20.04": "CC-BY-SA-4.0 (see the package's copyright file)",
-    "tuxpaint-data": "GPL-2+ / CC0 / public domain (see the package's copyright file)",
-    "opencv-doc": "Apache-2.0 / BSD-3-Clause / various (see the package's copyright file)",
-    "gcompris-qt-data": "per-image CC0 / public domain / CC-BY-SA-4.0 / GPL-3 (README in each .rcc)",
-}
-
-
 # ----------------------------------------------------------------------------- helpers
 
 def default_cache() -> Path:
     """``$TINCT_DATA`` if set, else ``~/.cache/tinct/data``."""
-    env = os.environ.get("TINCT_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tinct" / "data"
+    from tinct.runtime.probes import data_dir
+
+    return data_dir()
 
 
 def _cache(cache) -> Path:
@@ -204,7 +157,7 @@ def apt_download(package: str, version: str, dest: Path, deb_sha256: str | None 
         err = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or "no .deb written"
         raise TinctError(f"package {package} version {version} (pinned in the manifest) is not available "
                          f"from apt (apt-get: {err}); run 'apt-get update', or re-pin the manifest "
-                         "with 'python -m tinct.training.data --write-manifest'")
+                         "with 'python -m tinct.data.manifest --write-manifest'")
     deb = debs[0]
     if deb_sha256 and sha256_file(deb) != deb_sha256:
         raise TinctError(f"{deb.name}: sha256 {sha256_file(deb)} differs from the manifest's {deb_sha256}")
@@ -333,7 +286,7 @@ def _source_bytes(cache: Path, item: dict, _rcc_cache: dict) -> bytes:
     path = cache / "raw" / item["package"] / item["path"]
     if not item.get("member"):
         return path.read_bytes()
-    from tinct.training import rcc
+    from tinct.data import rcc
     arc = _rcc_cache.get(path)
     if arc is None:
         arc = _rcc_cache[path] = rcc.open_rcc(path)
@@ -450,209 +403,3 @@ def fetch(cache: Path | None = None, splits: Sequence[str] = SPLITS, progress: b
         (_build_train if split == "train" else _build_val)(cache, manifest, progress)
     verify(cache, splits, manifest)
     return cache
-
-
-# ----------------------------------------------------------------------------- loading
-
-def load_train_photos(cache=None) -> list[np.ndarray]:
-    """The decoded training photos (uint8 HxWx3), as cached by ``tinct data fetch``."""
-    d = _cache(cache) / "train"
-    index_path = d / "index.json"
-    if not index_path.is_file():
-        raise TinctError(f"no training photos under {d.parent}: run 'tinct data fetch' first")
-    index = json.loads(index_path.read_text())
-    return [np.load(d / item["file"]) for item in index["items"]]
-
-
-def val_dir(cache=None) -> Path:
-    """``<cache>/val``, containing ``images/`` and ``hints/``."""
-    d = _cache(cache) / "val"
-    if not (d / "index.json").is_file():
-        raise TinctError(f"no validation split under {d.parent}: run 'tinct data fetch' first")
-    return d
-
-
-def load_val(cache=None) -> tuple[list[str], np.ndarray]:
-    """(names sorted, images uint8 ``[N, 224, 224, 3]``) of the validation split."""
-    from PIL import Image
-    d = val_dir(cache) / "images"
-    paths = sorted(d.glob("*.png"))
-    names = [p.stem for p in paths]
-    images = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in paths]) \
-        if paths else np.zeros((0, VAL_CROP, VAL_CROP, 3), np.uint8)
-    return names, images
-
-
-# ----------------------------------------------------------------------------- crops
-
-class CropSampler:
-    """Random-resized crops of the training photos, as torchvision's ``RandomResizedCrop``.
-
-    For each sample: a photo uniformly at random; up to 10 tries of an area fraction uniform in
-    ``scale`` and a log-uniform aspect ratio in ``ratio``, accepted when the box fits; else the
-    fallback centre crop (the whole image clamped to the ratio range). The box is resized to
-    ``size`` x ``size`` with Pillow's bilinear filter (antialiased when shrinking) and flipped
-    horizontally with probability 1/2. Deterministic given ``seed``.
-    """
-
-    def __init__(self, photos: Sequence[np.ndarray], seed: int, size: int = 224,
-                 scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                 hflip: bool = True):
-        from PIL import Image
-        if not photos:
-            raise TinctError("CropSampler needs at least one photo")
-        self._images = []
-        for p in photos:
-            p = np.asarray(p)
-            if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
-                raise TinctError(f"CropSampler expects uint8 HxWx3 photos, got {p.dtype} {p.shape}")
-            self._images.append(Image.fromarray(np.ascontiguousarray(p)))
-        self.size, self.scale, self.ratio, self.hflip = int(size), scale, ratio, hflip
-        self.rng = np.random.default_rng(seed)
-        self._log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-
-    def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
-        """(top, left, h, w) as torchvision's ``RandomResizedCrop.get_params``."""
-        area = width * height
-        rng = self.rng
-        for _ in range(10):
-            target = area * rng.uniform(self.scale[0], self.scale[1])
-            aspect = math.exp(rng.uniform(*self._log_ratio))
-            w = int(round(math.sqrt(target * aspect)))
-            h = int(round(math.sqrt(target / aspect)))
-            if 0 < w <= width and 0 < h <= height:
-                i = int(rng.integers(0, height - h + 1))
-                j = int(rng.integers(0, width - w + 1))
-                return i, j, h, w
-        in_ratio = width / height
-        if in_ratio < min(self.ratio):
-            w, h = width, int(round(width / min(self.ratio)))
-        elif in_ratio > max(self.ratio):
-            h, w = height, int(round(height * max(self.ratio)))
-        else:
-            w, h = width, height
-        return (height - h) // 2, (width - w) // 2, h, w
-
-    def batch(self, n: int) -> np.ndarray:
-        """``n`` crops: uint8 ``[n, size, size, 3]``."""
-        from PIL import Image
-        out = np.empty((n, self.size, self.size, 3), dtype=np.uint8)
-        for k in range(n):
-            im = self._images[int(self.rng.integers(len(self._images)))]
-            i, j, h, w = self.crop_box(*im.size)
-            crop = im.resize((self.size, self.size), Image.BILINEAR, box=(j, i, j + w, i + h))
-            arr = np.asarray(crop)
-            if self.hflip and self.rng.random() < 0.5:
-                arr = arr[:, ::-1]
-            out[k] = arr
-        return out
-
-
-# ----------------------------------------------------------------------------- manifest (maintainers)
-
-def _apt_candidate(package: str) -> str:
-    out = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.strip().startswith("Candidate:"):
-            v = line.split(":", 1)[1].strip()
-            if v and v != "(none)":
-                return v
-    raise TinctError(f"package {package} is not available from apt")
-
-
-def _debian_release() -> str:
-    try:
-        return Path("/etc/debian_version").read_text().strip()
-    except OSError:
-        return "unknown"
-
-
-def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None) -> dict:
-    """Re-pin the corpus to the archive's current candidates and write the manifest (maintainers)."""
-    from tinct.runtime.color import is_grayscale
-    from tinct.training import rcc
-    packages: dict = {}
-    splits: dict = {"train": [], "val": []}
-    seen_pixels: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="tinct-manifest-", dir=workdir) as td:
-        td = Path(td)
-        for pkg in dict.fromkeys(r[1] for r in RULES):
-            version = _apt_candidate(pkg)
-            (td / pkg).mkdir()
-            deb = apt_download(pkg, version, td / pkg)
-            dpkg_extract(deb, td / pkg / "x")
-            packages[pkg] = {"version": version, "deb": deb.name, "deb_sha256": sha256_file(deb),
-                             "deb_size": deb.stat().st_size, "license": LICENSES.get(pkg, "")}
-        for split, pkg, pattern, member_glob, excludes in RULES:
-            root = td / pkg / "x"
-            paths = sorted(p for p in root.glob(pattern) if p.is_file())
-            if not paths:
-                raise TinctError(f"{pkg}: nothing matches {pattern}")
-            for p in paths:
-                rel = p.relative_to(root).as_posix()
-                if p.name in excludes:
-                    continue
-                digest = sha256_file(p)
-                if member_glob is None:
-                    cands = [(None, p.read_bytes())]
-                else:
-                    arc = rcc.open_rcc(p)
-                    cands = [(m, arc.read(m)) for m in arc.names() if fnmatch.fnmatch(m, member_glob)
-                             and not any(fnmatch.fnmatch(m, e) for e in excludes)]
-                for member, data in cands:
-                    im = _decode(data, f"{rel}:{member}" if member else rel)
-                    arr = np.asarray(im)
-                    if is_grayscale(arr):
-                        print(f"skip grayscale {rel} {member or ''}", file=sys.stderr)
-                        continue
-                    ph = _pixel_hash(arr)
-                    if ph in seen_pixels:
-                        print(f"skip duplicate {rel} {member or ''} (= {seen_pixels[ph]})", file=sys.stderr)
-                        continue
-                    item = {"id": f"{pkg}/{member.split('/resource/')[-1] if member else p.name}",
-                            "package": pkg, "path": rel, "sha256": digest}
-                    if member:
-                        item["member"] = member
-                        item["member_sha256"] = sha256_bytes(data)
-                    if split == "train" and pkg == "plasma-workspace-wallpapers":
-                        item["id"] = f"{pkg}/{rel.split('/')[3]}.jpg"
-                    if split == "val":
-                        stem = Path(member).stem
-                        item["name"] = f"{VAL_PREFIX[p.name]}_{stem}"
-                    seen_pixels[ph] = item["id"]
-                    item["size"] = list(im.size)
-                    splits[split].append(item)
-    names = [i["name"] for i in splits["val"]]
-    if len(set(names)) != len(names):
-        raise TinctError("validation names are not unique")
-    manifest = {
-        "format": 1,
-        "description": "tinct offline photo corpus: pinned Debian packages and the files used. "
-                       "Regenerate with 'python -m training.data --write-manifest'.",
-        "debian_version": _debian_release(),
-        "train_max_short_side": TRAIN_MAX_SHORT_SIDE,
-        "val_protocol": {"resize_short_side": VAL_RESIZE, "filter": "bilinear (Pillow)",
-                         "center_crop": VAL_CROP, "format": "png",
-                         "hints": "runtime.hints.make_eval_hints (seed 1234), h2-n{N}/<stem>.txt"},
-        "opencv_photos_chosen_by_eye": list(OPENCV_PHOTOS),
-        "excluded": ["erase.rcc (never used)", "categorization.rcc monuments/ (same pictures as val)",
-                     "categorization.rcc alphabets.webp, numbers.webp (collages)",
-                     "lomiri-wallpapers-16.04 umang_by_Abhishek_Mudgal.jpg, "
-                     "analogpattern_by_Peter_Nerlich.jpg", "grayscale images (runtime.color.is_grayscale)"],
-        "packages": packages,
-        "train": splits["train"],
-        "val": splits["val"],
-    }
-    check_disjoint(manifest)
-    Path(out).write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
-
-
-if __name__ == "__main__":  # python -m tinct.training.data --write-manifest
-    if sys.argv[1:] != ["--write-manifest"]:
-        print("usage: python -m tinct.training.data --write-manifest", file=sys.stderr)
-        sys.exit(2)
-    t0 = time.time()
-    m = build_manifest()
-    print(f"wrote {MANIFEST_PATH}: {len(m['train'])} train, {len(m['val'])} val "
-          f"({time.time() - t0:.0f}s)")

@@ -42,7 +42,7 @@ def _splits(name: str) -> tuple[str, ...]:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from tinct.training import data
+    from tinct.data import corpus as data
 
     t0 = time.time()
     cache = data.fetch(args.cache, splits=_splits(args.split), progress=not args.no_progress)
@@ -54,7 +54,7 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from tinct.training import data
+    from tinct.data import corpus as data
 
     counts = data.verify(args.cache, _splits(args.split))
     summary = ", ".join(f"{k}: {v} photos" for k, v in counts.items())

@@ -1,0 +1,183 @@
+"""``quantize(src, out, recipe, guard)``: build -> guard -> stamp -> rename, nothing half-written.
+
+Every artifact is built in a temporary directory next to ``out``, evaluated against its FP32 parent
+(:mod:`quantization.guard`: ΔPSNR@{1,10,50}, mean/max |Δab|, gate agreement; Color2Embed's colorizer:
+:mod:`quantization.color2embed`), refused with :class:`~tinct.quantization.guard.GuardError` when it
+misses the budget, and renamed into place only when it passes, with the recipe, the measurements and
+the CPU it was verified on in its metadata (``extra``). Recipes: :mod:`quantization.recipes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tinct.quantization.recipes import GuardPolicy, Recipe
+from tinct.runtime.errors import TinctError
+
+
+def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, threads: int = 1,
+             progress: bool = False):
+    """Build ``recipe`` from the FP32 ONNX ``src``, guard it and write ``out``; -> (out, report).
+    One function on purpose: the temporary directory, the candidate loop and the final rename are one
+    transaction (nothing is written unless a candidate passed)."""
+    import onnxruntime as ort
+
+    from tinct.quantization import guard as guard_mod
+    from tinct.quantization.recipes import candidates
+    from tinct.runtime.artifact import sha256_file
+
+    ort.set_default_logger_severity(3)
+    src, out = Path(src), Path(out)
+    guard = guard or GuardPolicy()
+    parent = read_parent(src)
+    _check_output(recipe, out)
+    budget, max_mean_ab = guard.budgets(recipe.precision)
+    parent_sha = sha256_file(src)
+    c2e_encoder = _color2embed_encoder(parent, src)  # Color2Embed colorizer: its FP32 encoder, else None
+    extra: dict = {"parent_extra": parent.extra, "budget_db": budget, "max_mean_ab_err": max_mean_ab,
+                   "recipe": recipe.to_dict()}
+    what = f"{src.name} -> {recipe.precision} ({recipe.backend})"
+
+    def evaluate(candidate: Path):
+        if c2e_encoder is not None:
+            from tinct.quantization import color2embed
+
+            return color2embed.evaluate(src, candidate, c2e_encoder, threads=threads, limit=guard.images)
+        # an IR is evaluated at the inference precision recorded in it (--ov-float-precision)
+        return guard_mod.evaluate(src, candidate, threads=threads, limit=guard.images)
+
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent if str(out.parent) else "."))
+    try:
+        calib = _calibration(recipe, c2e_encoder, progress)
+        if calib is not None:
+            extra["calibration"] = calib.describe()
+        tried, failures, chosen = [], [], None
+        for cand in candidates(recipe, src, tmpdir, out.name, parent_sha=parent_sha, calib=calib, threads=threads):
+            report = evaluate(cand.path)
+            label = f"{what} [bf16 variant {cand.label}]" if cand.label else what
+            try:
+                guard_mod.enforce(report, budget, label, max_mean_ab)
+            except guard_mod.GuardError:
+                if cand.label is None:
+                    raise
+                tried.append(_attempt(cand.label, report, "failed"))
+                failures.append(_failure_line(cand.label, report))
+                continue
+            if cand.label is not None:
+                tried.append(_attempt(cand.label, report, "passed"))
+                extra["bf16_variants"] = tried
+            chosen = cand
+            break
+        if chosen is None:
+            raise guard_mod.GuardError(
+                f"{what}: no BF16 variant passed the guard on this CPU ({'; '.join(failures)}; budget {budget:g} dB, "
+                f"mean |Δab| {max_mean_ab:g}); nothing written. Use --precision int8 (with --ov-float-precision bf16) here")
+        extra.update(chosen.extra)
+        extra["guard"] = {**report.to_dict(), "verified_on": verification_record(recipe.backend)}
+        if report.gate_agreement is not None:
+            extra["gate_agreement"] = round(report.gate_agreement, 5)
+        if recipe.conditional and out.suffix == ".onnx":  # Q/DQ inside If: see the ORT backend
+            from tinct.runtime.backends.onnxruntime_backend import QDQ_IF_DISABLED
+
+            extra["runtime_options"] = {"onnxruntime": {"disabled_optimizers": list(QDQ_IF_DISABLED)}}
+        props = dataclasses.replace(parent, precision=recipe.precision, parent_sha256=parent_sha,
+                                    extra=extra).to_props()
+        final = tmpdir / ("final" + out.suffix)
+        if out.suffix == ".xml":
+            from tinct.quantization.openvino_int8 import restamp_ir
+
+            restamp_ir(chosen.path, final, props)
+            os.replace(final.with_suffix(".bin"), out.with_suffix(".bin"))
+        else:
+            import onnx
+
+            from tinct.runtime.artifact import set_onnx_props
+
+            m = onnx.load(str(chosen.path))
+            set_onnx_props(m, props, producer="tinct quantize")
+            onnx.save(m, str(final))
+        os.replace(final, out)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return out, report
+
+
+def _attempt(variant: str, report, verdict: str) -> dict:
+    return {"variant": variant,
+            "delta_psnr": round(float(report.delta.get(getattr(report, "primary", 10), float("nan"))), 4),
+            "mean_ab_err": round(report.mean_ab_err, 5), "nonfinite_outputs": report.nonfinite_outputs,
+            "verdict": verdict}
+
+
+def _failure_line(variant: str, report) -> str:
+    row = _attempt(variant, report, "failed")
+    return (f"{variant}: ΔPSNR {row['delta_psnr']:+.3f} dB, mean |Δab| {row['mean_ab_err']:.3f}"
+            + (f", {report.nonfinite_outputs} NaN/inf" if report.nonfinite_outputs else ""))
+
+
+def _calibration(recipe: Recipe, c2e_encoder, progress: bool):
+    """The calibration set an INT8 recipe needs (None for FP16/BF16)."""
+    if recipe.precision != "int8":
+        return None
+    from tinct.quantization.calibration import DEFAULT_SEED, CalibrationSet
+
+    c = recipe.calibration
+    seed = DEFAULT_SEED if c.seed is None else c.seed
+    if c2e_encoder is not None:
+        from tinct.quantization.color2embed import C2ECalibrationSet
+
+        return C2ECalibrationSet.from_source(c2e_encoder, c.source, c.size, seed, progress=progress)
+    return CalibrationSet.from_source(c.source, c.size, seed, progress=progress)
+
+
+def read_parent(path: Path):
+    """The FP32 tinct ONNX a recipe starts from (its metadata), or a one-line error."""
+    from tinct.runtime.artifact import read_onnx_meta
+
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        raise TinctError(f"{path}: 'tinct quantize' takes an existing FP32 .onnx artifact")
+    meta = read_onnx_meta(path)
+    if meta.precision != "fp32":
+        raise TinctError(f"{path.name} is already {meta.precision}: quantize the FP32 parent")
+    return meta
+
+
+def _check_output(recipe: Recipe, out: Path) -> None:
+    want = ".xml" if recipe.backend == "openvino" else ".onnx"
+    if out.suffix.lower() != want:
+        raise TinctError(f"output {out.name}: --backend {recipe.backend} writes a {want} file")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise TinctError(f"output directory {out.parent} does not exist")
+
+
+def verification_record(backend: str) -> dict:
+    """Where a guard ran: the CPU (model, effective ISA, flags) and the library versions."""
+    import onnxruntime as ort
+
+    from tinct.runtime.cpu import cpu_record
+
+    rec = {"cpu": cpu_record(), "onnxruntime": ort.__version__}
+    if backend == "openvino":
+        import openvino as ov
+
+        rec["openvino"] = ov.__version__
+    return rec
+
+
+def _color2embed_encoder(parent, src: Path):
+    """Color2Embed: the colorizer's FP32 encoder (calibration and guard embeddings); the encoder
+    itself is not quantized (it runs once per reference). Other architectures: None."""
+    from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
+
+    if parent.architecture == C2E_ENCODER:
+        raise TinctError(f"{src.name} is the Color2Embed colour encoder: it runs once per reference and stays "
+                         "FP32; quantize the colorizer graph (*-colorizer.onnx)")
+    if parent.architecture != C2E_COLORIZER:
+        return None
+    from tinct.quantization.color2embed import encoder_for
+
+    return encoder_for(src)

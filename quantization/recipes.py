@@ -1,0 +1,293 @@
+"""Quantization recipes: what ``tinct quantize`` builds, as data (one recipe per route).
+
+=========  ==========================  ==========  ===============================================
+precision  backend                     route       artifact
+=========  ==========================  ==========  ===============================================
+int8       onnxruntime (default),      ``qdq``     Q/DQ ONNX (ONNX Runtime ``quantize_static``, or NNCF's
+           tensorrt                                ONNX backend with ``qdq_tool="nncf"``; A-ColViT: per
+                                                   branch, :mod:`quantization.conditional`); tensorrt:
+                                                   signed INT8 activations, zero point 0
+int8       openvino                    ``nncf-ir`` IR from NNCF on ``ov.convert_model`` (iColoriT default)
+int8       openvino                    ``qdq-ir``  IR that OpenVINO reads from the Q/DQ ONNX above
+                                                   (A-ColViT default; ``ov_route="qdq"``)
+fp16       onnxruntime, tensorrt       ``fp16``    FP16 ONNX, float32 I/O
+bf16       openvino                    ``bf16-ir`` FP32 IR run with INFERENCE_PRECISION_HINT=bf16, one
+                                                   candidate per BF16 variant (the first that passes wins)
+=========  ==========================  ==========  ===============================================
+
+:func:`make_recipe` is the one place that maps options (the CLI's flags) to a :class:`Recipe` and
+refuses combinations that cannot work; :func:`candidates` builds a recipe's artifact(s) into a
+temporary directory; :func:`tinct.quantization.api.quantize` guards, stamps and renames.
+Which nodes stay float is one :class:`FloatPolicy`, rendered for ONNX Runtime (``nodes_to_exclude``)
+and NNCF (``IgnoredScope``, ONNX or OpenVINO graph).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from tinct.quantization import PRECISIONS, WEIGHT_RANGES
+from tinct.runtime.errors import TinctError
+
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+ROUTES = ("qdq", "nncf-ir", "qdq-ir", "fp16", "bf16-ir")
+QDQ_TOOLS = ("onnxruntime", "nncf")
+METHODS = ("minmax", "entropy", "percentile")
+OV_FLOAT_PRECISIONS = ("f32", "bf16")
+BF16_VARIANT_CHOICES = ("auto", "default", "no-snippets", "f32-attention", "f32-attention-no-snippets")
+
+
+@dataclass(frozen=True)
+class FloatPolicy:
+    """Node roles (:data:`quantization.onnx_int8.ROLES`) that stay float.
+
+    Default chosen by measurement on the shipped icolorit-tiny (72 validation images, 300 calibration
+    crops, MinMax; ``python -m tinct.benchmarks.quantization_sweep --sweep``): everything in INT8 lost 0.165 dB
+    PSNR@10 (over the 0.1 dB budget); keeping only the head conv (the layer that writes ab) float lost
+    0.059 dB; keeping the attention MatMuls or the patch embedding float instead did not help (0.138 /
+    0.188 dB). NNCF on the IR: head conv ignored -0.021 dB, not ignored +0.109 dB. A-ColViT's gate
+    Linears always stay float (quantizing them flips decisions)."""
+
+    roles: tuple[str, ...] = ("gate_linear", "head_conv")
+
+    def onnx_nodes(self, proto) -> list[str]:
+        """Names of the ONNX nodes playing these roles (ONNX Runtime's ``nodes_to_exclude``,
+        NNCF's ONNX ``IgnoredScope``)."""
+        from tinct.quantization.onnx_int8 import excluded_nodes
+
+        return excluded_nodes(proto, self.roles)
+
+    def openvino_nodes(self, model) -> list[str]:
+        """Friendly names of the OpenVINO ops playing these roles (NNCF on an ``ov.Model``). The
+        IR route has no gate Linears (iColoriT only) and knows the head conv: the last Convolution."""
+        names: list[str] = []
+        convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+        for role in self.roles:
+            if role == "head_conv":
+                names += convs[-1:] if len(convs) > 1 else []
+            elif role != "gate_linear":
+                raise TinctError(f"float role {role!r} is not supported on the OpenVINO IR route")
+        return names
+
+    @staticmethod
+    def nncf_scope(names, types=()):
+        """NNCF's ``IgnoredScope`` for node names (and op types); None when empty."""
+        import nncf
+
+        if not names and not types:
+            return None
+        return nncf.IgnoredScope(names=list(names), types=list(types), validate=False)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where calibration inputs come from: a directory of images, or (None) the corpus' training split."""
+
+    source: str | Path | None = None
+    size: int = 300
+    seed: int | None = None  # None: quantization.calibration.DEFAULT_SEED
+
+    def __post_init__(self):
+        if not 1 <= int(self.size) <= 100_000:
+            raise TinctError(f"--calib-size {self.size}: use 1..100000 calibration samples")
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """How the artifact is judged against its FP32 parent (None: the precision's default budget)."""
+
+    max_psnr_drop: float | None = None
+    max_mean_ab_err: float | None = None
+    images: int | None = None  # the first N validation images; None: all
+
+    def budgets(self, precision: str) -> tuple[float, float]:
+        from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB
+
+        budget = DEFAULT_BUDGET_DB[precision] if self.max_psnr_drop is None else float(self.max_psnr_drop)
+        ab = DEFAULT_MAX_MEAN_AB[precision] if self.max_mean_ab_err is None else float(self.max_mean_ab_err)
+        return budget, ab
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One route (see the module docstring) with its options; build with :func:`make_recipe`."""
+
+    precision: str
+    backend: str
+    route: str
+    qdq_tool: str | None = None  # qdq / qdq-ir: who writes the Q/DQ ONNX
+    method: str = "minmax"  # ONNX Runtime calibration method
+    weight_range: str = "portable"
+    symmetric_activations: bool = False  # tensorrt: signed INT8, zero point 0
+    ov_float_precision: str = "f32"  # OpenVINO INT8: precision of the unquantized ops
+    bf16_variants: tuple[str, ...] = ()
+    conditional: bool = False  # A-ColViT: quantized per If branch under the real gates
+    floats: FloatPolicy = field(default_factory=FloatPolicy)
+    calibration: Calibration | None = None  # INT8 only
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["floats"] = list(self.floats.roles)
+        if self.calibration is not None:
+            d["calibration"] = {**d["calibration"], "source": None if self.calibration.source is None
+                                else str(self.calibration.source)}
+        return d
+
+
+def make_recipe(*, precision: str, backend: str = "onnxruntime", dynamic: bool = False,
+                qdq_tool: str | None = None, method: str | None = None, ov_route: str | None = None,
+                ov_float_precision: str = "f32", weight_range: str = "portable", bf16_variant: str = "auto",
+                calibration: Calibration | None = None) -> Recipe:
+    """Options -> :class:`Recipe`, refusing what cannot work (one line each). ``dynamic``: the parent
+    has A-ColViT's ``If`` gating."""
+    for value, allowed, what in ((precision, PRECISIONS, "--precision"), (backend, BACKENDS, "--backend"),
+                                 (weight_range, WEIGHT_RANGES, "--int8-weights"),
+                                 (ov_float_precision, OV_FLOAT_PRECISIONS, "--ov-float-precision"),
+                                 (bf16_variant, BF16_VARIANT_CHOICES, "--bf16-variant")):
+        if value not in allowed:
+            raise TinctError(f"{what} {value!r}: choose one of {', '.join(allowed)}")
+    if method is not None and method not in METHODS:
+        raise TinctError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    if ov_float_precision != "f32" and (precision != "int8" or backend != "openvino"):
+        raise TinctError("--ov-float-precision applies to --precision int8 --backend openvino only")
+    if precision == "bf16":
+        if backend != "openvino":
+            raise TinctError("BF16 is an OpenVINO route here (--backend openvino): ONNX Runtime's CPU provider has "
+                             "no bf16 kernels; for GPUs use --precision fp16")
+        from tinct.runtime.backends.openvino_backend import BF16_VARIANTS
+
+        variants = tuple(BF16_VARIANTS) if bf16_variant == "auto" else (bf16_variant,)
+        return Recipe(precision, backend, "bf16-ir", bf16_variants=variants)
+    if precision == "fp16":
+        if backend == "openvino":
+            raise TinctError("FP16 for OpenVINO: use 'tinct build --precision fp16' on a device with f16 (GPU/NPU); "
+                             "on CPU use --precision bf16")
+        return Recipe(precision, backend, "fp16")
+    # int8
+    tool = _qdq_tool(qdq_tool, backend, method)
+    route = "qdq"
+    if backend == "openvino":
+        route = "qdq-ir" if (ov_route or ("qdq" if dynamic else "nncf")) == "qdq" else "nncf-ir"
+        if dynamic and route == "nncf-ir":
+            raise TinctError("NNCF through A-ColViT's If nodes gives wrong outputs when a gate is off "
+                             "(measured: its outputs were 10-20 dB off): use --ov-route qdq (the default for A-ColViT)")
+    elif ov_route is not None:
+        raise TinctError("--ov-route applies to --backend openvino only")
+    if ov_float_precision == "bf16":
+        from tinct.quantization.openvino_int8 import require_bf16_cpu
+
+        require_bf16_cpu()
+    return Recipe(precision, backend, route, qdq_tool=tool if route != "nncf-ir" else None,
+                  method=method or "minmax", weight_range=weight_range,
+                  symmetric_activations=backend == "tensorrt", ov_float_precision=ov_float_precision,
+                  conditional=dynamic and route != "nncf-ir", calibration=calibration or Calibration())
+
+
+def recipe_for(src, **options) -> Recipe:
+    """:func:`make_recipe` for the FP32 ONNX ``src`` (its gating decides the A-ColViT routes)."""
+    from tinct.quantization.api import read_parent
+
+    return make_recipe(dynamic=read_parent(Path(src)).gating == "dynamic", **options)
+
+
+def _qdq_tool(tool: str | None, backend: str, method: str | None) -> str:
+    if tool is not None and tool not in QDQ_TOOLS:
+        raise TinctError(f"--qdq-tool {tool!r}: choose one of {', '.join(QDQ_TOOLS)}")
+    if backend == "tensorrt":
+        if tool == "nncf":
+            raise TinctError("--backend tensorrt needs signed INT8 Q/DQ with zero point 0: use --qdq-tool onnxruntime "
+                             "(the default for tensorrt)")
+        return "onnxruntime"
+    # each backend's own vendor tool by default: on Color2Embed's colorizer ONNX Runtime ran NNCF's Q/DQ
+    # graph slower than FP32 while OpenVINO ran it faster than FP32; on the ViTs ONNX Runtime runs both
+    # Q/DQ styles at the same speed (NNCF's loses less accuracy: --qdq-tool nncf)
+    tool = tool or ("nncf" if backend == "openvino" and not method else "onnxruntime")
+    if method and tool != "onnxruntime":
+        raise TinctError("--method selects ONNX Runtime's calibration: use it with --qdq-tool onnxruntime")
+    return tool
+
+
+@dataclass
+class Candidate:
+    """One built artifact awaiting the guard: ``path`` in the temporary directory, ``label`` (BF16
+    variant name, else None), ``extra`` (recipe facts for the metadata)."""
+
+    path: Path
+    label: str | None
+    extra: dict
+
+
+def candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha: str, calib=None,
+               threads: int = 1) -> Iterator[Candidate]:
+    """Build ``recipe``'s artifact(s) from the FP32 ONNX ``src`` into ``tmpdir``; BF16 yields one
+    candidate per variant, lazily (the caller stops at the first that passes its guard)."""
+    if recipe.route == "bf16-ir":
+        yield from _bf16_candidates(recipe, src, tmpdir, name, parent_sha)
+        return
+    out = tmpdir / name
+    if recipe.route == "fp16":
+        from tinct.quantization.fp16 import convert_fp16
+
+        info = convert_fp16(src, out)
+        yield Candidate(out, None, {"float_ops": info.pop("float_ops"), "quantization": info})
+        return
+    if recipe.route == "nncf-ir":
+        from tinct.quantization import openvino_int8 as ovq
+
+        model, info = ovq.nncf_int8(src, calib, floats=recipe.floats, weight_range=recipe.weight_range)
+        ovq.save_ir(model, out, {}, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
+        yield Candidate(out, None, {"quantization": info,
+                                    "float_ops": ["as NNCF TRANSFORMER leaves them"] + list(info["ignored_types"])})
+        return
+    qdq = out if recipe.route == "qdq" else tmpdir / "qdq.onnx"
+    info = _build_qdq(recipe, src, qdq, calib, threads)
+    extra = {"float_ops": info.pop("float_ops"), "quantization": info}
+    if recipe.route == "qdq-ir":
+        from tinct.quantization import openvino_int8 as ovq
+
+        info["openvino"] = "Q/DQ ONNX read by OpenVINO (FakeQuantize, int8 kernels)"
+        ovq.save_ir(ovq.convert(qdq), out, {}, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
+    yield Candidate(out, None, extra)
+
+
+def _build_qdq(recipe: Recipe, src: Path, out: Path, calib, threads: int) -> dict:
+    import onnx
+
+    if recipe.conditional:
+        from tinct.quantization.conditional import quantize_conditional
+
+        return quantize_conditional(src, out, calib, method=recipe.method, threads=threads,
+                                    branch_tool=recipe.qdq_tool, symmetric_activations=recipe.symmetric_activations,
+                                    weight_range=recipe.weight_range)
+    if recipe.qdq_tool == "nncf":
+        from tinct.quantization.onnx_int8 import quantize_model_nncf, unquantized_op_types
+
+        proto = onnx.load(str(src))
+        info = quantize_model_nncf(proto, out, [calib.feed(i) for i in range(len(calib))],
+                                   ignored_names=recipe.floats.onnx_nodes(proto), weight_range=recipe.weight_range)
+        info["float_roles"] = list(recipe.floats.roles)
+        info["float_ops"] = unquantized_op_types(onnx.load(str(out))) + list(recipe.floats.roles)
+        return info
+    from tinct.quantization.onnx_int8 import quantize_model
+
+    return quantize_model(src, out, calib.ort_reader(), method=recipe.method, float_roles=recipe.floats.roles,
+                          symmetric_activations=recipe.symmetric_activations, weight_range=recipe.weight_range)
+
+
+def _bf16_candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, parent_sha: str) -> Iterator[Candidate]:
+    from tinct.quantization import openvino_int8 as ovq
+    from tinct.runtime.backends.openvino_backend import BF16_VARIANTS, convert_for_variant
+
+    ovq.require_bf16_cpu()
+    for v in recipe.bf16_variants:
+        model = convert_for_variant(src, v)
+        path = tmpdir / v / name
+        path.parent.mkdir()
+        ovq.save_ir(model, path, {}, {**ovq.build_info(src, "bf16", parent_sha), **ovq.bf16_build(model, v)})
+        config, groups = BF16_VARIANTS[v]
+        yield Candidate(path, v, {"quantization": {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16",
+                                                   "weights": "fp32 in the IR", "bf16_variant": v,
+                                                   "compile_config": config, "f32_groups": list(groups)}})
