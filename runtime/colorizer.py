@@ -3,25 +3,23 @@
 Pipeline (any-size RGB ``[H, W, 3]`` uint8 or grayscale ``[H, W]`` uint8 + user hints in the
 original image's pixel coordinates):
 
-1. **L at full resolution** (once per image): CIE L of the input, computed from a 256-entry sRGB
-   linearization table (Y = 0.212671 R + 0.715160 G + 0.072169 B in linear light, D65 Yn = 1),
-   the L of :func:`runtime.color.rgb_to_lab` (to 2e-5). It is kept as is: the output's L is the input's.
-   Lab's inverse depends on L only through fy = (L + 16) / 116 and Y = f^-1(fy): both are cached,
-   and so is Y's contribution to linear R, G, B (three planes).
-2. **The model's 224 L** (once per image): the RGB (or gray) image is resized to 224x224 with
+1. **The model's 224 L** (once per image): the RGB (or gray) image is resized to 224x224 with
    Pillow's bilinear filter (area-aware when shrinking, the filter the training/validation data
    used) and converted to L there. This is the L of a downscaled photo, as in training, not a
    downscale of the full-res L (L is non-linear in RGB; the two differ slightly).
+2. **Canvases** (once per image and output size): :class:`runtime.postprocess.Canvas` keeps the L of
+   the photo at that size (the output's L is the input's) and what Lab's inverse needs of it. The
+   full-resolution canvas serves :meth:`Session.colorize` (export, the CLI); a display-size one
+   (``preview=1280``: the longer side at most 1280 px) serves :meth:`Session.preview` for interactive
+   updates. With ``preview`` set, the full canvas is built only when first asked for.
 3. **Hints** (on change): :func:`runtime.hints.user_hints_to_cells` + :func:`runtime.hints.encode`
    into one preallocated ``x [1, 4, 224, 224]``.
-4. **Model** (on change): ``backend.run_x(x)`` -> normalized ab ``[1, 2, 224, 224]``.
-5. **Upsample** (on change): ab bilinearly to ``H x W`` (half-pixel centres, as
-   ``F.interpolate(..., align_corners=False)``) with precomputed indices/weights into reused planes.
-6. **Merge** (on change): full-res L + ab -> sRGB uint8 with the official Lab->RGB constants; the
-   final gamma + clip + round is a 65536-entry table over linear light (differs from the exact
-   ``to_uint8(lab_to_rgb(...))`` by at most one level on a small fraction of pixels, see tests).
+4. **Model** (on change): ``backend.run_x(x)`` -> normalized ab ``[1, 2, 224, 224]``, once for all canvases.
+5. **Post-processing** (per canvas, when the model output changed): bilinear upsampling of ab + Lab ->
+   sRGB uint8 into the canvas' buffer (:meth:`runtime.postprocess.Canvas.render`: one fused pass with
+   numba, else numpy).
 
-Every per-update buffer is allocated once per image; :attr:`Session.timings` holds per-stage ms.
+:attr:`Session.timings` holds per-stage ms of the last update (``post`` = upsampling + Lab -> RGB).
 """
 
 from __future__ import annotations
@@ -31,9 +29,8 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
-from PIL import Image
 
-from tinct.runtime.color import AB_NORM, L_CENT, L_NORM, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, srgb_to_linear
+from tinct.runtime.color import L_CENT, L_NORM
 from tinct.runtime.hints import (
     DEFAULT_MAX_USER_HINTS,
     GRID,
@@ -44,59 +41,9 @@ from tinct.runtime.hints import (
     parse_user_hints,
     user_hints_to_cells,
 )
+from tinct.runtime.postprocess import Canvas, bilinear_taps, fit_size, luminance_l, resize_rgb
 
-_LIN_LUT = srgb_to_linear(np.arange(256, dtype=np.uint8)[:, None].repeat(3, 1))[:, 0].astype(np.float32)
-_Y_WEIGHTS = (RGB_TO_XYZ[1] / WHITE_D65[1]).astype(np.float32)
-_F_THRESH = np.float32(0.2068966)
-_EPS = np.float32(0.008856)
-GAMMA_LUT_BITS = 16
-_GAMMA_N = 1 << GAMMA_LUT_BITS
-
-
-def _gamma_lut() -> np.ndarray:
-    lin = (np.arange(_GAMMA_N, dtype=np.float64) + 0.5) / _GAMMA_N
-    srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
-    lut = np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
-    lut[0] = 0
-    return lut
-
-
-_LIN_TO_U8 = _gamma_lut()
-
-
-def luminance_l(img: np.ndarray) -> np.ndarray:
-    """CIE L (0..100) of a uint8 RGB ``[H, W, 3]`` or gray ``[H, W]`` image, float32 ``[H, W]``."""
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 image, got {img.dtype}")
-    if img.ndim == 2:
-        img = img[..., None].repeat(3, axis=-1)
-    y = _LIN_LUT[img[..., 0]] * _Y_WEIGHTS[0]
-    y += _LIN_LUT[img[..., 1]] * _Y_WEIGHTS[1]
-    y += _LIN_LUT[img[..., 2]] * _Y_WEIGHTS[2]
-    f = np.where(y > _EPS, np.cbrt(y), np.float32(7.787) * y + np.float32(16.0 / 116.0)).astype(np.float32)
-    f *= np.float32(116.0)
-    f -= np.float32(16.0)
-    return f
-
-
-def _finv_into(f: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """out = f^3 where f > 6/29 else (f - 16/116) / 7.787 (official lab2rgb), no allocation."""
-    np.multiply(f, f, out=out)
-    out *= f
-    np.subtract(f, np.float32(16.0 / 116.0), out=scratch)
-    scratch *= np.float32(1.0 / 7.787)
-    np.copyto(out, scratch, where=f <= _F_THRESH)
-    return out
-
-
-def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    src = np.clip(src, 0, n_in - 1)
-    i0 = np.floor(src).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (src - i0).astype(np.float32)
-
+_bilinear_taps = bilinear_taps  # the exemplar session's name for it
 
 def _as_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
@@ -112,16 +59,20 @@ def _as_image(image: np.ndarray) -> np.ndarray:
 class Colorizer:
     """A backend (see :mod:`runtime.backends`) + the pre/post-processing around it."""
 
-    def __init__(self, backend, max_hints: int = DEFAULT_MAX_USER_HINTS):
+    def __init__(self, backend, max_hints: int = DEFAULT_MAX_USER_HINTS, threads: int | None = None):
         self.backend = backend
         self.max_hints = max_hints
+        # post-processing threads: the backend's (what the user gave --threads), else 1
+        bt = getattr(backend, "threads", None)
+        self.threads = int(threads or (bt if isinstance(bt, int) and bt > 0 else 1))
 
-    def session(self, image: np.ndarray) -> Session:
-        return Session(self, image)
+    def session(self, image: np.ndarray, preview: int | None = None, postprocess: str = "auto") -> Session:
+        return Session(self, image, preview=preview, postprocess=postprocess)
 
     def colorize(self, image: np.ndarray, hints: Iterable[UserHint] | str | list = ()) -> np.ndarray:
-        """One-shot: uint8 RGB ``[H, W, 3]`` at the input's resolution."""
-        s = Session(self, image)
+        """One-shot: uint8 RGB ``[H, W, 3]`` at the input's resolution (numpy post-processing unless the
+        fused kernel is already loaded: for one image its import costs more than it saves)."""
+        s = Session(self, image, postprocess="auto-loaded")
         s.set_hints(hints)
         return s.colorize()
 
@@ -132,47 +83,57 @@ class Session:
     The returned array is the session's output buffer, overwritten by the next update: copy it to keep it.
     """
 
-    def __init__(self, colorizer: Colorizer, image: np.ndarray):
+    def __init__(self, colorizer: Colorizer, image: np.ndarray, preview: int | None = None,
+                 postprocess: str = "auto"):
         t0 = time.perf_counter()
         self.colorizer = colorizer
         self.backend = colorizer.backend
         image = _as_image(image)
         self.height, self.width = image.shape[:2]
-        h, w = self.height, self.width
         f32 = np.float32
-        # -- per image, once: full-res L and what the Lab inverse needs of it
-        self.l_full = luminance_l(image)
-        self._fy = (self.l_full + f32(16.0)) / f32(116.0)
-        y = np.empty_like(self._fy)
-        _finv_into(self._fy, y, np.empty_like(self._fy))
-        y *= WHITE_D65[1]
-        self._y_rgb = np.empty((3, h, w), dtype=f32)  # XYZ_TO_RGB[:, 1] * Y
-        for c in range(3):
-            np.multiply(y, XYZ_TO_RGB[c, 1], out=self._y_rgb[c])
-        del y
+        self._image = image
+        self._postprocess = postprocess
+        if preview is not None and not 16 <= int(preview) <= 16384:
+            raise ValueError(f"preview size {preview}: use 16..16384 pixels (the longer side)")
+        self.preview_size = fit_size(self.width, self.height, int(preview)) if preview else None
         # -- the model's 224 L (see module doc)
-        mode = "L" if image.ndim == 2 else "RGB"
-        small = np.asarray(Image.fromarray(image, mode).resize((IMG_SIZE, IMG_SIZE), Image.BILINEAR))
+        small = resize_rgb(image, (IMG_SIZE, IMG_SIZE))
         self.l_n_224 = ((luminance_l(small) - f32(L_CENT)) / f32(L_NORM)).astype(f32)[None]
         # -- reused buffers
         self.x = np.zeros((1, 4, IMG_SIZE, IMG_SIZE), dtype=f32)
         self.ab_224 = np.zeros((1, 2, IMG_SIZE, IMG_SIZE), dtype=f32)
-        self.ab_full = np.zeros((2, h, w), dtype=f32)  # normalized ab, upsampled
-        self._rows = _bilinear_taps(IMG_SIZE, h)
-        self._cols = _bilinear_taps(IMG_SIZE, w)
-        self._ab_rows = np.empty((2, h, IMG_SIZE), dtype=f32)
-        self._t1 = np.empty((h, w), dtype=f32)
-        self._t2 = np.empty((h, w), dtype=f32)
-        self._xp = np.empty((h, w), dtype=f32)
-        self._zp = np.empty((h, w), dtype=f32)
-        self._idx = np.empty((h, w), dtype=np.int32)
-        self.rgb = np.empty((h, w, 3), dtype=np.uint8)
-        for buf in (self.ab_full, self._ab_rows, self._t1, self._t2, self._xp, self._zp, self._idx, self.rgb):
-            buf.fill(0)  # fault the pages in now, not in the first interactive update
+        self._canvases: dict[str, Canvas] = {}
+        self._rendered: dict[str, int] = {}  # canvas -> the model run it shows
+        self._canvas("preview" if self.preview_size else "full")
         self._hints: dict[tuple[int, int], UserHint] = {}
-        self._stale = {"hints": True, "model": True, "post": True}
+        self._stale = {"hints": True, "model": True}
         self.runs = 0
         self.timings: dict[str, float] = {"prepare": (time.perf_counter() - t0) * 1e3}
+
+    def _canvas(self, which: str) -> Canvas:
+        c = self._canvases.get(which)
+        if c is None:
+            if which == "full":
+                c = Canvas(self._image, self._postprocess)
+            else:
+                c = Canvas(resize_rgb(self._image, self.preview_size), self._postprocess)
+            self._canvases[which] = c
+        return c
+
+    @property
+    def l_full(self) -> np.ndarray:
+        """CIE L of the photo at full resolution, float32 ``[H, W]``."""
+        return self._canvas("full").l
+
+    @property
+    def ab_full(self) -> np.ndarray:
+        """The last update's ab upsampled to full resolution, in ab units, float32 ``[2, H, W]``."""
+        return self._canvas("full").ab_full(self.ab_224)
+
+    @property
+    def kernel(self) -> str:
+        """The post-processing kernel in use (numba or numpy)."""
+        return next(iter(self._canvases.values())).kernel
 
     # ------------------------------------------------------------------ hint editing
     @property
@@ -190,7 +151,7 @@ class Session:
         return int(x), int(y)
 
     def _touch(self) -> None:
-        self._stale.update(hints=True, model=True, post=True)
+        self._stale.update(hints=True, model=True)
 
     def add_hint(self, x, y=None, color=None) -> UserHint:
         """``add_hint(UserHint)`` or ``add_hint(x, y, color)`` (color '#rrggbb' or (r, g, b))."""
@@ -262,9 +223,17 @@ class Session:
         return self.backend.run_x(self.x)
 
     def colorize(self) -> np.ndarray:
+        """The full-resolution result (uint8 ``[H, W, 3]``, the session's buffer: copy it to keep it)."""
+        return self._update("full")
+
+    def preview(self) -> np.ndarray:
+        """The result at the display size given as ``preview`` (the full result when none was given)."""
+        return self._update("preview" if self.preview_size else "full")
+
+    def _update(self, which: str) -> np.ndarray:
         t_all = time.perf_counter()
-        timings = {"hints": 0.0, "model": 0.0, "upsample": 0.0, "merge": 0.0}
-        if self._stale["hints"]:
+        timings = {"hints": 0.0, "model": 0.0, "post": 0.0}
+        if self._stale.get("hints"):
             t = time.perf_counter()
             ab, mask = user_hints_to_cells(self.hints, self.size)
             encode(self.l_n_224, ab[None], mask[None], out=self.x)
@@ -279,70 +248,31 @@ class Session:
             self.runs += 1
             self._stale["model"] = False
             timings["model"] = (time.perf_counter() - t) * 1e3
-        if self._stale["post"]:
-            t = time.perf_counter()
-            self._upsample()
-            t2 = time.perf_counter()
-            timings["upsample"] = (t2 - t) * 1e3
-            self._merge()
-            timings["merge"] = (time.perf_counter() - t2) * 1e3
-            self._stale["post"] = False
+        t = time.perf_counter()
+        canvas = self._canvas(which)
+        if self._rendered.get(which) != self.runs:
+            canvas.render(self.ab_224[0], threads=self.colorizer.threads)
+            self._rendered[which] = self.runs
+        timings["post"] = (time.perf_counter() - t) * 1e3
         timings["total"] = (time.perf_counter() - t_all) * 1e3
         self.timings = {"prepare": self.timings.get("prepare", 0.0), **timings}
-        return self.rgb
-
-    def _upsample(self) -> None:
-        r0, r1, wr = self._rows
-        c0, c1, wc = self._cols
-        ab = self.ab_224[0]  # [2, 224, 224]
-        # rows: [2, H, 224] (small)
-        np.multiply(ab[:, r0, :], (1 - wr)[None, :, None], out=self._ab_rows)
-        self._ab_rows += ab[:, r1, :] * wr[None, :, None]
-        # columns: [2, H, W] into the reused planes
-        for c in range(2):
-            dst = self.ab_full[c]
-            np.take(self._ab_rows[c], c0, axis=1, out=dst)
-            dst *= 1 - wc
-            np.take(self._ab_rows[c], c1, axis=1, out=self._t1)
-            self._t1 *= wc
-            dst += self._t1
-        self.ab_full *= np.float32(AB_NORM)  # -> ab units
-
-    def _merge(self) -> None:
-        f32 = np.float32
-        a, b = self.ab_full
-        # fx = fy + a/500 -> X ; fz = max(fy - b/200, 0) -> Z   (official lab2rgb)
-        np.multiply(a, f32(1 / 500.0), out=self._t2)
-        self._t2 += self._fy
-        _finv_into(self._t2, self._xp, self._t1)
-        self._xp *= WHITE_D65[0]
-        np.multiply(b, f32(-1 / 200.0), out=self._t2)
-        self._t2 += self._fy
-        np.maximum(self._t2, 0, out=self._t2)
-        _finv_into(self._t2, self._zp, self._t1)
-        self._zp *= WHITE_D65[2]
-        scale = f32(_GAMMA_N)
-        for c in range(3):
-            lin = self._t1
-            np.multiply(self._xp, XYZ_TO_RGB[c, 0], out=lin)
-            lin += self._y_rgb[c]
-            np.multiply(self._zp, XYZ_TO_RGB[c, 2], out=self._t2)
-            lin += self._t2
-            lin *= scale
-            np.clip(lin, 0, _GAMMA_N - 1, out=lin)
-            np.copyto(self._idx, lin, casting="unsafe")  # floor for non-negatives
-            np.take(_LIN_TO_U8, self._idx, out=self.rgb[..., c], mode="clip")
+        return canvas.rgb
 
     # ------------------------------------------------------------------ for tests / tools
     def lab(self) -> np.ndarray:
         """The merged full-resolution Lab (float32 ``[H, W, 3]``) of the last update."""
-        return np.stack([self.l_full, self.ab_full[0], self.ab_full[1]], axis=-1)
+        ab = self.ab_full
+        return np.stack([self.l_full, ab[0], ab[1]], axis=-1)
 
 
 def buffer_ids(session: Session) -> dict[str, int]:
     """Data pointers of the per-update buffers (tests check they are reused)."""
-    names = ("x", "ab_224", "ab_full", "_ab_rows", "_t1", "_t2", "_xp", "_zp", "_idx", "rgb")
-    return {n: getattr(session, n).__array_interface__["data"][0] for n in names}
+    out = {n: getattr(session, n).__array_interface__["data"][0] for n in ("x", "ab_224")}
+    for name, c in session._canvases.items():
+        out[f"{name}.rgb"] = c.rgb.__array_interface__["data"][0]
+        for k, v in (getattr(c, "_planes", None) or {}).items():
+            out[f"{name}.{k}"] = v.__array_interface__["data"][0]
+    return out
 
 
 __all__ = ["GRID", "Colorizer", "Session", "buffer_ids", "luminance_l"]

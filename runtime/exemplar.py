@@ -30,7 +30,7 @@ from PIL import Image
 
 from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
 from tinct.runtime.color import L_CENT, L_NORM
-from tinct.runtime.colorizer import Session, _as_image, _bilinear_taps, luminance_l
+from tinct.runtime.colorizer import Session, _as_image, luminance_l
 from tinct.runtime.errors import TinctError
 
 DEFAULT_SIZE = 256
@@ -68,6 +68,8 @@ class ExemplarColorizer:
         self.backend = colorizer_backend  # Session reads .backend
         self.size = int(size)
         self.max_hints = 0  # Session reads it; exemplar sessions take no hints
+        bt = getattr(colorizer_backend, "threads", None)
+        self.threads = bt if isinstance(bt, int) and bt > 0 else 1  # Session's post-processing threads
         enc_cfg = encoder_backend.meta.config if encoder_backend is not None else None
         if enc_cfg and enc_cfg.get("emb_dim") != colorizer_backend.meta.config.get("emb_dim"):
             raise ExemplarError(f"encoder embedding size {enc_cfg.get('emb_dim')} differs from the colorizer's "
@@ -118,13 +120,13 @@ class ExemplarColorizer:
         return np.ascontiguousarray(emb)
 
     # ------------------------------------------------------------------ colorizing
-    def session(self, image: np.ndarray) -> ExemplarSession:
-        return ExemplarSession(self, image)
+    def session(self, image: np.ndarray, preview: int | None = None, postprocess: str = "auto") -> ExemplarSession:
+        return ExemplarSession(self, image, preview=preview, postprocess=postprocess)
 
     def colorize(self, image: np.ndarray, reference: np.ndarray | None = None, *,
                  embedding: np.ndarray | None = None) -> np.ndarray:
         """One-shot: uint8 RGB ``[H, W, 3]`` at the input's resolution (a fresh array)."""
-        s = ExemplarSession(self, image)
+        s = ExemplarSession(self, image, postprocess="auto-loaded")
         if (reference is None) == (embedding is None):
             raise ExemplarError("pass exactly one of reference= and embedding=")
         if reference is not None:
@@ -143,21 +145,19 @@ class ExemplarSession(Session):
     """One image loaded once; references/embeddings swapped; :meth:`colorize` reruns only the model
     and the post-processing. The returned array is reused by the next update: copy it to keep it."""
 
-    def __init__(self, colorizer: ExemplarColorizer, image: np.ndarray):
+    def __init__(self, colorizer: ExemplarColorizer, image: np.ndarray, preview: int | None = None,
+                 postprocess: str = "auto"):
         t0 = time.perf_counter()
-        super().__init__(colorizer, image)  # full-res L, Lab caches, output buffers (224-sized parts replaced)
+        super().__init__(colorizer, image, preview=preview, postprocess=postprocess)  # full-res L, Lab caches, output buffers (224-sized parts replaced)
         image = _as_image(image)
         s, f32 = colorizer.size, np.float32
         small = _resize(image, s)
         self.l_n_small = ((luminance_l(small) - f32(L_CENT)) / f32(L_NORM)).astype(f32)[None, None]
-        self.ab_224 = np.zeros((1, 2, s, s), dtype=f32)  # name kept: Session._upsample reads it
-        self._rows = _bilinear_taps(s, self.height)
-        self._cols = _bilinear_taps(s, self.width)
-        self._ab_rows = np.zeros((2, self.height, s), dtype=f32)
+        self.ab_224 = np.zeros((1, 2, s, s), dtype=f32)  # the model's ab (name kept: Session renders it)
         self.x = None  # no hint input
         self.embedding: np.ndarray | None = None
         self.reference_key: str | None = None
-        self._stale = {"model": True, "post": True}
+        self._stale = {"model": True, "hints": False}
         self.timings = {"prepare": (time.perf_counter() - t0) * 1e3}
 
     def set_reference(self, reference_rgb: np.ndarray) -> np.ndarray:

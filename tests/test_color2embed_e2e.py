@@ -115,7 +115,7 @@ def test_exemplar_matches_pytorch(engines, tiny_model, backend):
         ab_t = tiny_model.colorize(torch.from_numpy(l_n[None, None].astype(np.float32)), emb_t).numpy()
     assert np.abs(emb - emb_t.numpy()).max() <= 1e-4
     assert np.abs(s.ab_224 - ab_t).max() <= 1e-4
-    assert np.array_equal(s.l_full, luminance_l(image))  # full-resolution L kept
+    assert np.abs(s.l_full - luminance_l(image)).max() < 1e-4  # full-resolution L kept (float rounding aside)
     # the embedding cache and reference swapping
     assert ex.encoder_runs == 1
     s2 = ex.session(image)

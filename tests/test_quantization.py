@@ -15,91 +15,18 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-
-FIXTURES = Path(__file__).parent / "fixtures" / "photos"
-COMMON = ["--calib", str(FIXTURES), "--calib-size", "6", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _no_corpus(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("TINCT_DATA", str(tmp_path_factory.mktemp("no-corpus")))
-
-
-def _export(name: str, out: Path, randomize) -> Path:
-    import torch
-
-    from tinct.export.onnx_export import export_onnx
-    from tinct.models.registry import create_model
-
-    torch.manual_seed(0)
-    model = randomize(create_model(name, depth=2).eval(), seed=0)
-    return export_onnx(model, out, check=False)
-
-
-@pytest.fixture(scope="session")
-def icolorit_onnx(tmp_path_factory, randomize_weights):
-    return _export("icolorit-tiny", tmp_path_factory.mktemp("q") / "icolorit-d2.onnx", randomize_weights)
-
-
-@pytest.fixture(scope="session")
-def acolvit_onnx(tmp_path_factory, randomize_weights):
-    return _export("acolvit-tiny", tmp_path_factory.mktemp("q") / "acolvit-d2.onnx", randomize_weights)
-
-
-def _tinct(*argv) -> int:
-    from tinct.runtime.cli import main
-
-    return main([str(a) for a in argv])
-
-
-def _meta(path: Path):
-    from tinct.runtime.artifact import ArtifactMeta
-
-    if path.suffix == ".onnx":
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        return ArtifactMeta.from_props(props)
-    import openvino as ov
-
-    from tinct.runtime.backends.openvino_backend import read_ir_props
-
-    return ArtifactMeta.from_props(read_ir_props(ov.Core().read_model(str(path)))[0])
-
-
-def _check_meta(path: Path, parent: Path, precision: str, int8: bool = True) -> dict:
-    from tinct.runtime.backends.base import sha256_file
-
-    meta = _meta(path)
-    assert meta.precision == precision
-    assert meta.parent_sha256 == sha256_file(parent)
-    g = meta.extra["guard"]
-    assert set(g["delta_psnr"]) == {"1", "10", "50"} and "max_ab_err" in g and "psnr_parent" in g
-    assert "quantization" in meta.extra and "budget_db" in meta.extra
-    if int8:
-        assert meta.extra["calibration"]["size"] == 6
-        assert "float_ops" in meta.extra
-    return meta.extra
-
-
-def _run_runtime(path: Path, **opts) -> np.ndarray:
-    from tinct.runtime.backends import open_backend
-
-    x = np.zeros((1, 4, 224, 224), np.float32)
-    with open_backend(path, threads=1, **opts) as b:
-        ab = b.infer({"x": x})["ab"]
-    assert ab.shape == (1, 2, 224, 224) and np.isfinite(ab).all()
-    return ab
-
-
-def _int8_weight_peak(path: Path) -> int:
-    """Largest |value| among the int8 weight initializers of a Q/DQ ONNX (127: 8-bit range, 63/64: 7-bit)."""
-    from onnx import numpy_helper
-
-    g = onnx.load(str(path)).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    weights = [inits[n.input[0]] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-               and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].ndim >= 2]
-    assert weights, "no int8 weight initializers"
-    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+from quantization_common import (  # noqa: F401 - fixtures and helpers shared by the quantization tests
+    COMMON,
+    FIXTURES,
+    _check_meta,
+    _int8_weight_peak,
+    _meta,
+    _no_corpus,
+    _run_runtime,
+    _tinct,
+    acolvit_onnx,
+    icolorit_onnx,
+)
 
 
 def test_int8_onnxruntime(icolorit_onnx, tmp_path):
@@ -178,108 +105,6 @@ def test_fp16_onnx(icolorit_onnx, tmp_path):
     extra = _check_meta(out, icolorit_onnx, "fp16", int8=False)
     assert abs(extra["guard"]["delta_psnr"]["10"]) <= 0.02
     _run_runtime(out)
-
-
-def test_bf16_openvino(icolorit_onnx, tmp_path):
-    pytest.importorskip("openvino")
-    from tinct.runtime.cpu import has_native_bf16
-
-    if not has_native_bf16():
-        pytest.skip("this CPU has no AVX512-BF16/AMX-BF16: OpenVINO BF16 is refused here")
-    out = tmp_path / "bf16.xml"
-    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
-                  "-o", out) == 0
-    _check_meta(out, icolorit_onnx, "bf16", int8=False)
-    from tinct.runtime.backends import open_backend
-
-    with open_backend(out, threads=1) as b:
-        assert b.describe()["inference_precision"] == "bf16"
-    _run_runtime(out)
-
-
-def test_bf16_refused_without_cpu_support(icolorit_onnx, tmp_path, monkeypatch, capsys):
-    """A laptop-class CPU (ONEDNN_MAX_CPU_ISA=AVX2): one line naming the missing instruction set."""
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    out = tmp_path / "bf16.xml"
-    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "-o", out) == 1
-    err = capsys.readouterr().err
-    assert "AVX512_BF16" in err and "AVX2" in err and len(err.strip().splitlines()) == 1
-    assert not list(tmp_path.iterdir())
-
-
-def _fail_variant(monkeypatch, variant: str) -> None:
-    """The guard refuses the BF16 variant ``variant`` (a simulated kernel failure), judges the rest."""
-    from tinct.quantization import guard
-
-    real = guard.enforce
-
-    def enforce(report, budget, what, max_mean_ab=None):
-        if f"[bf16 variant {variant}]" in what:
-            raise guard.GuardError(f"{what}: simulated kernel failure")
-        return real(report, budget, what, max_mean_ab)
-
-    monkeypatch.setattr(guard, "enforce", enforce)
-
-
-def test_bf16_variants_tried_until_one_passes(icolorit_onnx, tmp_path, monkeypatch):
-    """When plain bf16 fails its guard (as on AMX CPUs), the next variant is built and guarded; the
-    artifact records the variant, what it applies, and every attempt."""
-    pytest.importorskip("openvino")
-    from tinct.runtime.cpu import missing_isa
-
-    if missing_isa("bf16"):
-        pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
-    _fail_variant(monkeypatch, "default")
-    out = tmp_path / "bf16.xml"
-    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
-                  "-o", out) == 0
-    extra = _meta(out).extra
-    assert [t["variant"] for t in extra["bf16_variants"]] == ["default", "no-snippets"]
-    assert [t["verdict"] for t in extra["bf16_variants"]] == ["failed", "passed"]
-    assert extra["quantization"]["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
-    assert extra["guard"]["verified_on"]["cpu"]["isa"]
-    from tinct.runtime.backends import open_backend
-
-    with open_backend(out, threads=1) as b:
-        assert b.describe()["compile_config"] == {"SNIPPETS_MODE": "DISABLE"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bf16.bin", "bf16.xml"]
-
-
-def test_bf16_no_variant_passes(icolorit_onnx, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("openvino")
-    from tinct.quantization import guard
-    from tinct.runtime.cpu import missing_isa
-
-    if missing_isa("bf16"):
-        pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
-
-    def enforce(report, budget, what, max_mean_ab=None):
-        raise guard.GuardError(f"{what}: simulated")
-
-    monkeypatch.setattr(guard, "enforce", enforce)
-    out = tmp_path / "bf16.xml"
-    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "--backend", "openvino", "--no-progress",
-                  "-o", out) == 1
-    err = capsys.readouterr().err
-    assert "no BF16 variant passed" in err and "f32-attention-no-snippets" in err
-    assert not list(tmp_path.iterdir())
-
-
-def test_guard_rejects_broken_calibration(icolorit_onnx, tmp_path, capsys, monkeypatch):
-    """Calibration on all-zero inputs collapses the activation ranges: the guard must refuse the
-    artifact (non-zero exit, clear message) and leave nothing behind."""
-    from tinct.quantization import calibration
-
-    monkeypatch.setattr(calibration.CalibrationSet, "__getitem__",
-                        lambda self, i: np.zeros((1, 4, 224, 224), np.float32))
-    out = tmp_path / "out" / "i8.onnx"
-    out.parent.mkdir()
-    rc = _tinct("quantize", icolorit_onnx, "--precision", "int8", *COMMON, "-o", out)
-    err = capsys.readouterr().err
-    assert rc == 1, err
-    assert "does not reproduce its parent" in err or "PSNR@10 drops" in err
-    assert "nothing written" in err
-    assert not list(out.parent.iterdir())
 
 
 def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path):
@@ -421,13 +246,6 @@ def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, 
         check_trt_int8(ArtifactMeta("m", "icolorit", {}, precision="int8"), "m.onnx")
 
 
-def test_acolvit_nncf_route_refused(acolvit_onnx, tmp_path, capsys):
-    out = tmp_path / "a8.xml"
-    assert _tinct("quantize", acolvit_onnx, "--precision", "int8", "--backend", "openvino", "--ov-route", "nncf",
-                  *COMMON, "-o", out) == 1
-    assert "NNCF" in capsys.readouterr().err and not out.exists()
-
-
 def test_calibration_set_deterministic_and_spread():
     from tinct.quantization.calibration import CalibrationSet, load_photo_dir
 
@@ -439,122 +257,6 @@ def test_calibration_set_deterministic_and_spread():
     r = a.ort_reader()
     assert sum(1 for _ in iter(r.get_next, None)) == 9
     json.dumps(a.describe())
-
-
-def test_refuses_non_fp32_parent_and_bad_route(icolorit_onnx, tmp_path, capsys):
-    assert _tinct("quantize", icolorit_onnx, "--precision", "bf16", "-o", tmp_path / "x.onnx") == 1
-    assert "OpenVINO" in capsys.readouterr().err
-    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "openvino",
-                  "-o", tmp_path / "x.onnx") == 1
-
-
-def test_guard_refuses_nan_outputs_that_psnr_cannot_see():
-    """A child that emits NaN on a few pixels keeps a finite PSNR (the uint8 cast maps NaN to a
-    number); the guard must still refuse it."""
-    from PIL import Image
-
-    from tinct.quantization import guard
-
-    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224)))
-                       for p in sorted(FIXTURES.glob("*.jpg"))[:2]])
-    names = [f"img{i}" for i in range(len(images))]
-
-    def parent(x):
-        return np.zeros((x.shape[0], 2, 224, 224), np.float32)
-
-    def child(x):
-        ab = parent(x)
-        ab[:, :, :2, :2] = np.nan
-        return ab
-
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rep = guard.compare(parent, child, images, names)
-    assert rep.nonfinite_outputs > 0 and np.isfinite(rep.delta[10])
-    with pytest.raises(guard.GuardError, match="NaN"):
-        guard.enforce(rep, 0.1, "test", max_mean_ab=3.0)
-
-
-def test_qdq_tool_and_method_conflicts_refused(icolorit_onnx, tmp_path, capsys):
-    out = tmp_path / "q.onnx"
-    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--qdq-tool", "nncf", "--method", "entropy",
-                  *COMMON, "-o", out) == 1
-    assert "--qdq-tool onnxruntime" in capsys.readouterr().err
-    assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--backend", "tensorrt", "--qdq-tool", "nncf",
-                  *COMMON, "-o", out) == 1
-    assert "zero point 0" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
-
-
-@pytest.mark.slow
-def test_precision_auto_keeps_the_fastest_passing_candidate(icolorit_onnx, tmp_path, capsys):
-    """tinct build --precision auto: every candidate this CPU supports is built and guarded, the passing
-    ones are timed interleaved, the fastest is written, and the table travels in the IR."""
-    pytest.importorskip("nncf")
-    import json
-
-    import openvino as ov
-
-    from tinct.runtime.backends.openvino_backend import read_ir_props
-    from tinct.runtime.cpu import missing_isa
-
-    out = tmp_path / "auto.xml"
-    assert _tinct("build", icolorit_onnx, "--backend", "openvino", "--precision", "auto", "--threads", "1",
-                  "--calib", FIXTURES, "-o", out) == 0
-    build = read_ir_props(ov.Core().read_model(str(out)))[1]
-    table = json.loads(build["auto_candidates"])
-    assert [t["precision"] for t in table] == ["fp32", "bf16", "int8", "int8-bf16"]
-    for t in table:
-        if t["precision"] in ("bf16", "int8-bf16") and missing_isa("bf16"):
-            assert t["verdict"] == "not supported" and "AVX512_BF16" in t["reason"]
-        elif t["verdict"] == "passed":
-            assert t["median_ms"] > 0 and abs(t["delta_psnr10"]) <= (0.1 if "int8" in t["precision"] else 0.02)
-        else:
-            assert t["verdict"] == "failed" and t["reason"]  # a refusal is recorded with its reason
-    timed = [t for t in table if "median_ms" in t]
-    chosen = [t for t in table if t["chosen"]]
-    assert len(chosen) == 1 and chosen[0]["median_ms"] == min(t["median_ms"] for t in timed)
-    assert build["auto_choice"] == chosen[0]["precision"] and build["auto_threads"] == "1"
-    capsys.readouterr()
-    assert _tinct("info", out) == 0
-    assert "auto       chose" in capsys.readouterr().out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["auto.bin", "auto.xml"]
-
-
-def test_precision_auto_is_openvino_only(icolorit_onnx, tmp_path, capsys):
-    assert _tinct("build", icolorit_onnx, "--backend", "tensorrt", "--precision", "auto",
-                  "-o", tmp_path / "m.engine") == 1
-    assert "--backend openvino" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
-
-
-def test_doctor_reverifies_a_quantized_artifact_here(icolorit_onnx, tmp_path, capsys, monkeypatch):
-    """tinct doctor ARTIFACT: the guard again, on this machine, against the parent found by its sha256."""
-    import shutil
-
-    parent = tmp_path / icolorit_onnx.name
-    shutil.copy(icolorit_onnx, parent)
-    out = tmp_path / "i8.onnx"
-    assert _tinct("quantize", parent, "--precision", "int8", *COMMON, "-o", out) == 0
-    capsys.readouterr()
-    assert _tinct("doctor", out) == 0
-    text = capsys.readouterr().out
-    assert "recorded: guard on" in text and "PASSED on this machine (int8 budget 0.1 dB" in text
-    # a budget this artifact cannot meet on this machine: exit 1 with the reason
-    from tinct.quantization import DEFAULT_MAX_MEAN_AB
-
-    monkeypatch.setitem(DEFAULT_MAX_MEAN_AB, "int8", 0.0)
-    assert _tinct("doctor", out) == 1
-    assert "FAILED on this machine" in capsys.readouterr().out
-    # no parent next to it: one line asking for --parent
-    lone = tmp_path / "lone"
-    lone.mkdir()
-    shutil.copy(out, lone / "i8.onnx")
-    assert _tinct("doctor", lone / "i8.onnx") == 1
-    assert "--parent" in capsys.readouterr().err
 
 
 def test_int8_acolvit_runs_in_the_runtime_without_the_caller_knowing_the_ort_workaround(acolvit_onnx, tmp_path):
@@ -575,55 +277,3 @@ def test_int8_acolvit_runs_in_the_runtime_without_the_caller_knowing_the_ort_wor
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "QDQPropagationTransformer" in r.stdout and "True" in r.stdout
-
-
-def test_labelled_candidates_first_that_passes_is_written(icolorit_onnx, tmp_path, monkeypatch):
-    """The candidate loop behind the BF16 variants, on any CPU: a recipe's labelled candidates are
-    guarded in order, the first that passes is stamped and renamed, every attempt is recorded."""
-    import shutil
-
-    from tinct.quantization import recipes
-    from tinct.quantization.api import quantize
-
-    def fake_candidates(recipe, src, tmpdir, name, **kw):
-        for label in ("first", "second", "third"):
-            (tmpdir / label).mkdir()
-            path = tmpdir / label / name
-            shutil.copy(src, path)  # the parent itself: passes any real guard
-            yield recipes.Candidate(path, label, {"quantization": {"variant": label}})
-        raise AssertionError("the loop must stop at the first candidate that passes")
-
-    monkeypatch.setattr(recipes, "candidates", fake_candidates)
-    _fail_variant(monkeypatch, "first")
-    out = tmp_path / "c.onnx"
-    recipe = recipes.make_recipe(precision="fp16")
-    path, report = quantize(icolorit_onnx, out, recipe, recipes.GuardPolicy(images=2))
-    extra = _meta(out).extra
-    assert [(t["variant"], t["verdict"]) for t in extra["bf16_variants"]] == [("first", "failed"), ("second", "passed")]
-    assert extra["quantization"] == {"variant": "second"} and extra["recipe"]["route"] == "fp16"
-    assert [p.name for p in tmp_path.iterdir()] == ["c.onnx"]
-
-
-def test_make_recipe_maps_flags_and_refuses_conflicts():
-    from tinct.quantization.recipes import make_recipe
-    from tinct.runtime.errors import TinctError
-
-    assert make_recipe(precision="int8").route == "qdq"
-    r = make_recipe(precision="int8", backend="openvino")
-    assert (r.route, r.qdq_tool, r.conditional) == ("nncf-ir", None, False)
-    r = make_recipe(precision="int8", backend="openvino", dynamic=True)
-    assert (r.route, r.qdq_tool, r.conditional) == ("qdq-ir", "nncf", True)
-    r = make_recipe(precision="int8", backend="tensorrt")
-    assert r.symmetric_activations and r.qdq_tool == "onnxruntime"
-    assert make_recipe(precision="fp16", backend="tensorrt").route == "fp16"
-    for bad, match in [({"precision": "int8", "backend": "openvino", "dynamic": True, "ov_route": "nncf"}, "If nodes"),
-                       ({"precision": "int8", "ov_route": "qdq"}, "--ov-route applies"),
-                       ({"precision": "int8", "backend": "tensorrt", "qdq_tool": "nncf"}, "signed INT8"),
-                       ({"precision": "int8", "qdq_tool": "nncf", "method": "entropy"}, "--method"),
-                       ({"precision": "fp16", "backend": "openvino"}, "FP16 for OpenVINO"),
-                       ({"precision": "bf16"}, "OpenVINO route"),
-                       ({"precision": "fp16", "ov_float_precision": "bf16"}, "--ov-float-precision"),
-                       ({"precision": "int8", "weight_range": "6bit"}, "--int8-weights"),
-                       ({"precision": "int4"}, "--precision")]:
-        with pytest.raises(TinctError, match=match):
-            make_recipe(**bad)

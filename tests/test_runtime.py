@@ -111,7 +111,7 @@ def test_session_updates_equal_fresh_runs_and_reuse_buffers(ort_backend):
     out = s.colorize().copy()
     assert s.runs == runs + 1
     assert buffer_ids(s) == ids
-    assert set(s.timings) >= {"prepare", "hints", "model", "upsample", "merge", "total"}
+    assert set(s.timings) >= {"prepare", "hints", "model", "post", "total"}
     fresh = Colorizer(ort_backend).colorize(img, s.hints)
     assert np.array_equal(out, fresh)
     assert not np.array_equal(out, first)

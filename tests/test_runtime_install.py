@@ -53,7 +53,7 @@ def test_site_packages_gains_tinct_and_its_dependencies_only(runtime_venv):
             "'onnx': importlib.util.find_spec('onnx') is not None}))")
     info = json.loads(_run([runtime_venv, "-c", code]).stdout)
     assert not info["torch"] and not info["onnx"]
-    generic = {"runtime", "models", "training", "export", "quantization", "benchmarks", "weights"}
+    generic = {"runtime", "data", "models", "training", "export", "quantization", "benchmarks", "weights"}
     assert not generic & set(info["top"]), info["top"]
     assert "tinct" in info["top"]
 

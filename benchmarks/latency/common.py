@@ -10,12 +10,13 @@ if TYPE_CHECKING:
 
 
 SCHEMA = "tinct.bench.latency/1"
-MODES = ("model", "e2e", "session", "throughput")
+MODES = ("model", "e2e", "session", "session-4k", "preview", "throughput")
 CPU_BACKENDS = ("pytorch", "onnxruntime", "openvino")
 # "int8-bf16": OpenVINO INT8 whose unquantized ops run in bf16 (tinct quantize --ov-float-precision bf16)
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8-bf16")
 DEFAULT_GATES = ("own", "all", "0.5", "0.3")
-SESSION_SIZE = (1920, 1080)  # W, H
+# session modes: (photo size W x H, preview's longer side or None = full resolution)
+SESSION_MODES = {"session": ((1920, 1080), None), "session-4k": ((3840, 2160), None), "preview": ((3840, 2160), 1280)}
 N_HINTS = 10
 RANDOM_FLAG = "random weights (latency only)"
 REPO_ROOT = Path(__file__).resolve().parents[2]

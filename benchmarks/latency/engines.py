@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from tinct.benchmarks.latency.artifacts import ModelStore, torch_available
-from tinct.benchmarks.latency.common import SESSION_SIZE, CaseFailed, SkipCase
+from tinct.benchmarks.latency.common import SESSION_MODES, CaseFailed, SkipCase
 from tinct.benchmarks.latency.inputs import fixture_photos, model_inputs, photo, user_hints
 from tinct.benchmarks.latency.patterns import gate_bits, gate_pattern, kept_fraction
 from tinct.benchmarks.latency.schedule import Case, Timed
@@ -102,12 +102,14 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
         img = photo(fixture_photos()[0], (IMG_SIZE, IMG_SIZE))
         hints = user_hints(img)
         return Timed(call=lambda: col.colorize(img, hints))
-    if mode == "session":
-        img = photo(fixture_photos()[0], SESSION_SIZE)
+    if mode in SESSION_MODES:  # move one hint, then the update the user sees
+        size, preview = SESSION_MODES[mode]
+        img = photo(fixture_photos()[0], size)
         hints = user_hints(img)
-        sess = col.session(img)
+        sess = col.session(img, preview=preview)
         sess.set_hints(hints)
-        sess.colorize()
+        update = sess.preview if preview else sess.colorize
+        update()
         a, b = (hints[0].x, hints[0].y), (min(hints[0].x + 37, img.shape[1] - 1), hints[0].y)
         taken = {(h.x, h.y) for h in hints}
         if b == a or b in taken:
@@ -119,7 +121,7 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
             new = b if pos[0] == a else a
             sess.move_hint(pos[0], new)
             pos[0] = new
-            sess.colorize()
+            update()
 
         def after():
             for k, v in sess.timings.items():
@@ -128,8 +130,11 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
 
         def extra():
             import numpy as np
-            return {"stages_median_ms": {k: float(np.median(v)) for k, v in stages.items()},
-                    "image_size": list(SESSION_SIZE)}
+            med = {k: float(np.median(v)) for k, v in stages.items()}
+            out_size = sess.preview_size or size
+            return {"stages_median_ms": med, "image_size": list(size), "output_size": list(out_size),
+                    "prepare_ms": round(sess.timings.get("prepare", 0.0), 2), "postprocess": sess.kernel,
+                    "post_share": round(med.get("post", 0.0) / med["total"], 3) if med.get("total") else None}
 
         return Timed(call=call, after=after, extra=extra)
     raise SkipCase(f"unknown mode {mode!r}")

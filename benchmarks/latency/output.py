@@ -23,9 +23,16 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.0f} %"
 
 
+def _post(e: dict) -> str:
+    """Session modes: the post-processing's share of an update, its ms, and the output size."""
+    st = e.get("stages_median_ms") or {}
+    size = "x".join(str(v) for v in e.get("output_size") or [])
+    return f"{e['post_share']:.0%} ({st.get('post', 0):.1f} ms, {size})"
+
+
 def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = (), failed: Sequence[dict] = ()) -> str:
     head = ["model", "mode", "kept", "backend", "precision", "threads", "median ms ± IQR", "min ms", "n",
-            "vs eager", "vs ORT fp32", "img/s", "efficiency", "ΔPSNR@10"]
+            "vs eager", "vs ORT fp32", "img/s", "efficiency", "ΔPSNR@10", "post share"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for e in results:
         kept = e.get("kept_ratio")
@@ -39,7 +46,8 @@ def markdown_table(results: Sequence[dict], skipped: Sequence[dict] = (), failed
             e.get("runs", "-"), _x(e.get("speedup_vs_eager")), _x(e.get("speedup_vs_ort_fp32")),
             "-" if ips is None else f"{ips:.1f}", _pct(e.get("efficiency")),
             "-" if (e.get("fidelity") or {}).get("delta_psnr10") is None
-            else f"{e['fidelity']['delta_psnr10']:+.3f}"]) + " |")
+            else f"{e['fidelity']['delta_psnr10']:+.3f}",
+            "-" if e.get("post_share") is None else _post(e)]) + " |")
     if failed:
         lines += ["", "FAILED the fidelity check (not timed):", ""]
         for f in failed:

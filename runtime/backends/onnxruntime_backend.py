@@ -114,6 +114,9 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
+        # no busy-waiting after a run: the session's post-processing threads run right after the model
+        # (measured, 2 threads, 1080p update: post 14.9 -> 12.0 ms, model unchanged at 42 ms)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         disabled = list(disabled_optimizers or [])
         kwargs = {"providers": _resolve_providers(providers)}

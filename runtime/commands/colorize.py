@@ -217,7 +217,7 @@ def run_reference(args) -> int:
     d, t = ex.backend.describe(), session.timings
     print(f"{args.output}: {w}x{h}, reference {args.reference}, {ex.backend.meta.model} ({d.get('precision')}) on "
           f"{d['backend']} {d.get('device', '')} at {ex.size}: encoder {t['embed']:.1f} ms, model {t['model']:.1f} ms, "
-          f"post {t['upsample'] + t['merge']:.1f} ms, total {(time.perf_counter() - t0) * 1e3:.0f} ms")
+          f"post {t['post']:.1f} ms, total {(time.perf_counter() - t0) * 1e3:.0f} ms")
     return 0
 
 
@@ -249,5 +249,5 @@ def run(args) -> int:
     t = session.timings
     print(f"{args.output}: {w}x{h}, {len(hints)} hints, {backend.meta.model} ({d.get('precision')}) on "
           f"{d['backend']} {d.get('device', '')}: model {t['model']:.1f} ms, pre {t['prepare'] + t['hints']:.1f} ms, "
-          f"post {t['upsample'] + t['merge']:.1f} ms, total {(time.perf_counter() - t0) * 1e3:.0f} ms")
+          f"post {t['post']:.1f} ms, total {(time.perf_counter() - t0) * 1e3:.0f} ms")
     return 0
