@@ -30,6 +30,7 @@ An ONNX read by OpenVINO keeps its ``metadata_props`` under ``rt_info["framework
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -325,6 +326,35 @@ def _compile(core, model, device: str, config: dict, name: str, hint: str):
                          f"({ov_error_line(exc)})") from None
 
 
+# A process's first OpenVINO inferences must not start together: two threads making their first calls at
+# once deadlocked the process (one in a static-init guard inside _pyopenvino, the other waiting for the GIL
+# in pybind11's numpy setup; issue 15). Each backend's first call holds this lock.
+_FIRST_CALL = threading.Lock()
+
+
+class _RequestPool:
+    """Infer requests of one compiled model, one per concurrent caller: an InferRequest holds its
+    tensors, so sharing one between threads mixed their results (issue 15). Idle requests are kept
+    (at most ``keep``); a caller never waits for another caller's request."""
+
+    def __init__(self, compiled, first=None, keep: int = 8):
+        self.compiled, self.keep = compiled, keep
+        self._idle = [first or compiled.create_infer_request()]
+        self._lock = threading.Lock()
+
+    def infer(self, inputs):
+        with self._lock:
+            req = self._idle.pop() if self._idle else None
+        if req is None:
+            req = self.compiled.create_infer_request()
+        try:
+            return req.infer(inputs, share_inputs=True, share_outputs=False)
+        finally:
+            with self._lock:
+                if len(self._idle) < self.keep:
+                    self._idle.append(req)
+
+
 class OpenVINOBackend(Backend):
     name = "openvino"
 
@@ -334,10 +364,13 @@ class OpenVINOBackend(Backend):
                  model=None, core=None, config=None, static_batch: int | None = None, folded_selects: int = 0):
         self.path = path
         self.compiled = compiled
-        self.request = compiled.create_infer_request()
+        self.request = compiled.create_infer_request()  # the pool's first request (kept for callers that read it)
+        self._pool = _RequestPool(compiled, self.request)
         self._model, self._core, self._config = model, core, config
         self.static_batch = static_batch  # None: compiled with its dynamic shapes
-        self._by_batch = {static_batch: self.request} if static_batch else {}  # batch 1 is never evicted
+        self._by_batch = {static_batch: self._pool} if static_batch else {}  # batch 1 is never evicted
+        self._batch_lock = threading.Lock()
+        self._called = False
         self.folded_selects = folded_selects  # per-sample Where nodes removed by the batch-1 specialization
         self.meta = meta
         self.build_info = build_info
@@ -396,21 +429,29 @@ class OpenVINOBackend(Backend):
         return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
                    model=model, core=core, config=config, static_batch=static_batch, folded_selects=folded)
 
-    def _request_for(self, inputs: dict[str, np.ndarray]):
+    def _pool_for(self, inputs: dict[str, np.ndarray]) -> _RequestPool:
         if not self.static_batch:
-            return self.request
+            return self._pool
         batch = int(np.shape(next(iter(inputs.values())))[0])
-        req = self._by_batch.get(batch)
-        if req is None:
-            if len(self._by_batch) >= self.MAX_BATCH_SHAPES:
-                self._by_batch.pop(next(k for k in self._by_batch if k != self.static_batch))
-            compiled = _compile(self._core, _with_batch(self._model, batch), self.device, self._config,
-                                self.path.name, self.precision)
-            req = self._by_batch[batch] = compiled.create_infer_request()
-        return req
+        with self._batch_lock:
+            pool = self._by_batch.get(batch)
+            if pool is None:
+                if len(self._by_batch) >= self.MAX_BATCH_SHAPES:
+                    self._by_batch.pop(next(k for k in self._by_batch if k != self.static_batch))
+                compiled = _compile(self._core, _with_batch(self._model, batch), self.device, self._config,
+                                    self.path.name, self.precision)
+                pool = self._by_batch[batch] = _RequestPool(compiled)
+        return pool
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self._request_for(inputs).infer(inputs, share_inputs=True, share_outputs=False)
+        """Thread-safe: concurrent callers get their own infer requests (see :class:`_RequestPool`)."""
+        pool = self._pool_for(inputs)
+        if not self._called:
+            with _FIRST_CALL:
+                res = pool.infer(inputs)
+                self._called = True
+        else:
+            res = pool.infer(inputs)
         return {o.get_any_name(): np.asarray(v) for o, v in res.items()}
 
     def io(self):
