@@ -145,3 +145,16 @@ def test_session_preview_and_full_share_one_model_run(model_ab):
         assert s.runs == 2
     with pytest.raises(ValueError, match="preview size"):
         Colorizer(b).session(image, preview=5)
+
+
+def test_one_shot_colorize_does_not_pay_for_numba(tmp_path):
+    """`tinct colorize` renders one image: importing numba (0.4-0.5 s) would cost more than it saves."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tinct.runtime.cli import main; "
+            f"rc = main(['colorize', {str(PHOTOS[0])!r}, '--hints', {str(ROOT / 'tests/fixtures/demo_hints.json')!r}, "
+            f"'-o', {str(tmp_path / 'o.png')!r}]); print('numba' in sys.modules); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert r.stdout.strip().splitlines()[-1] == "False" and (tmp_path / "o.png").is_file()

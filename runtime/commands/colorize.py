@@ -209,7 +209,7 @@ def run_reference(args) -> int:
     engine = args.engine or resolve_exemplar_model(args.model)
     ex = open_exemplar(engine, args.backend, size=args.size or DEFAULT_SIZE, **opts)
     try:
-        session = ex.session(image)
+        session = ex.session(image, postprocess="auto-loaded")  # one image: numba would not pay off
         session.set_reference(reference)
         save_image(args.output, session.colorize())
     finally:
@@ -239,7 +239,7 @@ def run(args) -> int:
     hints = load_user_hints(args.hints, (w, h)) if args.hints else []
     backend = open_engine(args)
     try:
-        session = Colorizer(backend).session(image)
+        session = Colorizer(backend).session(image, postprocess="auto-loaded")  # one image: numba would not pay off
         session.set_hints(hints)
         rgb = session.colorize()
         save_image(args.output, rgb)

@@ -124,7 +124,7 @@ def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dic
     from tinct.runtime.errors import TinctError
 
     ref_backend = open_backend(onnx_path, "onnxruntime", threads=threads)
-    session = Colorizer(ref_backend).session(image)
+    session = Colorizer(ref_backend).session(image, postprocess="auto-loaded")
     session.set_hints(hints)
     session.colorize()
     x = session.x.copy()
