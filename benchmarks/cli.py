@@ -5,6 +5,8 @@ Standard library only at module level; each command imports what it needs when i
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import sys
 
 DEFAULT_HINTS = "0,1,2,5,10,20,50,100,200"
@@ -41,7 +43,7 @@ def _register_accuracy(sub) -> None:
     p.add_argument("--precision", metavar="P", help="--engine: inference precision where the backend chooses it "
                    "(OpenVINO: fp32/bf16/fp16)")
     p.add_argument("--device", metavar="DEV", help="--engine: device (CPU, GPU, CUDA...)")
-    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (backend or torch)")
+    p.add_argument("--threads", type=thread_count, metavar="N", help="intra-op threads (backend or torch)")
     p.add_argument("--images", metavar="DIR", help="dataset root (for tinct-val: the data cache, optional)")
     p.add_argument("--dataset", choices=DATASETS, default="folder", help="dataset layout (default: folder)")
     p.add_argument("--list", dest="list_file", metavar="FILE",

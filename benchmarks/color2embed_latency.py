@@ -15,6 +15,8 @@ reference embedding -> full-resolution RGB (resize to ``size``, model, ab upsamp
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import argparse
 import functools
 import json
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tinct.benchmarks.color2embed_latency", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=thread_count, default=2)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--model", default="color2embed-r18", help="shipped model or checkpoint (default color2embed-r18)")
     p.add_argument("--random", action="store_true", help="random weights: the architecture's latency only")

@@ -13,3 +13,22 @@ class MissingExtraError(TinctError):
             f"'tinct {command}' needs the Python package '{module}', which is not installed; "
             f"install the '{extra}' extra: pip install 'tinct[{extra}]'"
         )
+
+
+# Resource bounds for user-given numbers: a `--threads 100000` once started 25k threads and took 16 GB.
+MAX_THREADS = 256
+
+
+def thread_count(text: str) -> int:
+    """argparse type for ``--threads``: 0 (the library's default) or 1..:data:`MAX_THREADS`."""
+    import argparse
+    import os
+
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{n} is out of range: use 0 (the library's default) or 1..{MAX_THREADS} "
+                                         f"(this machine has {os.cpu_count()} logical cores)")
+    return n

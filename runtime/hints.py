@@ -235,8 +235,8 @@ def parse_user_hints(data, image_size: tuple[int, int],
     if isinstance(data, (str, bytes, bytearray)):
         try:
             data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise HintError(f"hints are not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+            raise HintError(f"hints are not valid JSON: {str(exc).splitlines()[0][:200]}") from None
     if isinstance(data, dict) and "hints" in data:
         data = data["hints"]
     if not isinstance(data, list):
@@ -263,12 +263,30 @@ def parse_user_hints(data, image_size: tuple[int, int],
     return hints
 
 
+MAX_HINTS_FILE_BYTES = 1 << 20  # 4096 hints take ~250 kB; /dev/zero once grew to 24 GB
+
+
 def load_user_hints(path: str | Path, image_size: tuple[int, int],
                     max_hints: int = DEFAULT_MAX_USER_HINTS) -> list[UserHint]:
+    """Read and validate a hints file: a regular file of at most :data:`MAX_HINTS_FILE_BYTES`, UTF-8 JSON."""
+    import os
+    import stat
+
+    path = Path(path)
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise HintError(f"hints file {path} is not a regular file")
+            data = f.read(MAX_HINTS_FILE_BYTES + 1)
     except OSError as exc:
-        raise HintError(f"cannot read hints file {path}: {exc.strerror}") from None
+        raise HintError(f"cannot read hints file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_HINTS_FILE_BYTES:
+        raise HintError(f"hints file {path} is larger than {MAX_HINTS_FILE_BYTES >> 10} KiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HintError(f"hints file {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
     return parse_user_hints(text, image_size, max_hints)
 
 

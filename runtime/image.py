@@ -61,10 +61,12 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
                 raise ImageError(f"image {path.name} is empty ({w}x{h})")
             im.load()
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            if im.mode.startswith("I;16"):  # 16 bits by the file's own word: scaled by 255/65535, dark or not
                 arr = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if arr.max() > 255 else 255.0
-                im = Image.fromarray(np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+                im = Image.fromarray(np.clip(np.rint(arr * (255.0 / 65535.0)), 0, 255).astype(np.uint8), "L")
+            elif im.mode in ("I", "F"):  # 32-bit integer or float samples: their range is not known, so not guessed
+                kind = "integer" if im.mode == "I" else "floating-point"
+                raise ImageError(f"{path.name}: 32-bit {kind} samples; convert the image to 8 or 16 bits per channel")
             if im.mode != "RGB":
                 im = im.convert("RGB")
             return np.asarray(im, dtype=np.uint8).copy()

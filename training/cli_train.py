@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import argparse
 
 
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="disable bf16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch intra-op threads (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=500, help="validation PSNR@{1,10} every N steps")
     p.add_argument("--save-every", type=int, default=100, help="write OUT/last.pt every N steps")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import sys
 from typing import TYPE_CHECKING
 
@@ -59,6 +61,15 @@ def register(sub) -> None:
     p.set_defaults(func=run_command)
 
 
+def _threads(text: str) -> int:
+    import argparse
+
+    try:
+        return thread_count(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--threads {text}: {exc}") from None
+
+
 def run_command(args) -> int:
     from tinct.benchmarks import env as envmod
     from tinct.runtime.errors import TinctError
@@ -67,7 +78,7 @@ def run_command(args) -> int:
         models = parse_list(args.models, what="model")
         backends = parse_list(args.backends, ("pytorch", "onnxruntime", "openvino", "tensorrt"), "backend")
         precisions = parse_list(args.precisions, PRECISIONS, "precision")
-        threads = [int(t) for t in parse_list(args.threads, what="thread count")]
+        threads = [_threads(t) for t in parse_list(args.threads, what="thread count")]
         modes = parse_list(args.modes, MODES, "mode")
         gate_modes = parse_list(args.gate_modes, MODES, "mode")
         gates = parse_list(args.gates, what="gate pattern")

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import sys
 
 
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
                         "allows, guard each, time them interleaved at --threads, keep the fastest that passes")
     p.add_argument("--calib", default=None, metavar="DIR", help="--precision auto: calibration photos for INT8 "
                    "(default: the corpus' training split)")
-    p.add_argument("--threads", type=int, default=0, help="OpenVINO: threads used to check the IR compiles")
+    p.add_argument("--threads", type=thread_count, default=0, help="OpenVINO: threads used to check the IR compiles")
     p.add_argument("--workspace", type=int, default=1024, metavar="MiB", help="TensorRT workspace limit")
     p.add_argument("--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache (read and updated)")
     p.add_argument("--min-batch", type=int, default=1)

@@ -13,6 +13,8 @@ atomically, so no output file exists after any failure.
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import time
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
     src.add_argument("--model", default=None, help=f"shipped model name (default {DEFAULT_MODEL})")
     p.add_argument("--backend", default=None, help="onnxruntime | openvino | tensorrt (default: from the suffix)")
     p.add_argument("--device", default=None, help="backend device (OpenVINO: CPU, GPU, NPU, AUTO)")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=thread_count, default=0)
     p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8", "auto"],
                    help="auto: the fastest OpenVINO precision that passes its guard on this CPU, chosen once per "
                         "model, CPU and thread count and cached (see 'tinct build --precision auto')")
@@ -62,6 +64,17 @@ def _shipped_weights(name: str) -> tuple[Path, str]:
         raise TinctError(f"no shipped model {name!r} (no {weights.name} in {WEIGHTS_DIR}); "
                          "pass --engine ARTIFACT for other models")
     return weights, sha256_file(weights)
+
+
+def _card_architecture(name: str) -> str | None:
+    """The architecture a shipped model's card (``weights/NAME.json``) names, if it has one."""
+    import json
+
+    try:
+        card = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return card.get("architecture") if isinstance(card, dict) else None
 
 
 def _prebuilt(name: str, files: list[Path]) -> bool:
@@ -224,10 +237,12 @@ def run_reference(args) -> int:
 def run(args) -> int:
     if getattr(args, "reference", None):
         return run_reference(args)
-    if getattr(args, "size", None) is not None:
-        from tinct.runtime.errors import TinctError
+    from tinct.runtime.errors import TinctError
 
+    if getattr(args, "size", None) is not None:
         raise TinctError("--size applies to --reference (Color2Embed) only")
+    if getattr(args, "model", None) and _card_architecture(args.model) == "color2embed":
+        raise TinctError(f"{args.model} is an exemplar model: give a reference photo (--reference REF.jpg), not hints")
     from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.hints import load_user_hints
     from tinct.runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image

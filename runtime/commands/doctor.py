@@ -13,6 +13,8 @@ availability.
 
 from __future__ import annotations
 
+from tinct.runtime.errors import thread_count
+
 import importlib.util
 import platform
 import shutil
@@ -33,7 +35,7 @@ def register(subparsers) -> None:
                    help="re-verify on the first N validation images (default all)")
     p.add_argument("--image", default=None, help="image to use instead of the synthetic fixture")
     p.add_argument("--hints", default=None, help="hints JSON for --image")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=thread_count, default=0)
     p.add_argument("--repeat", type=int, default=5)
     p.set_defaults(func=run)
 
