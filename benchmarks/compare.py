@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinct.runtime.errors import TinctError
+from tinct.runtime.errors import InputError
 
 _THRESHOLD = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(%|ms)\s*$", re.IGNORECASE)
 
@@ -42,34 +42,66 @@ class Threshold:
 def parse_threshold(text: str) -> Threshold:
     """``"10%"`` -> 10 percent; ``"2.5ms"`` / ``"2.5 ms"`` -> 2.5 milliseconds. Anything else raises."""
     if not isinstance(text, str):
-        raise TinctError(f"latency threshold must be a string like '10%' or '5ms', got {text!r}")
+        raise InputError(f"latency threshold must be a string like '10%' or '5ms', got {text!r}")
     m = _THRESHOLD.fullmatch(text)
     if not m:
-        raise TinctError(f"latency threshold {text!r}: expected a non-negative number followed by '%' or 'ms' "
+        raise InputError(f"latency threshold {text!r}: expected a non-negative number followed by '%' or 'ms' "
                          "(e.g. '10%' or '2.5ms')")
     value = float(m.group(1))
     if not math.isfinite(value):
-        raise TinctError(f"latency threshold {text!r} is not finite")
+        raise InputError(f"latency threshold {text!r} is not finite")
     return Threshold(value, m.group(2).lower())
 
 
 def load_result(path: str | Path) -> dict:
+    """A result JSON of ``tinct bench accuracy`` or ``latency``, checked for the fields the comparison
+    reads; anything else is an :class:`InputError` (exit 2, never 1, which means "regressed")."""
+    from tinct.runtime.errors import InputError
+
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise TinctError(f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise TinctError(f"{path} is not valid JSON: {exc}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{path} is not valid JSON: {str(exc).splitlines()[0][:150]}") from None
     if isinstance(data, list):  # a bare latency list
         data = {"kind": "latency", "results": data}
     if not isinstance(data, dict):
-        raise TinctError(f"{path}: expected a JSON object")
+        raise InputError(f"{path}: expected a JSON object")
     if "kind" not in data:
         data["kind"] = "accuracy" if "psnr" in data else "latency" if "results" in data else "unknown"
-    if data["kind"] not in ("accuracy", "latency"):
-        raise TinctError(f"{path}: neither an accuracy result (with 'psnr') nor a latency result (with 'results')")
+    if data["kind"] == "latency":
+        rows = data.get("results")
+        if not isinstance(rows, list) or not all(_latency_row(r) for r in rows):
+            raise InputError(f"{path}: 'results' must be a list of objects with model, backend, precision "
+                             "(strings) and a positive median_ms")
+    elif data["kind"] == "accuracy":
+        for metric in ("psnr", "bpsnr"):
+            table = data.get(metric, {})
+            if not isinstance(table, dict) or not all(
+                    _int_key(k) and _number(v) for k, v in table.items()):
+                raise InputError(f"{path}: {metric!r} must map hint counts to numbers")
+    else:
+        raise InputError(f"{path}: neither an accuracy result (with 'psnr') nor a latency result (with 'results')")
     return data
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_key(k) -> bool:
+    try:
+        int(k)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _latency_row(r) -> bool:
+    return (isinstance(r, dict) and all(isinstance(r.get(k), str) for k in ("model", "backend", "precision"))
+            and _number(r.get("median_ms")) and r["median_ms"] > 0)
 
 
 @dataclass
@@ -126,13 +158,13 @@ def check_latency(base: dict, new: dict, threshold: Threshold) -> list[Check]:
 def compare(base: dict, new: dict, max_psnr_drop: float = 0.05,
             max_latency_increase: Threshold | None = None) -> list[Check]:
     if not (max_psnr_drop >= 0 and math.isfinite(max_psnr_drop)):
-        raise TinctError(f"--max-psnr-drop must be a non-negative number, got {max_psnr_drop}")
+        raise InputError(f"--max-psnr-drop must be a non-negative number, got {max_psnr_drop}")
     if base["kind"] != new["kind"]:
-        raise TinctError(f"cannot compare a {base['kind']} result with a {new['kind']} result")
+        raise InputError(f"cannot compare a {base['kind']} result with a {new['kind']} result")
     if base["kind"] == "accuracy":
         return check_accuracy(base, new, max_psnr_drop)
     if max_latency_increase is None:
-        raise TinctError("latency results: give --max-latency-increase (e.g. 10% or 2ms)")
+        raise InputError("latency results: give --max-latency-increase (e.g. 10% or 2ms)")
     return check_latency(base, new, max_latency_increase)
 
 
@@ -153,7 +185,7 @@ def run(baseline: str | Path, new: str | Path, max_psnr_drop: float = 0.05,
     thr = parse_threshold(max_latency_increase) if max_latency_increase is not None else None
     checks = compare(load_result(baseline), load_result(new), max_psnr_drop, thr)
     if not checks:
-        raise TinctError("nothing to compare: the baseline has no PSNR values or latency entries")
+        raise InputError("nothing to compare: the baseline has no PSNR values or latency entries")
     out(format_table(checks))
     bad = [c for c in checks if not c.ok]
     if bad:

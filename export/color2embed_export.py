@@ -73,10 +73,13 @@ def is_color2embed(source) -> bool:
                 return json.loads(card.read_text()).get("architecture") == "color2embed"
             except (OSError, ValueError):
                 return False
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(p), "pt") as f:
-            return (f.metadata() or {}).get("architecture") == "color2embed"
+        try:
+            with safe_open(str(p), "pt") as f:
+                return (f.metadata() or {}).get("architecture") == "color2embed"
+        except (SafetensorError, OSError):
+            return False  # not readable: the checkpoint loader says so in one line
     if p.suffix in (".pth", ".pt", ".ckpt", ".bin") and p.is_file():
         from tinct.models import color2embed_keys
         from tinct.models.checkpoint import read_official

@@ -128,8 +128,25 @@ class ArtifactMeta:
                 hint_protocol=json.loads(p.get("hint_protocol", "{}")) or dict(HINT_PROTOCOL),
                 extra=json.loads(p.get("extra", "{}")),
             )
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{where}: corrupt tinct metadata ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, int digit limit, nesting
+            raise ArtifactError(f"{where}: corrupt tinct metadata ({str(exc).splitlines()[0][:150]})") from None
+        # the JSON must also have the right shape: a list where a dict belongs broke info/colorize (issue 15)
+        for name, want in (("config", dict), ("normalization", dict), ("hint_protocol", dict), ("extra", dict)):
+            if not isinstance(getattr(meta, name), want):
+                raise ArtifactError(f"{where}: tinct metadata field {name!r} is a {type(getattr(meta, name)).__name__}, "
+                                    f"not a JSON object")
+        for name in ("model", "architecture", "precision", "gating"):
+            if not isinstance(getattr(meta, name), str) or not getattr(meta, name):
+                raise ArtifactError(f"{where}: tinct metadata field {name!r} is empty")
+        if meta.precision not in PRECISIONS:
+            raise ArtifactError(f"{where}: unknown precision {meta.precision!r} in the tinct metadata")
+        if meta.gating not in GATINGS:
+            raise ArtifactError(f"{where}: unknown gating {meta.gating!r} in the tinct metadata")
+        if meta.static_gates is not None and not (
+                isinstance(meta.static_gates, list)
+                and all(isinstance(g, list) and len(g) == 2 and all(v in (0, 1, True, False) for v in g)
+                        for g in meta.static_gates)):
+            raise ArtifactError(f"{where}: tinct metadata field 'static_gates' is not a list of [attn, mlp] bits")
         if meta.normalization != NORMALIZATION:
             raise ArtifactError(f"{where}: normalization {meta.normalization} differs from this runtime's "
                                 f"{NORMALIZATION}")

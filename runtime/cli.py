@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except TinctError as exc:
         print(f"tinct: error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         print("tinct: interrupted", file=sys.stderr)
         return 130

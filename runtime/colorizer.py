@@ -31,6 +31,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from tinct.runtime.color import L_CENT, L_NORM
+from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import (
     DEFAULT_MAX_USER_HINTS,
     GRID,
@@ -44,6 +45,19 @@ from tinct.runtime.hints import (
 from tinct.runtime.postprocess import Canvas, bilinear_taps, fit_size, luminance_l, resize_rgb
 
 _bilinear_taps = bilinear_taps  # the exemplar session's name for it
+
+class ModelOutputError(TinctError):
+    """The backend returned values that are not finite."""
+
+
+def _checked(h: UserHint, i: int) -> UserHint:
+    """A :class:`UserHint` built in code is validated like one parsed from JSON."""
+    rgb = h.rgb
+    if not (isinstance(rgb, (tuple, list)) and len(rgb) == 3
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb)):
+        raise HintError(f"hint {i}: colour {rgb!r} is not three integers 0..255")
+    return UserHint(h.x, h.y, tuple(int(v) for v in rgb))
+
 
 def _as_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
@@ -156,7 +170,7 @@ class Session:
     def add_hint(self, x, y=None, color=None) -> UserHint:
         """``add_hint(UserHint)`` or ``add_hint(x, y, color)`` (color '#rrggbb' or (r, g, b))."""
         if isinstance(x, UserHint):
-            hint = x
+            hint = _checked(x, 0)
         else:
             hint = parse_user_hints([{"x": x, "y": y, "color": list(color) if isinstance(color, tuple) else color}],
                                     self.size)[0]
@@ -198,11 +212,14 @@ class Session:
         if isinstance(hints, (str, bytes, bytearray, dict)):
             parsed = parse_user_hints(hints, self.size, self.colorizer.max_hints)
         else:
-            items = list(hints)
+            try:
+                items = list(hints)
+            except TypeError:
+                raise HintError(f"hints must be a list (or JSON text), not {type(hints).__name__}") from None
             if items and not all(isinstance(h, UserHint) for h in items):
                 parsed = parse_user_hints(items, self.size, self.colorizer.max_hints)
             else:
-                parsed = items
+                parsed = [_checked(h, i) for i, h in enumerate(items)]
                 if len(parsed) > self.colorizer.max_hints:
                     raise HintError(f"too many hints: {len(parsed)} > {self.colorizer.max_hints}")
         new: dict[tuple[int, int], UserHint] = {}
@@ -244,6 +261,11 @@ class Session:
             out = self._predict()
             if out.shape != self.ab_224.shape:
                 raise RuntimeError(f"backend returned shape {out.shape}, expected {self.ab_224.shape}")
+            bad = out.size - int(np.count_nonzero(np.isfinite(out)))
+            if bad:  # a NaN becomes black: refuse instead of writing a wrong image (issue 15)
+                self._stale["model"] = True
+                raise ModelOutputError(f"the model produced {bad} NaN/inf values for this input: the artifact "
+                                       "does not work here (check it with 'tinct doctor ARTIFACT')")
             np.copyto(self.ab_224, out, casting="same_kind")
             self.runs += 1
             self._stale["model"] = False

@@ -5,6 +5,12 @@ class TinctError(Exception):
     """A user-facing error: bad input, wrong artifact, missing dependency. One line, no traceback."""
 
 
+class InputError(TinctError):
+    """Input that is not what the command reads (exit 2), e.g. where exit 1 means "a regression was found"."""
+
+    exit_code = 2
+
+
 class MissingExtraError(TinctError):
     """A command needs an optional dependency that is not installed."""
 

@@ -9,6 +9,8 @@ over ``max_pixels`` are refused from the header, before any pixel is decoded.
 
 from __future__ import annotations
 
+import os
+
 import warnings
 from pathlib import Path
 
@@ -92,6 +94,8 @@ def check_output_path(path: str | Path) -> str:
         raise ImageError(f"output directory {parent} does not exist")
     if path.is_dir():
         raise ImageError(f"output {path} is a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):  # before the model runs, not after
+        raise ImageError(f"output directory {parent} is not writable")
     return fmt
 
 

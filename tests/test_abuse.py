@@ -110,3 +110,110 @@ def test_hint_parser_fuzz_decoded_json(value):
         parse_user_hints(value, (640, 480))
     except HintError:
         pass
+
+
+@pytest.mark.parametrize("key, value, want", [
+    ("tinct.config", "[1, 2]", "'config' is a list"),
+    ("tinct.config", '"text"', "'config' is a str"),
+    ("tinct.hint_protocol", '"x"', "'hint_protocol' is a str"),
+    ("tinct.extra", "[]", "'extra' is a list"),
+    ("tinct.precision", "int3", "unknown precision"),
+    ("tinct.gating", "sometimes", "unknown gating"),
+    ("tinct.static_gates", "[[1, 2, 3]]", "static_gates"),
+    ("tinct.config", "1" * 5000, "corrupt tinct metadata"),
+])
+def test_metadata_of_the_wrong_shape_is_one_line(tmp_path, capsys, key, value, want):
+    """An artifact whose metadata JSON has the wrong type: info and colorize say so in one line."""
+    onnx = pytest.importorskip("onnx")
+    m = onnx.load(str(ROOT / "weights" / "icolorit-tiny.onnx"))
+    for p in m.metadata_props:
+        if p.key == key:
+            p.value = value
+            break
+    else:
+        m.metadata_props.add(key=key, value=value)
+    bad = tmp_path / "bad.onnx"
+    onnx.save(m, str(bad))
+    _one_line_error(capsys, main(["info", str(bad)]), want)
+    rc = main(["colorize", str(PHOTO), "--engine", str(bad), "-o", str(tmp_path / "o.png")])
+    _one_line_error(capsys, rc, want)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_session_refuses_bad_hint_objects_and_stays_usable():
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import HintError, UserHint
+
+    img = np.asarray(Image.open(PHOTO).convert("RGB"))
+    with open_backend(ROOT / "weights" / "icolorit-tiny.onnx", threads=1) as b:
+        s = Colorizer(b).session(img)
+        for bad in (5, UserHint(3, 3, (300, 0, 0)), [UserHint(3, 3, (1, 2))], [UserHint(3, 3, ("a", 0, 0))],
+                    [UserHint(10**9, 3, (1, 2, 3))]):
+            with pytest.raises(HintError):
+                s.set_hints(bad if isinstance(bad, (int, list)) else [bad])
+        with pytest.raises(HintError):
+            s.add_hint(UserHint(3, 3, (0, 0, 256)))
+        s.set_hints([UserHint(3, 3, (10, 200, 30))])  # still usable afterwards
+        assert s.colorize().shape == img.shape
+
+
+def test_nan_outputs_are_an_error_not_a_black_image(tmp_path):
+    from tinct.runtime.colorizer import Colorizer, ModelOutputError
+
+    class NaNBackend:
+        threads = 1
+
+        def run_x(self, x):
+            out = np.zeros((1, 2, 224, 224), np.float32)
+            out[0, 0, 5, 5] = np.nan
+            return out
+
+    s = Colorizer(NaNBackend()).session(np.zeros((40, 50, 3), np.uint8))
+    with pytest.raises(ModelOutputError, match="1 NaN/inf"):
+        s.colorize()
+
+
+def test_unwritable_output_directory_is_refused_before_the_model_runs(tmp_path, capsys, monkeypatch):
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    # as root, permission bits are not enforced: simulate what a normal user meets
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == ro else real(p, mode, **k))
+    rc = main(["colorize", str(PHOTO), "--hints", str(HINTS), "-o", str(ro / "o.png")])
+    err = _one_line_error(capsys, rc, "not writable")
+    assert "model" not in err and not list(ro.iterdir())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(
+                        st.sampled_from(["kind", "results", "psnr", "bpsnr", "model", "backend", "precision",
+                                         "median_ms", "10", "x"]), c, max_size=5),
+                    max_leaves=15))
+def test_bench_compare_fuzz_exit_codes(tmp_path_factory, value):
+    """Any JSON compared with itself: 0 (no regression) or 2 (not a result); never 1, never a traceback."""
+    import contextlib
+    import io
+    import json
+
+    d = tmp_path_factory.mktemp("c")
+    (d / "a.json").write_text(json.dumps(value))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = main(["bench", "compare", str(d / "a.json"), str(d / "a.json"), "--max-latency-increase", "10%"])
+        except SystemExit as exc:  # argparse
+            rc = exc.code
+    assert rc in (0, 2) and "Traceback" not in err.getvalue(), err.getvalue()
+
+
+def test_export_of_random_bytes_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    f = tmp_path / "r.safetensors"
+    f.write_bytes(np.random.default_rng(0).bytes(5000))
+    rc = main(["export", str(f), "-o", str(tmp_path / "r.onnx")])
+    _one_line_error(capsys, rc, "cannot read")
+    assert not (tmp_path / "r.onnx").exists()
