@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tinct {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, _extra in _available_commands():
         if ":" in module:  # plugin entry point "pkg.mod:register"
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         top = (exc.name or "").split(".")[0]
         extra = EXTRA_OF_MODULE.get(top)
         if extra is None:
-            raise
+            return _internal_error(exc, args)
         own = BUILTIN_COMMANDS.get(args.command, (None, None))[1]
         if extra in TORCH_EXTRAS and own in TORCH_EXTRAS:
             extra = own
@@ -116,7 +117,25 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, the traceback only under --debug
+        return _internal_error(exc, args)
     return int(rc or 0)
+
+
+# Exit codes: 0 ok; 1 error in what was asked (bad artifact, guard refused, regression found); 2 usage or
+# input that is not what the command reads; 3 a missing optional dependency; 70 a bug in tinct (EX_SOFTWARE).
+INTERNAL_ERROR = 70
+
+
+def _internal_error(exc: BaseException, args) -> int:
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    print(f"tinct: internal error in 'tinct {args.command}': {type(exc).__name__}: {first} -- this is a bug in "
+          "tinct; please report it with the output of the same command run with 'tinct --debug'", file=sys.stderr)
+    return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -217,3 +217,36 @@ def test_export_of_random_bytes_is_one_line(tmp_path, capsys):
     rc = main(["export", str(f), "-o", str(tmp_path / "r.onnx")])
     _one_line_error(capsys, rc, "cannot read")
     assert not (tmp_path / "r.onnx").exists()
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_70(monkeypatch, capsys):
+    from tinct.runtime.commands import info
+
+    def boom(args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(info, "run", boom)
+    rc = main(["info", str(ROOT / "weights" / "icolorit-tiny.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 70 and err.count("\n") == 1 and "internal error" in err and "--debug" in err
+    assert "Traceback" not in err
+    rc = main(["--debug", "info", str(ROOT / "weights" / "icolorit-tiny.onnx")])
+    assert rc == 70 and "Traceback" in capsys.readouterr().err
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000), st.sampled_from([".png", ".jpg", ".tif", ".webp", ".gif", ".bmp"]))
+def test_image_loader_fuzz(tmp_path_factory, data, suffix):
+    """Random bytes (and truncated real files) under any image name: an image or an ImageError."""
+    from tinct.runtime.image import ImageError, load_image
+
+    d = tmp_path_factory.mktemp("img")
+    real = PHOTO.read_bytes()
+    for i, blob in enumerate((data, real[: len(data) % len(real)], real[:64] + data)):
+        f = d / f"x{i}{suffix}"
+        f.write_bytes(blob)
+        try:
+            img = load_image(f)
+        except ImageError:
+            continue
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
