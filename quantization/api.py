@@ -56,7 +56,9 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
         if calib is not None:
             extra["calibration"] = calib.describe()
         tried, failures, chosen = [], [], None
-        for cand in candidates(recipe, src, tmpdir, out.name, parent_sha=parent_sha, calib=calib, threads=threads):
+        provisional = dataclasses.replace(parent, precision=recipe.precision, parent_sha256=parent_sha).to_props()
+        for cand in candidates(recipe, src, tmpdir, out.name, parent_sha=parent_sha, calib=calib, threads=threads,
+                               props=provisional):
             report = evaluate(cand.path)
             label = f"{what} [bf16 variant {cand.label}]" if cand.label else what
             try:

@@ -221,11 +221,14 @@ class Candidate:
 
 
 def candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha: str, calib=None,
-               threads: int = 1) -> Iterator[Candidate]:
+               threads: int = 1, props: dict | None = None) -> Iterator[Candidate]:
     """Build ``recipe``'s artifact(s) from the FP32 ONNX ``src`` into ``tmpdir``; BF16 yields one
-    candidate per variant, lazily (the caller stops at the first that passes its guard)."""
+    candidate per variant, lazily (the caller stops at the first that passes its guard). ``props``: the
+    provisional tinct metadata an IR candidate carries while it is guarded (its precision, not the
+    parent's: the runtime checks the claim against the graph)."""
+    props = props or {}
     if recipe.route == "bf16-ir":
-        yield from _bf16_candidates(recipe, src, tmpdir, name, parent_sha)
+        yield from _bf16_candidates(recipe, src, tmpdir, name, parent_sha, props)
         return
     out = tmpdir / name
     if recipe.route == "fp16":
@@ -238,7 +241,7 @@ def candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha
         from tinct.quantization import openvino_int8 as ovq
 
         model, info = ovq.nncf_int8(src, calib, floats=recipe.floats, weight_range=recipe.weight_range)
-        ovq.save_ir(model, out, {}, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
+        ovq.save_ir(model, out, props, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
         yield Candidate(out, None, {"quantization": info,
                                     "float_ops": ["as NNCF TRANSFORMER leaves them"] + list(info["ignored_types"])})
         return
@@ -249,7 +252,7 @@ def candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha
         from tinct.quantization import openvino_int8 as ovq
 
         info["openvino"] = "Q/DQ ONNX read by OpenVINO (FakeQuantize, int8 kernels)"
-        ovq.save_ir(ovq.convert(qdq), out, {}, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
+        ovq.save_ir(ovq.convert(qdq), out, props, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
     yield Candidate(out, None, extra)
 
 
@@ -277,7 +280,8 @@ def _build_qdq(recipe: Recipe, src: Path, out: Path, calib, threads: int) -> dic
                           symmetric_activations=recipe.symmetric_activations, weight_range=recipe.weight_range)
 
 
-def _bf16_candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, parent_sha: str) -> Iterator[Candidate]:
+def _bf16_candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, parent_sha: str,
+                     props: dict) -> Iterator[Candidate]:
     from tinct.quantization import openvino_int8 as ovq
     from tinct.runtime.backends.openvino_backend import BF16_VARIANTS, convert_for_variant
 
@@ -286,7 +290,7 @@ def _bf16_candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, parent_
         model = convert_for_variant(src, v)
         path = tmpdir / v / name
         path.parent.mkdir()
-        ovq.save_ir(model, path, {}, {**ovq.build_info(src, "bf16", parent_sha), **ovq.bf16_build(model, v)})
+        ovq.save_ir(model, path, props, {**ovq.build_info(src, "bf16", parent_sha), **ovq.bf16_build(model, v)})
         config, groups = BF16_VARIANTS[v]
         yield Candidate(path, v, {"quantization": {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16",
                                                    "weights": "fp32 in the IR", "bf16_variant": v,

@@ -287,3 +287,104 @@ def atomic_path(dest, mode: int = 0o644):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _read_varint(buf, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf, start: int, end: int):
+    """(field number, wire type, value or (offset, length)) of one protobuf message in ``buf[start:end]``."""
+    pos = start
+    while pos < end:
+        tag, pos = _read_varint(buf, pos)
+        num, wire = tag >> 3, tag & 7
+        if wire == 0:
+            val, pos = _read_varint(buf, pos)
+            yield num, wire, val
+        elif wire == 2:
+            n, pos = _read_varint(buf, pos)
+            if pos + n > end:
+                raise ValueError("field runs past its message")
+            yield num, wire, (pos, n)
+            pos += n
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire}")
+    if pos != end:
+        raise ValueError("message overruns its length")
+
+
+def onnx_graph_summary(path, *, recursive: bool = False, initializers: bool = False) -> dict:
+    """What an ONNX graph contains, without onnx: op type counts (of the top level; subgraphs too when
+    ``recursive``) and, when asked, initializer element types (ONNX TensorProto codes: 1 float, 10 float16,
+    3 int8, 2 uint8). Weights are skipped, not read (memory-mapped). ArtifactError when not an ONNX model."""
+    import mmap
+    from collections import Counter
+
+    ops, inits = Counter(), Counter()
+
+    def graph(buf, start, end, depth):
+        if depth > 8:
+            raise ValueError("subgraphs nested too deep")
+        for num, wire, val in _fields(buf, start, end):
+            if num == 1 and wire == 2:  # node
+                for n2, w2, v2 in _fields(buf, val[0], val[0] + val[1]):
+                    if n2 == 4 and w2 == 2:  # op_type
+                        ops[bytes(buf[v2[0]:v2[0] + v2[1]]).decode("utf-8", "replace")] += 1
+                    elif n2 == 5 and w2 == 2 and recursive:  # attribute: g (6) / graphs (11)
+                        for n3, w3, v3 in _fields(buf, v2[0], v2[0] + v2[1]):
+                            if n3 in (6, 11) and w3 == 2:
+                                graph(buf, v3[0], v3[0] + v3[1], depth + 1)
+            elif num == 5 and wire == 2 and initializers:  # initializer: data_type (2)
+                for n2, w2, v2 in _fields(buf, val[0], val[0] + val[1]):
+                    if n2 == 2 and w2 == 0:
+                        inits[int(v2)] += 1
+
+    name = Path(path).name
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            found = False
+            for num, wire, val in _fields(buf, 0, len(buf)):
+                if num == 7 and wire == 2:
+                    graph(buf, val[0], val[0] + val[1], 0)
+                    found = True
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{name}: not a readable ONNX file ({exc})") from None
+    if not found:
+        raise ArtifactError(f"{name}: not a readable ONNX file (no graph)")
+    return {"ops": dict(ops), "initializer_types": dict(inits)}
+
+
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
+
+
+def check_graph(where: str, meta: ArtifactMeta, ops: dict, schema: str | None = None,
+                low_precision_weights: bool | None = None) -> None:
+    """The metadata's claims against the graph itself (the one check used by every backend's load):
+    schema version, gating (If nodes exactly when dynamic), precision (Q/DQ present for int8 ONNX, absent
+    for fp32; FP16 weights for fp16 ONNX when ``low_precision_weights`` is known)."""
+    if schema is not None and schema != SCHEMA_VERSION:
+        raise ArtifactError(f"{where}: tinct metadata schema {schema!r}; this runtime reads schema {SCHEMA_VERSION}")
+    n_if = ops.get("If", 0)
+    if meta.gating == "dynamic" and not n_if:
+        raise ArtifactError(f"{where}: metadata says dynamic gating, but the graph has no If nodes")
+    if meta.gating in ("none", "static") and n_if:
+        raise ArtifactError(f"{where}: metadata says gating {meta.gating!r}, but the graph has {n_if} If nodes")
+    has_qdq = any(ops.get(op, 0) for op in _QDQ) or ops.get("FakeQuantize", 0)
+    if meta.precision == "int8" and not has_qdq:
+        raise ArtifactError(f"{where}: metadata says int8, but the graph has no quantize/dequantize nodes")
+    if meta.precision in ("fp32", "bf16") and has_qdq:
+        raise ArtifactError(f"{where}: metadata says {meta.precision}, but the graph has quantize/dequantize nodes")
+    if meta.precision == "fp16" and low_precision_weights is False:
+        raise ArtifactError(f"{where}: metadata says fp16, but the graph has no float16 weights")

@@ -250,3 +250,31 @@ def test_image_loader_fuzz(tmp_path_factory, data, suffix):
         except ImageError:
             continue
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+@pytest.mark.parametrize("model, key, value, want", [
+    ("icolorit-tiny", "tinct.precision", "int8", "no quantize/dequantize"),
+    ("acolvit-tiny-0.5", "tinct.precision", "fp16", "no float16 weights"),  # its weights are stored FP32
+    ("icolorit-tiny", "tinct.gating", "dynamic", "gating"),
+    ("acolvit-tiny-0.5", "tinct.gating", "none", "24 If nodes"),
+    ("icolorit-tiny", "tinct.schema", "2", "schema"),
+])
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_metadata_is_checked_against_the_graph(tmp_path, capsys, model, key, value, want, backend):
+    """Claims the graph contradicts are refused on load, by every backend (info, colorize, build, bench)."""
+    onnx = pytest.importorskip("onnx")
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    if backend == "openvino" and "float16" in want:
+        pytest.skip("fp16 weights are an ONNX claim; OpenVINO reads the graph's own types")
+    from tinct.runtime.artifact import ArtifactError
+    from tinct.runtime.backends import open_backend
+
+    m = onnx.load(str(ROOT / "weights" / f"{model}.onnx"))
+    next(p for p in m.metadata_props if p.key == key).value = value
+    bad = tmp_path / "bad.onnx"
+    onnx.save(m, str(bad))
+    with pytest.raises(ArtifactError, match=want):
+        open_backend(bad, backend, threads=1)
+    if backend == "onnxruntime":
+        _one_line_error(capsys, main(["info", str(bad)]), want)

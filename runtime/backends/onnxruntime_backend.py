@@ -129,6 +129,12 @@ class OnnxRuntimeBackend(Backend):
             raise ArtifactError(f"{path.name}: ONNX Runtime cannot load it ({first[:200]})") from None
         props = dict(session.get_modelmeta().custom_metadata_map)
         meta = meta_from_props(props, path.name)
+        from tinct.runtime.artifact import check_graph, onnx_graph_summary
+
+        fp16 = meta.precision == "fp16"
+        graph = onnx_graph_summary(path, initializers=fp16)
+        check_graph(path.name, meta, graph["ops"], schema=props.get("tinct.schema"),
+                    low_precision_weights=bool(graph["initializer_types"].get(10)) if fp16 else None)
         check_io(path.name,
                  [(i.name, _shape(i.shape), _TYPES.get(i.type, i.type)) for i in session.get_inputs()],
                  [(o.name, _shape(o.shape), _TYPES.get(o.type, o.type)) for o in session.get_outputs()])

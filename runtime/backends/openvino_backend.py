@@ -396,6 +396,12 @@ class OpenVINOBackend(Backend):
             raise ArtifactError(f"{path.name}: OpenVINO cannot read it ({first[:200]})") from None
         props, build = read_ir_props(model)
         meta = meta_from_props(props, path.name)
+        from collections import Counter
+
+        from tinct.runtime.artifact import check_graph
+
+        check_graph(path.name, meta, Counter(op.get_type_name() for op in model.get_ordered_ops()),
+                    schema=props.get("tinct.schema"))
         check_io(path.name,
                  [(i.get_any_name(), _pshape(i.get_partial_shape()), _etype(i.get_element_type()))
                   for i in model.inputs],
