@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     _register_report(sub)
     _register_compare(sub)
     # ------------------------------------------------------------------ latency
-    # `tinct bench latency` is registered here by the latency suite (benchmarks/latency.py):
+    # `tinct bench latency` is registered here by the latency suite (the tinct.benchmarks.latency package):
     from tinct.benchmarks.latency import register as _register_latency
 
     _register_latency(sub)

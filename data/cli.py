@@ -8,7 +8,7 @@ import time
 
 FETCH_HELP = """\
 Download the pinned Debian packages of the photo corpus, verify every file against
-training/manifest.json, and build the cached splits.
+data/manifest.json, and build the cached splits.
 
 === Corpus ===
   train   ~190 colour photos (wallpapers, tuxpaint templates, opencv samples, GCompris
