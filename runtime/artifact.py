@@ -177,87 +177,29 @@ def read_onnx_meta(path) -> ArtifactMeta:
 
 def read_onnx_props(path) -> dict[str, str]:
     """An ONNX file's ``metadata_props`` without the ``onnx`` package (the runtime never needs it) and
-    without building a session (that cost 60-75 ms per load): :func:`_onnx_props` reads the protobuf's
-    top-level fields and seeks past the graph. Raises ArtifactError for a file that is not an ONNX model.
-    Remembered per file (path, size, mtime) in this process."""
+    without building a session (that cost 48-75 ms per load): see :func:`_onnx_scan`. Raises
+    ArtifactError for a file that is not an ONNX model."""
+    return dict(_scan(path)[0])
 
+
+def onnx_graph_summary(path) -> dict:
+    """What an ONNX graph's top level contains, without onnx: op type counts and initializer element
+    types (ONNX TensorProto codes: 1 float, 10 float16, 3 int8, 2 uint8). ArtifactError when not ONNX."""
+    _, ops, inits = _scan(path)
+    return {"ops": dict(ops), "initializer_types": dict(inits)}
+
+
+def _scan(path):
     path = Path(path)
     try:
         st = path.stat()
     except OSError as exc:
         raise ArtifactError(f"{path.name}: not a readable ONNX file ({exc.strerror})") from None
-    return dict(_onnx_props(str(path.resolve()), st.st_size, st.st_mtime_ns))
+    return _onnx_scan(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 _MODEL_GRAPH, _MODEL_METADATA_PROPS = 7, 14  # ModelProto field numbers (onnx.proto3)
-
-
-def _varint(f) -> int | None:
-    shift = result = 0
-    while True:
-        b = f.read(1)
-        if not b:
-            return None if shift == 0 else -1
-        result |= (b[0] & 0x7F) << shift
-        if not b[0] & 0x80:
-            return result
-        shift += 7
-        if shift > 63:
-            return -1
-
-
-def _entry(data: bytes) -> tuple[str, str]:
-    """A StringStringEntryProto (1: key, 2: value)."""
-    import io
-
-    f, out = io.BytesIO(data), {1: "", 2: ""}
-    while (tag := _varint(f)) is not None:
-        n = _varint(f) if tag & 7 == 2 else -1
-        if n is None or n < 0:
-            raise ValueError("bad metadata entry")
-        value = f.read(n)
-        if len(value) != n:
-            raise ValueError("truncated metadata entry")
-        if tag >> 3 in out:
-            out[tag >> 3] = value.decode("utf-8")
-    return out[1], out[2]
-
-
-@functools.lru_cache(maxsize=32)
-def _onnx_props(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, str], ...]:
-    # Hand-written on purpose: a protobuf wire walk over ModelProto's top level (varints, skipped
-    # length-delimited fields) reads a few kB of a 50 MB model; onnx is not a runtime dependency.
-    name = path.rsplit("/", 1)[-1]
-    props, has_graph = [], False
-    try:
-        with open(path, "rb") as f:
-            while (tag := _varint(f)) is not None:
-                field_no, wire = tag >> 3, tag & 7
-                if tag < 0 or field_no == 0:
-                    raise ValueError("bad field tag")
-                if wire == 0:
-                    if _varint(f) in (None, -1):
-                        raise ValueError("truncated varint")
-                elif wire in (1, 5):
-                    f.seek(8 if wire == 1 else 4, 1)
-                elif wire == 2:
-                    n = _varint(f)
-                    if n is None or n < 0 or f.tell() + n > size:
-                        raise ValueError("field runs past the end of the file")
-                    if field_no == _MODEL_METADATA_PROPS:
-                        props.append(_entry(f.read(n)))
-                    else:
-                        has_graph |= field_no == _MODEL_GRAPH
-                        f.seek(n, 1)
-                else:
-                    raise ValueError(f"wire type {wire}")
-            if f.tell() != size:
-                raise ValueError("trailing bytes")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{name}: not a readable ONNX file ({exc})") from None
-    if not has_graph:
-        raise ArtifactError(f"{name}: not a readable ONNX file (no graph)")
-    return tuple(sorted(props))
+_GRAPH_NODE, _GRAPH_INITIALIZER, _NODE_OP_TYPE, _TENSOR_DATA_TYPE = 1, 5, 4, 2
 
 
 def set_onnx_props(proto, props: dict[str, str], producer: str = "tinct") -> None:
@@ -308,6 +250,8 @@ def _fields(buf, start: int, end: int):
     while pos < end:
         tag, pos = _read_varint(buf, pos)
         num, wire = tag >> 3, tag & 7
+        if num == 0:
+            raise ValueError("field number 0")
         if wire == 0:
             val, pos = _read_varint(buf, pos)
             yield num, wire, val
@@ -325,45 +269,45 @@ def _fields(buf, start: int, end: int):
         raise ValueError("message overruns its length")
 
 
-def onnx_graph_summary(path, *, recursive: bool = False, initializers: bool = False) -> dict:
-    """What an ONNX graph contains, without onnx: op type counts (of the top level; subgraphs too when
-    ``recursive``) and, when asked, initializer element types (ONNX TensorProto codes: 1 float, 10 float16,
-    3 int8, 2 uint8). Weights are skipped, not read (memory-mapped). ArtifactError when not an ONNX model."""
+@functools.lru_cache(maxsize=32)
+def _onnx_scan(path: str, size: int, mtime_ns: int):
+    """(metadata props, top-level op counts, initializer type counts) of one ONNX file, remembered per
+    (path, size, mtime) in this process: the CLI, the model resolver and the backend ask for the same file.
+
+    Hand-written on purpose: a protobuf wire walk over the memory-mapped file reads the few kB of
+    headers and skips the weights; onnx is not a runtime dependency."""
     import mmap
     from collections import Counter
 
-    ops, inits = Counter(), Counter()
+    name = path.rsplit("/", 1)[-1]
+    props, ops, inits, has_graph = [], Counter(), Counter(), False
 
-    def graph(buf, start, end, depth):
-        if depth > 8:
-            raise ValueError("subgraphs nested too deep")
-        for num, wire, val in _fields(buf, start, end):
-            if num == 1 and wire == 2:  # node
-                for n2, w2, v2 in _fields(buf, val[0], val[0] + val[1]):
-                    if n2 == 4 and w2 == 2:  # op_type
-                        ops[bytes(buf[v2[0]:v2[0] + v2[1]]).decode("utf-8", "replace")] += 1
-                    elif n2 == 5 and w2 == 2 and recursive:  # attribute: g (6) / graphs (11)
-                        for n3, w3, v3 in _fields(buf, v2[0], v2[0] + v2[1]):
-                            if n3 in (6, 11) and w3 == 2:
-                                graph(buf, v3[0], v3[0] + v3[1], depth + 1)
-            elif num == 5 and wire == 2 and initializers:  # initializer: data_type (2)
-                for n2, w2, v2 in _fields(buf, val[0], val[0] + val[1]):
-                    if n2 == 2 and w2 == 0:
-                        inits[int(v2)] += 1
+    def text(buf, span) -> str:
+        return bytes(buf[span[0]:span[0] + span[1]]).decode("utf-8")
 
-    name = Path(path).name
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            found = False
-            for num, wire, val in _fields(buf, 0, len(buf)):
-                if num == 7 and wire == 2:
-                    graph(buf, val[0], val[0] + val[1], 0)
-                    found = True
-    except (OSError, ValueError) as exc:
+            for num, wire, val in _fields(buf, 0, size):
+                if wire != 2:
+                    continue
+                if num == _MODEL_METADATA_PROPS:  # StringStringEntryProto (1: key, 2: value)
+                    entry = {n: text(buf, v) for n, w, v in _fields(buf, val[0], val[0] + val[1]) if w == 2}
+                    props.append((entry.get(1, ""), entry.get(2, "")))
+                elif num == _MODEL_GRAPH:
+                    has_graph = True
+                    for n2, w2, v2 in _fields(buf, val[0], val[0] + val[1]):
+                        if w2 != 2 or n2 not in (_GRAPH_NODE, _GRAPH_INITIALIZER):
+                            continue
+                        for n3, w3, v3 in _fields(buf, v2[0], v2[0] + v2[1]):
+                            if n2 == _GRAPH_NODE and n3 == _NODE_OP_TYPE and w3 == 2:
+                                ops[text(buf, v3)] += 1
+                            elif n2 == _GRAPH_INITIALIZER and n3 == _TENSOR_DATA_TYPE and w3 == 0:
+                                inits[int(v3)] += 1
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # mmap of an empty file is a ValueError too
         raise ArtifactError(f"{name}: not a readable ONNX file ({exc})") from None
-    if not found:
+    if not has_graph:
         raise ArtifactError(f"{name}: not a readable ONNX file (no graph)")
-    return {"ops": dict(ops), "initializer_types": dict(inits)}
+    return tuple(sorted(props)), tuple(sorted(ops.items())), tuple(sorted(inits.items()))
 
 
 _QDQ = ("QuantizeLinear", "DequantizeLinear")

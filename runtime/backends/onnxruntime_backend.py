@@ -132,7 +132,7 @@ class OnnxRuntimeBackend(Backend):
         from tinct.runtime.artifact import check_graph, onnx_graph_summary
 
         fp16 = meta.precision == "fp16"
-        graph = onnx_graph_summary(path, initializers=fp16)
+        graph = onnx_graph_summary(path)
         check_graph(path.name, meta, graph["ops"], schema=props.get("tinct.schema"),
                     low_precision_weights=bool(graph["initializer_types"].get(10)) if fp16 else None)
         check_io(path.name,
