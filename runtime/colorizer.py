@@ -42,9 +42,13 @@ from tinct.runtime.hints import (
     parse_user_hints,
     user_hints_to_cells,
 )
-from tinct.runtime.postprocess import Canvas, bilinear_taps, fit_size, luminance_l, resize_rgb
+from tinct.runtime.postprocess import Canvas, fit_size, luminance_l, resize_rgb
 
-_bilinear_taps = bilinear_taps  # the exemplar session's name for it
+def post_threads(backend) -> int:
+    """Post-processing threads for a backend: its own thread count (what the user gave --threads), else 1."""
+    n = getattr(backend, "threads", None)
+    return n if isinstance(n, int) and n > 0 else 1
+
 
 class ModelOutputError(TinctError):
     """The backend returned values that are not finite."""
@@ -76,9 +80,7 @@ class Colorizer:
     def __init__(self, backend, max_hints: int = DEFAULT_MAX_USER_HINTS, threads: int | None = None):
         self.backend = backend
         self.max_hints = max_hints
-        # post-processing threads: the backend's (what the user gave --threads), else 1
-        bt = getattr(backend, "threads", None)
-        self.threads = int(threads or (bt if isinstance(bt, int) and bt > 0 else 1))
+        self.threads = int(threads or post_threads(backend))
 
     def session(self, image: np.ndarray, preview: int | None = None, postprocess: str = "auto") -> Session:
         return Session(self, image, preview=preview, postprocess=postprocess)
@@ -129,6 +131,7 @@ class Session:
         if c is None:
             if which == "full":
                 c = Canvas(self._image, self._postprocess)
+                self._image = None  # the full canvas holds all a later update needs (the preview is built first)
             else:
                 c = Canvas(resize_rgb(self._image, self.preview_size), self._postprocess)
             self._canvases[which] = c

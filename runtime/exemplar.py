@@ -30,7 +30,7 @@ from PIL import Image
 
 from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
 from tinct.runtime.color import L_CENT, L_NORM
-from tinct.runtime.colorizer import Session, _as_image, luminance_l
+from tinct.runtime.colorizer import Session, _as_image, luminance_l, post_threads
 from tinct.runtime.errors import TinctError
 
 DEFAULT_SIZE = 256
@@ -68,8 +68,7 @@ class ExemplarColorizer:
         self.backend = colorizer_backend  # Session reads .backend
         self.size = int(size)
         self.max_hints = 0  # Session reads it; exemplar sessions take no hints
-        bt = getattr(colorizer_backend, "threads", None)
-        self.threads = bt if isinstance(bt, int) and bt > 0 else 1  # Session's post-processing threads
+        self.threads = post_threads(colorizer_backend)  # Session's post-processing threads
         enc_cfg = encoder_backend.meta.config if encoder_backend is not None else None
         if enc_cfg and enc_cfg.get("emb_dim") != colorizer_backend.meta.config.get("emb_dim"):
             raise ExemplarError(f"encoder embedding size {enc_cfg.get('emb_dim')} differs from the colorizer's "

@@ -171,11 +171,13 @@ class Canvas:
         return self.rgb
 
     def ab_full(self, ab_n: np.ndarray) -> np.ndarray:
-        """The upsampled ab in ab units, float32 ``[2, H, W]`` (for :meth:`lab` and tests)."""
+        """The upsampled ab in ab units, float32 ``[2, H, W]`` (a fresh array; for :meth:`lab` and tests)."""
         ab_n = np.asarray(ab_n, dtype=np.float32).reshape(2, *ab_n.shape[-2:])
-        r0, r1, wr, c0, c1, wc = self.taps(ab_n.shape[1])
-        rows = ab_n[:, r0, :] * (1 - wr)[None, :, None] + ab_n[:, r1, :] * wr[None, :, None]
-        return (rows[:, :, c0] * (1 - wc) + rows[:, :, c1] * wc) * np.float32(AB_NORM)
+        h, w = self.height, self.width
+        out = np.empty((2, h, w), np.float32)
+        _upsample_into(ab_n, self.taps(ab_n.shape[1]), np.empty((2, h, ab_n.shape[1]), np.float32), out,
+                       np.empty((h, w), np.float32))
+        return out
 
     def _render_numpy(self, ab, r0, r1, wr, c0, c1, wc) -> None:
         h, w, f32 = self.height, self.width, np.float32
@@ -184,16 +186,7 @@ class Canvas:
                             **{k: np.empty((h, w), f32) for k in ("t1", "t2", "xp", "zp")},
                             "idx": np.empty((h, w), np.int32)}
         p = self._planes
-        np.multiply(ab[:, r0, :], (1 - wr)[None, :, None], out=p["rows"])
-        p["rows"] += ab[:, r1, :] * wr[None, :, None]
-        for c in range(2):
-            dst = p["ab"][c]
-            np.take(p["rows"][c], c0, axis=1, out=dst)
-            dst *= 1 - wc
-            np.take(p["rows"][c], c1, axis=1, out=p["t1"])
-            p["t1"] *= wc
-            dst += p["t1"]
-        p["ab"] *= f32(AB_NORM)
+        _upsample_into(ab, (r0, r1, wr, c0, c1, wc), p["rows"], p["ab"], p["t1"])
         a, b, t1, t2 = p["ab"][0], p["ab"][1], p["t1"], p["t2"]
         # fx = fy + a/500 -> X ; fz = max(fy - b/200, 0) -> Z   (official lab2rgb)
         np.multiply(a, f32(1 / 500.0), out=t2)
@@ -215,6 +208,21 @@ class Canvas:
             np.clip(t1, 0, GAMMA_N - 1, out=t1)
             np.copyto(p["idx"], t1, casting="unsafe")  # floor for non-negatives
             np.take(LIN_TO_U8, p["idx"], out=self.rgb[..., c], mode="clip")
+
+
+def _upsample_into(ab, taps, rows, out, scratch) -> None:
+    """Bilinear ab ``[2, n, n]`` -> ``out`` ``[2, H, W]`` in ab units, rows first (``rows`` [2, H, n],
+    ``scratch`` [H, W] are the caller's buffers): the numpy kernel's upsampling."""
+    r0, r1, wr, c0, c1, wc = taps
+    np.multiply(ab[:, r0, :], (1 - wr)[None, :, None], out=rows)
+    rows += ab[:, r1, :] * wr[None, :, None]
+    for c in range(2):
+        np.take(rows[c], c0, axis=1, out=out[c])
+        out[c] *= 1 - wc
+        np.take(rows[c], c1, axis=1, out=scratch)
+        scratch *= wc
+        out[c] += scratch
+    out *= np.float32(AB_NORM)
 
 
 _M = (XYZ_TO_RGB * GAMMA_N).astype(np.float32)  # the table index is linear light x GAMMA_N

@@ -337,9 +337,9 @@ class _RequestPool:
     tensors, so sharing one between threads mixed their results (issue 15). Idle requests are kept
     (at most ``keep``); a caller never waits for another caller's request."""
 
-    def __init__(self, compiled, first=None, keep: int = 8):
+    def __init__(self, compiled, keep: int = 8):
         self.compiled, self.keep = compiled, keep
-        self._idle = [first or compiled.create_infer_request()]
+        self._idle = [compiled.create_infer_request()]
         self._lock = threading.Lock()
 
     def infer(self, inputs):
@@ -364,8 +364,7 @@ class OpenVINOBackend(Backend):
                  model=None, core=None, config=None, static_batch: int | None = None, folded_selects: int = 0):
         self.path = path
         self.compiled = compiled
-        self.request = compiled.create_infer_request()  # the pool's first request (kept for callers that read it)
-        self._pool = _RequestPool(compiled, self.request)
+        self._pool = _RequestPool(compiled)
         self._model, self._core, self._config = model, core, config
         self.static_batch = static_batch  # None: compiled with its dynamic shapes
         self._by_batch = {static_batch: self._pool} if static_batch else {}  # batch 1 is never evicted
