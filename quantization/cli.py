@@ -14,6 +14,14 @@ image's own TPS-warped reference; :mod:`quantization.color2embed`); the colour e
 from __future__ import annotations
 
 from tinct.quantization import PRECISIONS, WEIGHT_RANGES
+from tinct.quantization.recipes import (
+    BACKENDS,
+    BF16_VARIANT_CHOICES,
+    METHODS,
+    OV_FLOAT_PRECISIONS,
+    OV_ROUTES,
+    QDQ_TOOLS,
+)
 
 
 def register(subparsers) -> None:
@@ -21,28 +29,27 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("onnx", help="FP32 tinct ONNX artifact (from 'tinct export')")
     p.add_argument("--precision", required=True, choices=PRECISIONS)
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "tensorrt"])
+    p.add_argument("--backend", default="onnxruntime", choices=BACKENDS)
     p.add_argument("--calib", default=None, metavar="DIR", help="calibration images (default: the corpus' training split)")
     p.add_argument("--calib-size", type=int, default=300)
     p.add_argument("--calib-seed", type=int, default=None)
-    p.add_argument("--qdq-tool", default=None, choices=["nncf", "onnxruntime"],
+    p.add_argument("--qdq-tool", default=None, choices=QDQ_TOOLS,
                    help="who writes the Q/DQ ONNX: NNCF's ONNX backend (default for --backend openvino) or ONNX "
                         "Runtime's quantize_static (default for onnxruntime; always for tensorrt: signed INT8, zero "
                         "point 0). NNCF's graph lost less PSNR on the ViTs at the same ONNX Runtime speed")
-    p.add_argument("--method", default=None, choices=["minmax", "entropy", "percentile"],
+    p.add_argument("--method", default=None, choices=METHODS,
                    help="calibration method of --qdq-tool onnxruntime (default minmax)")
     p.add_argument("--max-psnr-drop", type=float, default=None, metavar="DB",
                    help="budget for PSNR@10 parent - quantized (default 0.1 int8, 0.02 fp16/bf16)")
     p.add_argument("--max-mean-ab-err", type=float, default=None, metavar="AB",
                    help="limit on mean |Δab| against the parent (default 3 int8, 1 fp16/bf16)")
-    p.add_argument("--ov-route", default=None, choices=["nncf", "qdq"],
+    p.add_argument("--ov-route", default=None, choices=OV_ROUTES,
                    help="OpenVINO INT8: NNCF on the IR, or the Q/DQ ONNX (--qdq-tool) read by OpenVINO "
                         "(default: nncf for iColoriT, qdq for A-ColViT)")
-    p.add_argument("--ov-float-precision", default="f32", choices=["f32", "bf16"],
+    p.add_argument("--ov-float-precision", default="f32", choices=OV_FLOAT_PRECISIONS,
                    help="OpenVINO INT8: precision of the ops left unquantized (recorded in the IR; the guard "
                         "evaluates at it). bf16 needs AVX512-BF16/AMX")
-    p.add_argument("--bf16-variant", default="auto", choices=["auto", "default", "no-snippets", "f32-attention",
-                                                                "f32-attention-no-snippets"],
+    p.add_argument("--bf16-variant", default="auto", choices=BF16_VARIANT_CHOICES,
                    help="BF16: which op groups stay out of OpenVINO's bf16 kernels; auto tries them in that order "
                         "and keeps the first that passes the guard (default auto)")
     p.add_argument("--int8-weights", default="portable", choices=WEIGHT_RANGES,

@@ -23,14 +23,13 @@ from typing import Iterable, Sequence
 
 import onnx
 
-from tinct.quantization.recipes import FloatPolicy
+from tinct.quantization.recipes import METHODS, FloatPolicy
 
 # Chosen by measurement on iColoriT-T (see SWEEP_NOTE): quantize these op types, keep every other
 # op type float, and keep these node roles float as well.
 DEFAULT_QUANTIZE_OPS = ("MatMul", "Conv")
 DEFAULT_FLOAT_ROLES = FloatPolicy().roles  # measured: see FloatPolicy
 SWEEP_NOTE = "see python -m tinct.benchmarks.quantization_sweep --sweep"
-METHODS = ("minmax", "entropy", "percentile")
 ROLES = ("head_conv", "patch_embed", "gate_linear", "attn_matmul")
 ACTIVATIONS_SYMMETRIC = "int8 symmetric (zero point 0)"  # recorded in extra.quantization.activations
 HIST_CHUNK = 16  # samples held in memory at once by histogram calibration

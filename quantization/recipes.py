@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tinct.quantization import PRECISIONS, WEIGHT_RANGES
+from tinct.runtime.backends.openvino_backend import BF16_VARIANTS  # numpy only at import; openvino when used
 from tinct.runtime.errors import TinctError
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
@@ -37,7 +38,8 @@ ROUTES = ("qdq", "nncf-ir", "qdq-ir", "fp16", "bf16-ir")
 QDQ_TOOLS = ("onnxruntime", "nncf")
 METHODS = ("minmax", "entropy", "percentile")
 OV_FLOAT_PRECISIONS = ("f32", "bf16")
-BF16_VARIANT_CHOICES = ("auto", "default", "no-snippets", "f32-attention", "f32-attention-no-snippets")
+OV_ROUTES = ("nncf", "qdq")
+BF16_VARIANT_CHOICES = ("auto", *BF16_VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,6 @@ def make_recipe(*, precision: str, backend: str = "onnxruntime", dynamic: bool =
         if backend != "openvino":
             raise TinctError("BF16 is an OpenVINO route here (--backend openvino): ONNX Runtime's CPU provider has "
                              "no bf16 kernels; for GPUs use --precision fp16")
-        from tinct.runtime.backends.openvino_backend import BF16_VARIANTS
-
         variants = tuple(BF16_VARIANTS) if bf16_variant == "auto" else (bf16_variant,)
         return Recipe(precision, backend, "bf16-ir", bf16_variants=variants)
     if precision == "fp16":
@@ -176,6 +176,8 @@ def make_recipe(*, precision: str, backend: str = "onnxruntime", dynamic: bool =
                              "(measured: its outputs were 10-20 dB off): use --ov-route qdq (the default for A-ColViT)")
     elif ov_route is not None:
         raise TinctError("--ov-route applies to --backend openvino only")
+    if ov_route is not None and ov_route not in OV_ROUTES:
+        raise TinctError(f"--ov-route {ov_route!r}: choose one of {', '.join(OV_ROUTES)}")
     if ov_float_precision == "bf16":
         from tinct.quantization.openvino_int8 import require_bf16_cpu
 
