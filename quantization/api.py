@@ -56,9 +56,9 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
         if calib is not None:
             extra["calibration"] = calib.describe()
         tried, failures, chosen = [], [], None
-        provisional = dataclasses.replace(parent, precision=recipe.precision, parent_sha256=parent_sha).to_props()
+        child = dataclasses.replace(parent, precision=recipe.precision, parent_sha256=parent_sha)
         for cand in candidates(recipe, src, tmpdir, out.name, parent_sha=parent_sha, calib=calib, threads=threads,
-                               props=provisional):
+                               props=child.to_props()):
             report = evaluate(cand.path)
             label = f"{what} [bf16 variant {cand.label}]" if cand.label else what
             try:
@@ -67,7 +67,7 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
                 if cand.label is None:
                     raise
                 tried.append(_attempt(cand.label, report, "failed"))
-                failures.append(_failure_line(cand.label, report))
+                failures.append(_failure_line(tried[-1], report))
                 continue
             if cand.label is not None:
                 tried.append(_attempt(cand.label, report, "passed"))
@@ -86,8 +86,7 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
             from tinct.runtime.backends.onnxruntime_backend import QDQ_IF_DISABLED
 
             extra["runtime_options"] = {"onnxruntime": {"disabled_optimizers": list(QDQ_IF_DISABLED)}}
-        props = dataclasses.replace(parent, precision=recipe.precision, parent_sha256=parent_sha,
-                                    extra=extra).to_props()
+        props = dataclasses.replace(child, extra=extra).to_props()
         final = tmpdir / ("final" + out.suffix)
         if out.suffix == ".xml":
             from tinct.quantization.openvino_int8 import restamp_ir
@@ -115,9 +114,8 @@ def _attempt(variant: str, report, verdict: str) -> dict:
             "verdict": verdict}
 
 
-def _failure_line(variant: str, report) -> str:
-    row = _attempt(variant, report, "failed")
-    return (f"{variant}: ΔPSNR {row['delta_psnr']:+.3f} dB, mean |Δab| {row['mean_ab_err']:.3f}"
+def _failure_line(row: dict, report) -> str:
+    return (f"{row['variant']}: ΔPSNR {row['delta_psnr']:+.3f} dB, mean |Δab| {row['mean_ab_err']:.3f}"
             + (f", {report.nonfinite_outputs} NaN/inf" if report.nonfinite_outputs else ""))
 
 
