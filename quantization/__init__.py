@@ -25,7 +25,7 @@ DEFAULT_MAX_MEAN_AB = {"int8": 3.0, "fp16": 1.0, "bf16": 1.0, "fp32": 0.05}
 
 # INT8 weight range. "portable": 7-bit weight values (ONNX Runtime reduce_range, NNCF overflow_fix=enable),
 # because x86 CPUs without VNNI (AVX2 laptops, AVX-512 before Cascade Lake) multiply u8 x s8 pairs into a
-# saturating int16 (vpmaddubsw). Measured on an AVX2-only AMD EPYC (Zen 3): ONNX Runtime INT8 of the shipped
-# icolorit-tiny lost 0.129 dB PSNR@10 with 8-bit weights (over the 0.1 dB budget). "full": 8-bit weights,
+# saturating int16 (vpmaddubsw); on such a CPU 8-bit weights pushed the shipped icolorit-tiny over the INT8
+# budget (README, "INT8 weights are 7-bit by default"). "full": 8-bit weights,
 # for VNNI/AMX CPUs and GPUs only. TensorRT's signed Q/DQ route always uses the full range (no saturation).
 WEIGHT_RANGES = ("portable", "full")

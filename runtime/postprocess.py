@@ -11,14 +11,14 @@ gamma + clip + round through a 65536-entry table over linear light (within one l
 Two kernels compute the same thing:
 
 - ``numba``: one fused pass over the pixels (``njit(parallel=True, cache=True)``, rows split over the
-  session's threads), no temporaries. Measured on a 2-core AMD EPYC (Zen 3, AVX2), 1920x1080, the
-  upsample + merge of an update: 145 ms with numpy, 23 ms fused on 1 thread, 12 ms on 2.
+  session's threads), no plane-sized temporaries; several times faster than numpy (measured: README,
+  "Interactive update at photo resolution").
 - ``numpy``: the same steps as whole-plane operations into preallocated planes (about 20 passes over
-  8 MB planes); used where numba is absent, and for one-shot use, where numba's import (0.4-0.5 s
-  here) costs more than it saves. ``TINCT_POSTPROCESS=numpy|numba`` forces one.
+  8 MB planes); used where numba is absent, and for one-shot use, where numba's import costs more
+  than it saves. ``TINCT_POSTPROCESS=numpy|numba`` forces one.
 
-Hand-written on purpose: OpenCV's float Lab->RGB alone took ~45 ms at 1080p on the Intel machine of issue 14
-and uses other Lab constants; a fused loop is what makes the pass cheap.
+Hand-written on purpose: OpenCV's float Lab->RGB is no faster (issue 14) and uses other Lab constants; a fused
+loop is what makes the pass cheap.
 """
 
 from __future__ import annotations

@@ -114,8 +114,8 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
-        # no busy-waiting after a run: the session's post-processing threads run right after the model
-        # (measured, 2 threads, 1080p update: post 14.9 -> 12.0 ms, model unchanged at 42 ms)
+        # no busy-waiting after a run: the session's post-processing threads run right after the model and
+        # ONNX Runtime's spinning threads slowed them (measured: README, "Interactive update at photo resolution")
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         disabled = list(disabled_optimizers or [])
