@@ -8,7 +8,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[export,train,openvino,quant,bench,dev]"
+	$(PY) -m pip install -q -e ".[export,train,openvino,quant,bench,dev,serve,browser]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,8 +17,16 @@ demo: $(STAMP)
 	$(VENV)/bin/tinct colorize tests/fixtures/photos/horses_herd.jpg --hints tests/fixtures/demo_hints.json -o demo.png
 	@echo "wrote demo.png"
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/tinct data fetch --split val --no-progress
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider
 
-.PHONY: install demo test
+# The browser test of `tinct serve` drives Debian's chromium (Playwright's own download is not reachable here).
+# As root it is installed from the Debian archive; otherwise that test says how to get it (and fails under CI).
+browser:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser test of tinct serve"; \
+	  apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	fi
+
+.PHONY: install demo test browser

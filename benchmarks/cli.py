@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     from tinct.benchmarks.latency import register as _register_latency
 
     _register_latency(sub)
+    from tinct.benchmarks.soak import register as _register_soak
+
+    _register_soak(sub)
+    from tinct.benchmarks.load import register as _register_load
+
+    _register_load(sub)
     # ---------------------------------------------------------------------------
 
 

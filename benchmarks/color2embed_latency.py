@@ -141,7 +141,9 @@ def main(argv=None) -> int:
     p.add_argument("--backends", default="onnxruntime,openvino")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    w, h = (int(v) for v in a.full.lower().split("x"))
+    from tinct.benchmarks.latency.inputs import parse_size
+
+    w, h = parse_size(a.full, "--full")
     res = measure(a.size, a.threads, a.rounds, model_name=a.model, random=a.random, full=(w, h),
                   backends=tuple(b for b in a.backends.split(",") if b))
     print(f"| Color2Embed ({res['weights']}), {a.threads} threads | median ms | IQR | min | vs eager |")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "tinct" / "numba"))
 
-import numba as nb  # noqa: E402
-import numpy as np  # noqa: E402
+import numba as nb
+import numpy as np
 
 _F_THRESH = np.float32(0.2068966)
 _K0 = np.float32(16.0 / 116.0)

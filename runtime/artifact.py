@@ -110,7 +110,7 @@ class ArtifactMeta:
         return {PREFIX + k: v for k, v in props.items()}
 
     @classmethod
-    def from_props(cls, props: dict[str, str], where: str = "artifact") -> "ArtifactMeta":
+    def from_props(cls, props: dict[str, str], where: str = "artifact") -> ArtifactMeta:
         p = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
         if not p:
             raise ArtifactError(f"{where} has no tinct metadata (was it made by 'tinct export'?)")

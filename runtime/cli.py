@@ -28,6 +28,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "ship": ("tinct.training.cli_ship", "train"),
     "quantize": ("tinct.quantization.cli", "quant"),
     "bench": ("tinct.benchmarks.cli", "bench"),
+    "serve": ("tinct.serve.cli", "serve"),
 }
 
 # Heavy modules and the extra that installs each one (the command's own extra wins when it also
@@ -46,6 +47,10 @@ EXTRA_OF_MODULE = {
     "matplotlib": "bench",
     "pytest_benchmark": "bench",
     "skimage": "bench",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "python_multipart": "serve",
 }
 
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
-
+from tinct.runtime.backends.base import AUX_GATES_OUTPUT
 from tinct.runtime.color import L_CENT, L_NORM
 from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import (
@@ -42,12 +42,18 @@ from tinct.runtime.hints import (
     parse_user_hints,
     user_hints_to_cells,
 )
-from tinct.runtime.postprocess import Canvas, fit_size, luminance_l, resize_rgb
+from tinct.runtime.postprocess import ONE_SHOT, Canvas, fit_size, luminance_l, resize_rgb
+
 
 def post_threads(backend) -> int:
     """Post-processing threads for a backend: its own thread count (what the user gave --threads), else 1."""
     n = getattr(backend, "threads", None)
     return n if isinstance(n, int) and n > 0 else 1
+
+
+def _static_gates(backend) -> np.ndarray | None:
+    g = getattr(getattr(backend, "meta", None), "static_gates", None)
+    return np.asarray(g, dtype=bool) if g else None
 
 
 class ModelOutputError(TinctError):
@@ -88,7 +94,7 @@ class Colorizer:
     def colorize(self, image: np.ndarray, hints: Iterable[UserHint] | str | list = ()) -> np.ndarray:
         """One-shot: uint8 RGB ``[H, W, 3]`` at the input's resolution (numpy post-processing unless the
         fused kernel is already loaded: for one image its import costs more than it saves)."""
-        s = Session(self, image, postprocess="auto-loaded")
+        s = Session(self, image, postprocess=ONE_SHOT)
         s.set_hints(hints)
         return s.colorize()
 
@@ -124,6 +130,7 @@ class Session:
         self._hints: dict[tuple[int, int], UserHint] = {}
         self._stale = {"hints": True, "model": True}
         self.runs = 0
+        self.gates = _static_gates(self.backend)  # [depth, 2] bool, or None for a model without gates
         self.timings: dict[str, float] = {"prepare": (time.perf_counter() - t0) * 1e3}
 
     def _canvas(self, which: str) -> Canvas:
@@ -164,7 +171,7 @@ class Session:
     def _check_xy(self, x: int, y: int) -> tuple[int, int]:
         for name, v, lim in (("x", x, self.width), ("y", y, self.height)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < lim:
-                raise HintError(f"hint '{name}'={v!r} is outside the image (0..{lim - 1})")
+                raise HintError(f"hint '{name}'={v!r:.40} is outside the image (0..{lim - 1})")
         return int(x), int(y)
 
     def _touch(self) -> None:
@@ -186,25 +193,32 @@ class Session:
         self._touch()
         return hint
 
+    def _pos(self, pos, what: str) -> tuple[int, int]:
+        """An (x, y) pair inside the image, or a HintError naming ``what``."""
+        if not (isinstance(pos, (tuple, list)) and len(pos) == 2):
+            raise HintError(f"{what} must be an (x, y) pair, got {pos!r:.60}")
+        return self._check_xy(*pos)
+
     def remove_hint(self, x: int, y: int) -> UserHint:
+        key = self._pos((x, y), "the hint to remove")
         try:
-            hint = self._hints.pop((x, y))
+            hint = self._hints.pop(key)
         except KeyError:
-            raise HintError(f"no hint at x={x}, y={y}") from None
+            raise HintError(f"no hint at x={key[0]}, y={key[1]}") from None
         self._touch()
         return hint
 
     def move_hint(self, old: tuple[int, int], new: tuple[int, int], color=None) -> UserHint:
         """Move the hint at ``old`` to ``new`` (and optionally recolour it)."""
-        if tuple(old) not in self._hints:
+        old = self._pos(old, "the hint to move")
+        if old not in self._hints:
             raise HintError(f"no hint at x={old[0]}, y={old[1]}")
-        nx, ny = self._check_xy(*new)
-        if (nx, ny) != tuple(old) and (nx, ny) in self._hints:
+        nx, ny = self._pos(new, "the new position")
+        if (nx, ny) != old and (nx, ny) in self._hints:
             raise HintError(f"a hint already exists at x={nx}, y={ny}")
-        hint = self._hints.pop(tuple(old))
-        rgb = hint.rgb if color is None else parse_user_hints([{"x": nx, "y": ny, "color": list(color)
-                                                               if isinstance(color, tuple) else color}],
-                                                             self.size)[0].rgb
+        rgb = self._hints[old].rgb if color is None else parse_user_hints(
+            [{"x": nx, "y": ny, "color": list(color) if isinstance(color, tuple) else color}], self.size)[0].rgb
+        del self._hints[old]
         new_hint = UserHint(nx, ny, rgb)
         self._hints[(nx, ny)] = new_hint
         self._touch()
@@ -239,8 +253,14 @@ class Session:
 
     # ------------------------------------------------------------------ the pipeline
     def _predict(self) -> np.ndarray:
-        """The model run: normalized ab at the model's resolution (subclasses feed other inputs)."""
-        return self.backend.run_x(self.x)
+        """The model run: normalized ab at the model's resolution (subclasses feed other inputs).
+        A dynamic A-ColViT's auxiliary output is kept in :attr:`gates` (which sub-layers ran)."""
+        b = self.backend
+        if AUX_GATES_OUTPUT not in getattr(b, "output_names", ()):
+            return b.run_x(self.x)
+        out = b.infer({b.input_names[0]: self.x})
+        self.gates = np.asarray(out[AUX_GATES_OUTPUT])[0].astype(bool)  # [depth, 2]: (attention, MLP) ran
+        return out[next(n for n in b.output_names if n != AUX_GATES_OUTPUT)]
 
     def colorize(self) -> np.ndarray:
         """The full-resolution result (uint8 ``[H, W, 3]``, the session's buffer: copy it to keep it)."""

@@ -11,6 +11,10 @@ class InputError(TinctError):
     exit_code = 2
 
 
+class TooLargeError(InputError):
+    """Input over a size limit (pixels, bytes, memory): exit 2 from the CLI, HTTP 413 from the server."""
+
+
 class MissingExtraError(TinctError):
     """A command needs an optional dependency that is not installed."""
 

@@ -9,10 +9,9 @@ validation, the model cards, the export/quantization guards and ``tinct bench`` 
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-
 from tinct.runtime.color import lab_n_to_rgb, rgb_to_lab_n, to_uint8
 from tinct.runtime.hints import encode_from_lab, mask_from_coords
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
 from tinct.runtime.color import L_CENT, L_NORM
 from tinct.runtime.colorizer import Session, _as_image, luminance_l, post_threads
 from tinct.runtime.errors import TinctError
+from tinct.runtime.postprocess import ONE_SHOT
 
 DEFAULT_SIZE = 256
 MULTIPLE = 16
@@ -125,7 +125,7 @@ class ExemplarColorizer:
     def colorize(self, image: np.ndarray, reference: np.ndarray | None = None, *,
                  embedding: np.ndarray | None = None) -> np.ndarray:
         """One-shot: uint8 RGB ``[H, W, 3]`` at the input's resolution (a fresh array)."""
-        s = ExemplarSession(self, image, postprocess="auto-loaded")
+        s = ExemplarSession(self, image, postprocess=ONE_SHOT)
         if (reference is None) == (embedding is None):
             raise ExemplarError("pass exactly one of reference= and embedding=")
         if reference is not None:
@@ -185,12 +185,12 @@ class ExemplarSession(Session):
     def _predict(self) -> np.ndarray:
         return self.backend.infer({"l_n": self.l_n_small, "emb": self.embedding})["ab"]
 
-    def colorize(self) -> np.ndarray:
+    def _update(self, which: str) -> np.ndarray:  # colorize() and preview()
         if self.embedding is None:
             raise ExemplarError("no reference: call set_reference() or set_embedding() first")
         self._stale["hints"] = False  # an exemplar session has no hint channels
         embed_ms = self.timings.get("embed", 0.0)
-        rgb = super().colorize()
+        rgb = super()._update(which)
         self.timings.pop("hints", None)
         self.timings["embed"] = embed_ms
         return rgb

@@ -22,14 +22,13 @@ import math
 import os
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
-
 from tinct.runtime.color import AB_NORM, rgb_to_lab
-from tinct.runtime.errors import TinctError
+from tinct.runtime.errors import InputError
 
 IMG_SIZE = 224
 HINT_SIZE = 2
@@ -40,8 +39,8 @@ TRAIN_MAX_HINTS = 128
 DEFAULT_MAX_USER_HINTS = 1024
 
 
-class HintError(TinctError):
-    """Malformed hints (user JSON or hint files)."""
+class HintError(InputError):
+    """Malformed hints (user JSON or hint files): exit 2, HTTP 400."""
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -281,12 +280,18 @@ def load_user_hints(path: str | Path, image_size: tuple[int, int],
             data = f.read(MAX_HINTS_FILE_BYTES + 1)
     except OSError as exc:
         raise HintError(f"cannot read hints file {path}: {exc.strerror or exc}") from None
+    return decode_user_hints(data, image_size, max_hints, what=f"hints file {path}")
+
+
+def decode_user_hints(data: bytes, image_size: tuple[int, int], max_hints: int = DEFAULT_MAX_USER_HINTS,
+                      what: str = "hints") -> list[UserHint]:
+    """Hint JSON as bytes (a file's content, an upload's field): size and encoding checked, then parsed."""
     if len(data) > MAX_HINTS_FILE_BYTES:
-        raise HintError(f"hints file {path} is larger than {MAX_HINTS_FILE_BYTES >> 10} KiB")
+        raise HintError(f"{what} is larger than {MAX_HINTS_FILE_BYTES >> 10} KiB")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise HintError(f"hints file {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+        raise HintError(f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
     return parse_user_hints(text, image_size, max_hints)
 
 

@@ -10,22 +10,24 @@ over ``max_pixels`` are refused from the header, before any pixel is decoded.
 from __future__ import annotations
 
 import os
-
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-
 from tinct.runtime.artifact import atomic_path
-from tinct.runtime.errors import TinctError
+from tinct.runtime.errors import InputError, TooLargeError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
-class ImageError(TinctError):
-    pass
+class ImageError(InputError):
+    """An image that cannot be read as a photo (exit 2)."""
+
+
+class ImageTooLargeError(ImageError, TooLargeError):
+    """More pixels than allowed (HTTP 413 from the server)."""
 
 
 def resize_center_crop(im: Image.Image, short: int, crop: int) -> np.ndarray:
@@ -40,27 +42,41 @@ def resize_center_crop(im: Image.Image, short: int, crop: int) -> np.ndarray:
 
 
 def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` from an image file (see the module doc); :class:`ImageError` names the problem."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"image {path} does not exist")
     if not path.is_file():
         raise ImageError(f"image {path} is not a file")
+    return _decode(path, path.name, max_pixels)
+
+
+def decode_image(data: bytes, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """:func:`load_image` for bytes already in memory (an upload); ``name`` labels the messages only."""
+    import io
+
+    if not data:
+        raise ImageError(f"{name}: empty upload, not an image")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source, name: str, max_pixels: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked from the header
             try:
-                im = Image.open(path)
+                im = Image.open(source)
             finally:
                 Image.MAX_IMAGE_PIXELS = old
         with im:
             w, h = im.size
             if max_pixels and w * h > max_pixels:
-                raise ImageError(f"image {path.name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
-                                 f"{max_pixels / 1e6:.1f} MP (--max-pixels)")
+                raise ImageTooLargeError(f"image {name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
+                                         f"{max_pixels / 1e6:.1f} MP (--max-pixels)")
             if w == 0 or h == 0:
-                raise ImageError(f"image {path.name} is empty ({w}x{h})")
+                raise ImageError(f"image {name} is empty ({w}x{h})")
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode.startswith("I;16"):  # 16 bits by the file's own word: scaled by 255/65535, dark or not
@@ -68,19 +84,19 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
                 im = Image.fromarray(np.clip(np.rint(arr * (255.0 / 65535.0)), 0, 255).astype(np.uint8), "L")
             elif im.mode in ("I", "F"):  # 32-bit integer or float samples: their range is not known, so not guessed
                 kind = "integer" if im.mode == "I" else "floating-point"
-                raise ImageError(f"{path.name}: 32-bit {kind} samples; convert the image to 8 or 16 bits per channel")
+                raise ImageError(f"{name}: 32-bit {kind} samples; convert the image to 8 or 16 bits per channel")
             if im.mode != "RGB":
                 im = im.convert("RGB")
             return np.asarray(im, dtype=np.uint8).copy()
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{path.name}: not an image in a format Pillow can read") from None
+        raise ImageError(f"{name}: not an image in a format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageError(f"{path.name}: corrupt or truncated image ({msg})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({msg})") from None
     except Image.DecompressionBombError as exc:  # pragma: no cover - MAX_IMAGE_PIXELS lifted above
-        raise ImageError(f"{path.name}: {exc}") from None
+        raise ImageError(f"{name}: {exc}") from None
 
 
 def check_output_path(path: str | Path) -> str:

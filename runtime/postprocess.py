@@ -24,11 +24,9 @@ loop is what makes the pass cheap.
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 from PIL import Image
-
 from tinct.runtime.color import AB_NORM, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, srgb_to_linear
 
 KERNELS = ("numba", "numpy")
@@ -100,15 +98,19 @@ def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image, mode).resize(size, Image.BILINEAR))
 
 
+# One-shot colorization (the CLI's colorize, the server's POST /api/colorize, batch runs) uses the numpy
+# kernel: for one image numba's import costs more than it saves, and every one-shot path then gives the
+# same pixels whatever the process has loaded (the kernels agree within one level, not bit for bit).
+ONE_SHOT = "numpy"
+
+
 def kernel_for(requested: str = "auto") -> str:
     """The kernel to use: ``TINCT_POSTPROCESS`` when set, else ``requested``; ``auto`` = numba when it
-    is importable, ``auto-loaded`` = numba only when it is already imported (one-shot use)."""
+    is importable."""
     want = os.environ.get("TINCT_POSTPROCESS", "").strip().lower() or requested
-    if want not in (*KERNELS, "auto", "auto-loaded"):
+    if want not in (*KERNELS, "auto"):
         raise ValueError(f"TINCT_POSTPROCESS={want!r}: choose one of {', '.join(KERNELS)}")
     if want == "numpy":
-        return "numpy"
-    if want == "auto-loaded" and "numba" not in sys.modules:
         return "numpy"
     try:
         from tinct.runtime import _postprocess_numba  # noqa: F401

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
@@ -48,7 +47,6 @@ def find_parity_photos(limit: int = MAX_IMAGES) -> list[Path]:
 def load_photo(path: str | Path) -> np.ndarray:
     """RGB uint8 [224, 224, 3]: short side to 224 (bilinear), centre crop."""
     from PIL import Image
-
     from tinct.runtime.image import resize_center_crop
 
     try:

@@ -125,7 +125,8 @@ def test_exemplar_matches_pytorch(engines, tiny_model, backend):
     assert ex.encoder_runs == 2 and not np.array_equal(s.colorize(), rgb)
     s.set_embedding(emb)  # reuse an embedding
     assert np.array_equal(s.colorize(), rgb) and ex.encoder_runs == 2
-    assert np.array_equal(ex.colorize(image, embedding=emb[0]), rgb)
+    one_shot = ex.colorize(image, embedding=emb[0])  # the numpy kernel (ONE_SHOT): within one level of numba's
+    assert np.abs(one_shot.astype(int) - rgb).max() <= 1 and (one_shot == rgb).mean() >= 0.99
     ex.close()
 
 
@@ -187,7 +188,7 @@ def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, ca
     safetensors, e.g. right after training) it is exported once into the engine cache, then reused."""
     import shutil
 
-    from tinct.runtime.commands import colorize as colorize_cmd
+    from tinct.runtime import shipped as shipped_models
 
     monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out.png"
@@ -199,8 +200,8 @@ def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, ca
     bare = tmp_path / "weights"
     bare.mkdir()
     for f in ("color2embed-r18.safetensors", "color2embed-r18.json"):
-        shutil.copy(colorize_cmd.WEIGHTS_DIR / f, bare / f)
-    monkeypatch.setattr(colorize_cmd, "WEIGHTS_DIR", bare)
+        shutil.copy(shipped_models.WEIGHTS_DIR / f, bare / f)
+    monkeypatch.setattr(shipped_models, "WEIGHTS_DIR", bare)
     out.unlink()
     assert main(argv) == 0 and "first use" in capsys.readouterr().out
     cached = sorted(p.name for p in (tmp_path / "cache" / "engines").iterdir())

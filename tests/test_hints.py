@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinct.runtime import hints as H
@@ -303,32 +303,6 @@ def test_non_string_keys_in_decoded_object():
 def test_user_hint_error_names_the_index():
     with pytest.raises(H.HintError, match="hint 2"):
         H.parse_user_hints([_hint(x=0), _hint(x=1), _hint(x=2, color="#zz0000")], (8, 8))
-
-
-_json_scalars = (st.none() | st.booleans() | st.integers(-10**20, 10**20)
-                 | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=10)
-                 | st.sampled_from(["#00ff00", "#FFF", "#12345g", "NaN"]))
-_keys = st.sampled_from(["x", "y", "color", "hints", "z"]) | st.text(max_size=5)
-_json = st.recursive(_json_scalars,
-                     lambda c: st.lists(c, max_size=4) | st.dictionaries(_keys, c, max_size=4),
-                     max_leaves=20)
-_hint_like = st.fixed_dictionaries(
-    {"x": _json_scalars | st.integers(-5, 50), "y": _json_scalars | st.integers(-5, 50),
-     "color": _json_scalars | st.lists(_json_scalars | st.integers(-5, 300), max_size=4)},
-    optional={"z": _json_scalars})
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=_json | st.lists(_hint_like, max_size=4) | st.text(max_size=40) | st.binary(max_size=20))
-def test_arbitrary_input_only_raises_hint_error(data):
-    try:
-        out = H.parse_user_hints(data, (32, 24), max_hints=3)
-    except H.HintError as exc:
-        assert str(exc)
-        return
-    assert all(isinstance(h, H.UserHint) for h in out)
-    for h in out:
-        assert 0 <= h.x < 32 and 0 <= h.y < 24 and all(0 <= c <= 255 for c in h.rgb)
 
 
 @st.composite

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("runtime", "data", "models", "training", "export", "quantization", "benchmarks")
+PARTS = ("runtime", "data", "models", "training", "export", "quantization", "benchmarks", "serve")
 CORE_FORBIDDEN = ("torch", "onnx", "onnxscript", "tinct.data", "tinct.training", "tinct.export", "tinct.models",
                   "tinct.quantization", "tinct.benchmarks")
 # Each package and what it must not import (the README's layer drawing); the CLI (tinct.runtime.cli,
@@ -29,6 +29,9 @@ LAYERS = {
     "quantization": ("torch", "tinct.training", "tinct.models", "tinct.benchmarks", "tinct.runtime.commands"),
     "training": ("tinct.quantization", "tinct.benchmarks", "tinct.runtime.commands"),
     "benchmarks": ("tinct.training", "tinct.runtime.commands"),
+    # the server runs from the runtime install plus the 'serve' extra: no torch, no onnx
+    "serve": ("torch", "onnx", "tinct.data", "tinct.training", "tinct.export", "tinct.models", "tinct.quantization",
+              "tinct.benchmarks", "tinct.runtime.commands"),
 }
 
 

@@ -112,8 +112,9 @@ def test_session_updates_equal_fresh_runs_and_reuse_buffers(ort_backend):
     assert s.runs == runs + 1
     assert buffer_ids(s) == ids
     assert set(s.timings) >= {"prepare", "hints", "model", "post", "total"}
-    fresh = Colorizer(ort_backend).colorize(img, s.hints)
-    assert np.array_equal(out, fresh)
+    fresh = Colorizer(ort_backend).session(img, postprocess=s.kernel)
+    fresh.set_hints(s.hints)
+    assert np.array_equal(out, fresh.colorize())
     assert not np.array_equal(out, first)
 
 
@@ -212,10 +213,11 @@ def test_runtime_imports_without_torch():
 
 
 def test_model_without_torch_names_export_extra(monkeypatch, tmp_path):
+    from tinct.runtime import shipped
     from tinct.runtime.commands import colorize
     from tinct.runtime.errors import MissingExtraError
     from tinct.runtime.errors import TinctError
-    monkeypatch.setattr(colorize, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(TinctError, match="no shipped model"):  # nothing to export at all
         colorize.resolve_model("icolorit-tiny")

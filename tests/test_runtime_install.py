@@ -74,3 +74,51 @@ def test_shipped_models_run_without_torch(runtime_venv, tmp_path):
          env=env)
     assert out.is_file()
     assert not (tmp_path / "cache").exists()  # nothing exported on the fly
+
+
+@pytest.mark.slow
+def test_serve_runs_from_the_runtime_install_plus_its_extra(runtime_venv, tmp_path):
+    """`pip install 'tinct[serve]'` without torch: the server starts, lists the shipped models and answers
+    POST /api/colorize with a PNG (the extra's packages come from the registry)."""
+    import re
+    import time
+    import urllib.request
+
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    _run([runtime_venv, "-m", "pip", "install", "-q", "--disable-pip-version-check", *deps])
+    tinct = runtime_venv.parent / "tinct"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    log = tmp_path / "serve.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([tinct, "serve", "--port", "0", "--backends", "onnxruntime"], stdout=f,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+        url = None
+        for _ in range(600):
+            m = re.search(r"(http://127\.0\.0\.1:\d+)/", log.read_text())
+            if m or proc.poll() is not None:
+                url = m and m.group(1)
+                break
+            time.sleep(0.1)
+        assert url, log.read_text()
+        engines = json.loads(urllib.request.urlopen(url + "/api/engines", timeout=30).read())
+        models = {e["model"] for e in engines["engines"]}
+        assert {"icolorit-tiny", "acolvit-tiny-0.5", "acolvit-tiny-0.3", "color2embed-r18"} <= models
+        boundary = "tinctboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"p.jpg\"\r\n"
+                "Content-Type: image/jpeg\r\n\r\n").encode() + PHOTO.read_bytes() + (
+                f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"hints\"\r\n\r\n").encode() + \
+            HINTS.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        req = urllib.request.Request(url + "/api/colorize", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+            assert r.read()[:8] == b"\x89PNG\r\n\x1a\n"
+        code = "import importlib.util as u; print(u.find_spec('torch') is None and u.find_spec('onnx') is None)"
+        assert _run([runtime_venv, "-c", code]).stdout.strip() == "True"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "Traceback" not in log.read_text(), log.read_text()

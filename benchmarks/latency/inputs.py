@@ -19,6 +19,19 @@ def fixture_photos() -> list[Path]:
     return files
 
 
+def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
+    """``WxH`` -> (W, H), each side 16..8192 pixels, or an :class:`InputError` naming ``flag``."""
+    from tinct.runtime.errors import InputError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected WxH, e.g. 1920x1080") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise InputError(f"{flag} {text}: each side must be 16..8192 pixels")
+    return w, h
+
+
 def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 [H, W, 3]: centre crop to the aspect of ``size`` (W, H), then bilinear resize."""
     import numpy as np

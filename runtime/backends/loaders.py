@@ -138,11 +138,11 @@ BF16_SELF_CHECK_MAX_MEAN_AB = 1.0
 def bf16_self_check(xml: Path, onnx_path: Path, threads: int = 0) -> tuple[float, int]:
     """(mean |Δab| in Lab units, number of non-finite outputs) of the IR at its recorded precision
     against ONNX Runtime FP32 of its source, on the parity photos (fixtures, else the validation split)."""
-    from tinct.runtime.probes import parity_inputs
     from tinct.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from tinct.runtime.backends.openvino_backend import OpenVINOBackend
     from tinct.runtime.color import AB_NORM
     from tinct.runtime.compare import OutputDiff
+    from tinct.runtime.probes import parity_inputs
 
     x = parity_inputs(hint_counts=(10,))
     ref = OnnxRuntimeBackend.load(onnx_path, threads=threads)
@@ -174,7 +174,13 @@ def check_trt_int8(meta, name: str) -> None:
 def build_tensorrt(onnx_path, out, precision: str = "fp32", workspace_mib: int = 1024,
                    timing_cache: str | Path | None = None, profile: tuple[int, int, int] = (1, 1, 1),
                    device: int = 0) -> Path:
-    from tinct.runtime.backends.tensorrt_backend import _check, gpu_info, import_cudart, import_trt, pack_engine
+    from tinct.runtime.backends.tensorrt_backend import (
+        _check,
+        gpu_info,
+        import_cudart,
+        import_trt,
+        pack_engine,
+    )
     from tinct.runtime.errors import TinctError
 
     out = Path(out)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
 from tinct.runtime.artifact import ArtifactError
 from tinct.runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
 from tinct.runtime.errors import TinctError

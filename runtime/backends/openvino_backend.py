@@ -34,7 +34,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-
 from tinct.runtime.artifact import PREFIX, ArtifactError
 from tinct.runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
 from tinct.runtime.errors import MissingExtraError, TinctError

@@ -27,7 +27,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-
 from tinct.runtime.artifact import ArtifactError
 from tinct.runtime.backends.base import AUX_GATES_OUTPUT, Backend, meta_from_props, meta_summary, sha256_file
 from tinct.runtime.errors import MissingExtraError, TinctError

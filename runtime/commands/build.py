@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-from tinct.runtime.errors import thread_count
-
 import sys
+
+from tinct.runtime.errors import thread_count
 
 
 def register(subparsers) -> None:

@@ -13,14 +13,12 @@ atomically, so no output file exists after any failure.
 
 from __future__ import annotations
 
-from tinct.runtime.errors import thread_count
-
 import time
 from pathlib import Path
 
-DEFAULT_MODEL = "icolorit-tiny"  # = models.registry.DEFAULT_MODEL (not imported: models needs torch)
-DEFAULT_EXEMPLAR_MODEL = "color2embed-r18"  # the shipped Color2Embed model
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+from tinct.runtime import shipped
+from tinct.runtime.errors import thread_count
+from tinct.runtime.shipped import DEFAULT_EXEMPLAR_MODEL, DEFAULT_MODEL
 
 
 def register(subparsers) -> None:
@@ -55,53 +53,16 @@ def engine_cache_dir() -> Path:
     return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct")) / "engines"
 
 
-def _shipped_weights(name: str) -> tuple[Path, str]:
-    from tinct.runtime.artifact import sha256_file
-    from tinct.runtime.errors import TinctError
-
-    weights = WEIGHTS_DIR / f"{name}.safetensors"
-    if not weights.is_file():
-        raise TinctError(f"no shipped model {name!r} (no {weights.name} in {WEIGHTS_DIR}); "
-                         "pass --engine ARTIFACT for other models")
-    return weights, sha256_file(weights)
-
-
-def _card_architecture(name: str) -> str | None:
-    """The architecture a shipped model's card (``weights/NAME.json``) names, if it has one."""
-    import json
-
-    try:
-        card = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return card.get("architecture") if isinstance(card, dict) else None
-
-
-def _prebuilt(name: str, files: list[Path]) -> bool:
-    """The shipped ONNX files (``tinct ship``) are used when they exist and, where the safetensors are
-    here too (a checkout), were exported from exactly those weights; a runtime-only install has the
-    ONNX files only."""
-    if not all(f.is_file() for f in files):
-        return False
-    if not (WEIGHTS_DIR / f"{name}.safetensors").is_file():
-        return True
-    from tinct.runtime.artifact import read_onnx_props
-
-    digest = _shipped_weights(name)[1]
-    return all(read_onnx_props(f).get("tinct.source_sha256") == digest for f in files)
-
-
 def resolve_model(name: str) -> Path:
-    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` (see :func:`_prebuilt`), else
+    """A shipped model's ONNX, never stale: ``weights/<name>.onnx`` (see :func:`runtime.shipped.prebuilt`), else
     ``<cache>/engines/<name>-<weights sha256[:12]>.onnx``, exported on first use (needs torch)."""
     import importlib.util
 
     from tinct.runtime.errors import MissingExtraError
 
-    prebuilt = WEIGHTS_DIR / f"{name}.onnx"
-    if _prebuilt(name, [prebuilt]):
-        return prebuilt
-    _, digest = _shipped_weights(name)
+    if shipped.prebuilt(name, [shipped.weights_dir() / f"{name}.onnx"]):
+        return shipped.weights_dir() / f"{name}.onnx"
+    _, digest = shipped.shipped_weights(name)
     cached = engine_cache_dir() / f"{name}-{digest[:12]}.onnx"
     if cached.is_file():
         return cached
@@ -116,16 +77,16 @@ def resolve_model(name: str) -> Path:
 
 def resolve_exemplar_model(name: str) -> Path:
     """A shipped Color2Embed model's colorizer ONNX (its encoder next to it): ``weights/<name>-colorizer.onnx``
-    (see :func:`_prebuilt`), else exported on first use into
+    (see :func:`runtime.shipped.prebuilt`), else exported on first use into
     ``<cache>/engines/<name>-<weights sha256[:12]>-{encoder,colorizer}.onnx`` (needs torch)."""
     import importlib.util
 
     from tinct.runtime.errors import MissingExtraError
 
-    pre_enc, pre_col = WEIGHTS_DIR / f"{name}-encoder.onnx", WEIGHTS_DIR / f"{name}-colorizer.onnx"
-    if _prebuilt(name, [pre_enc, pre_col]):
+    pre_enc, pre_col = (shipped.weights_dir() / f"{name}-{part}.onnx" for part in ("encoder", "colorizer"))
+    if shipped.prebuilt(name, [pre_enc, pre_col]):
         return pre_col
-    _, digest = _shipped_weights(name)
+    _, digest = shipped.shipped_weights(name)
     base = engine_cache_dir() / f"{name}-{digest[:12]}"
     enc, col = Path(f"{base}-encoder.onnx"), Path(f"{base}-colorizer.onnx")
     if enc.is_file() and col.is_file():
@@ -200,6 +161,7 @@ def run_reference(args) -> int:
     from tinct.runtime.errors import TinctError
     from tinct.runtime.exemplar import DEFAULT_SIZE, open_exemplar
     from tinct.runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from tinct.runtime.postprocess import ONE_SHOT
 
     t0 = time.perf_counter()
     if not args.engine and not args.model:
@@ -222,7 +184,7 @@ def run_reference(args) -> int:
     engine = args.engine or resolve_exemplar_model(args.model)
     ex = open_exemplar(engine, args.backend, size=args.size or DEFAULT_SIZE, **opts)
     try:
-        session = ex.session(image, postprocess="auto-loaded")  # one image: numba would not pay off
+        session = ex.session(image, postprocess=ONE_SHOT)
         session.set_reference(reference)
         save_image(args.output, session.colorize())
     finally:
@@ -241,11 +203,12 @@ def run(args) -> int:
 
     if getattr(args, "size", None) is not None:
         raise TinctError("--size applies to --reference (Color2Embed) only")
-    if getattr(args, "model", None) and _card_architecture(args.model) == "color2embed":
+    if getattr(args, "model", None) and shipped.is_exemplar(args.model):
         raise TinctError(f"{args.model} is an exemplar model: give a reference photo (--reference REF.jpg), not hints")
     from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.hints import load_user_hints
     from tinct.runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from tinct.runtime.postprocess import ONE_SHOT
 
     t0 = time.perf_counter()
     check_output_path(args.output)
@@ -254,7 +217,7 @@ def run(args) -> int:
     hints = load_user_hints(args.hints, (w, h)) if args.hints else []
     backend = open_engine(args)
     try:
-        session = Colorizer(backend).session(image, postprocess="auto-loaded")  # one image: numba would not pay off
+        session = Colorizer(backend).session(image, postprocess=ONE_SHOT)
         session.set_hints(hints)
         rgb = session.colorize()
         save_image(args.output, rgb)

@@ -13,8 +13,6 @@ availability.
 
 from __future__ import annotations
 
-from tinct.runtime.errors import thread_count
-
 import importlib.util
 import platform
 import shutil
@@ -22,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 from tinct.runtime.cpu import cpu_flags, cpu_name, has_native_bf16
+from tinct.runtime.errors import thread_count
+from tinct.runtime.postprocess import ONE_SHOT
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,6 @@ def environment() -> list[tuple[str, str]]:
 
     import numpy as np
     import onnxruntime as ort
-
     from tinct.runtime.cpu import describe_cpu
 
     rows = [("python", platform.python_version()), ("numpy", np.__version__),
@@ -100,7 +99,6 @@ def _cuda_line() -> str:
 def fixture(image_path=None, hints_path=None):
     """(uint8 image, hints) for the comparison: a given image or a synthetic scene with a few hints."""
     import numpy as np
-
     from tinct.runtime.hints import UserHint, load_user_hints
     from tinct.runtime.image import load_image
 
@@ -120,13 +118,12 @@ def fixture(image_path=None, hints_path=None):
 def compare(onnx_path, image, hints, threads=0, repeat=5, log=print) -> list[dict]:
     """Build/run every available backend; compare its ab on the fixture with ONNX Runtime CPU."""
     import numpy as np
-
     from tinct.runtime.backends import available_backends, open_backend
     from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.errors import TinctError
 
     ref_backend = open_backend(onnx_path, "onnxruntime", threads=threads)
-    session = Colorizer(ref_backend).session(image, postprocess="auto-loaded")
+    session = Colorizer(ref_backend).session(image, postprocess=ONE_SHOT)
     session.set_hints(hints)
     session.colorize()
     x = session.x.copy()

@@ -1,0 +1,329 @@
+// tinct serve: the interactive page. Plain JS, no build step, no network beyond this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const S = {
+  sid: null, kind: "hints", width: 0, height: 0, pw: 0, ph: 0, file: null, fileName: "",
+  hints: [], selected: -1, undo: [], redo: [],
+  seq: 0, shownSeq: -1, inflight: false, pending: false,
+  color: null, gray: null, // offscreen canvases at the preview size: the last result, the gray input
+  drag: null, colorBefore: null, engines: [], engine: null,
+};
+window.tinct = S; // read by the browser test; nothing on the page depends on it
+
+// ------------------------------------------------------------------ helpers
+const snapshot = () => JSON.stringify(S.hints);
+const same = (a, b) => a === b;
+function status(msg, ok = false) { $("status").textContent = msg || ""; $("status").className = ok ? "ok" : ""; }
+function busy() { document.body.dataset.state = (S.inflight || S.pending) ? "busy" : "idle"; }
+function hex(r, g, b) { return "#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join(""); }
+async function errorOf(resp) {
+  try { const j = await resp.json(); return j.error || JSON.stringify(j); } catch { return resp.status + " " + resp.statusText; }
+}
+function canvas(w, h) { const c = document.createElement("canvas"); c.width = w; c.height = h; return c; }
+
+// ------------------------------------------------------------------ engines and samples
+async function loadEngines() {
+  const r = await fetch("/api/engines");
+  const j = await r.json();
+  S.engines = j.engines; S.engine = j.default;
+  const sel = $("engine");
+  sel.innerHTML = "";
+  for (const e of j.engines) {
+    const o = document.createElement("option");
+    o.value = e.id; o.textContent = e.id + (e.kind === "exemplar" ? " (reference photo)" : "");
+    sel.appendChild(o);
+  }
+  sel.value = S.engine;
+}
+async function loadSamples() {
+  const j = await (await fetch("/api/samples")).json();
+  for (const name of j.samples) {
+    const o = document.createElement("option"); o.value = name; o.textContent = name; $("samples").appendChild(o);
+  }
+}
+const engineInfo = (id) => S.engines.find((e) => e.id === id) || {};
+
+// ------------------------------------------------------------------ opening a photo
+async function openPhoto(blob, name) {
+  status("uploading " + name + "…", true);
+  const fd = new FormData();
+  fd.append("image", blob, name);
+  fd.append("engine", S.engine);
+  const r = await fetch("/api/sessions", { method: "POST", body: fd });
+  if (!r.ok) { status(await errorOf(r)); return; }
+  const j = await r.json();
+  if (S.sid) fetch("/api/sessions/" + S.sid, { method: "DELETE" }); // the previous photo's session
+  Object.assign(S, { sid: j.id, kind: j.kind, width: j.width, height: j.height, pw: j.preview.width,
+                     ph: j.preview.height, file: blob, fileName: name, hints: [], selected: -1, undo: [], redo: [],
+                     seq: 0, shownSeq: -1, color: null });
+  await makeGray(blob);
+  const view = $("view");
+  view.width = S.pw; view.height = S.ph;
+  $("drop").hidden = true; $("frame").hidden = false;
+  $("hint-tools").hidden = S.kind !== "hints";
+  $("exemplar-tools").hidden = S.kind !== "exemplar";
+  $("ref-thumb").hidden = true;
+  for (const id of ["save-hints", "download", "load-hints-label"]) $(id).classList.remove("disabled");
+  $("save-hints").href = "/api/sessions/" + S.sid + "/hints";
+  $("download").href = "/api/sessions/" + S.sid + "/image";
+  $("engine-info").textContent = `${j.width}×${j.height}, shown at ${S.pw}×${S.ph} · ${j.engine.id}`;
+  $("gates-box").hidden = true;
+  draw(); renderMarkers(); toolbar();
+  status(S.kind === "hints" ? "click the photo to add a hint" : "drop a reference photo", true);
+}
+async function makeGray(blob) {
+  const bmp = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  const c = canvas(S.pw, S.ph), ctx = c.getContext("2d");
+  ctx.drawImage(bmp, 0, 0, S.pw, S.ph);
+  const d = ctx.getImageData(0, 0, S.pw, S.ph), p = d.data;
+  for (let i = 0; i < p.length; i += 4) {
+    const y = Math.round(0.299 * p[i] + 0.587 * p[i + 1] + 0.114 * p[i + 2]);
+    p[i] = p[i + 1] = p[i + 2] = y;
+  }
+  ctx.putImageData(d, 0, 0);
+  S.gray = c;
+}
+
+// ------------------------------------------------------------------ drawing
+function draw() {
+  const ctx = $("view").getContext("2d");
+  ctx.drawImage(S.color || S.gray, 0, 0);
+  const split = +$("split").value;
+  if (split > 0 && S.color) {
+    const w = Math.round(S.pw * split / 100);
+    ctx.drawImage(S.gray, 0, 0, w, S.ph, 0, 0, w, S.ph);
+    ctx.fillStyle = "#fff"; ctx.fillRect(w - 1, 0, 2, S.ph);
+  }
+}
+function renderMarkers() {
+  const box = $("markers");
+  box.innerHTML = "";
+  S.hints.forEach((h, i) => {
+    const m = document.createElement("div");
+    m.className = "marker" + (i === S.selected ? " selected" : "");
+    m.style.left = ((h.x + 0.5) / S.width * 100) + "%";
+    m.style.top = ((h.y + 0.5) / S.height * 100) + "%";
+    m.style.background = h.color;
+    m.dataset.index = i;
+    m.title = `(${h.x}, ${h.y}) ${h.color}`;
+    m.addEventListener("mousedown", (ev) => startDrag(ev, i));
+    m.addEventListener("contextmenu", (ev) => { ev.preventDefault(); removeHint(i); });
+    box.appendChild(m);
+  });
+  $("hint-count").textContent = S.hints.length;
+  const sel = S.hints[S.selected];
+  $("color").disabled = !sel;
+  if (sel) $("color").value = sel.color;
+  $("hint-info").textContent = sel ? `hint at (${sel.x}, ${sel.y})` : "no hint selected";
+}
+function toolbar() {
+  $("undo").disabled = !S.undo.length; $("redo").disabled = !S.redo.length; $("clear").disabled = !S.hints.length;
+}
+
+// ------------------------------------------------------------------ coordinates and the model's colour
+function imagePoint(ev) {
+  const r = $("view").getBoundingClientRect();
+  const x = Math.floor((ev.clientX - r.left) / r.width * S.width);
+  const y = Math.floor((ev.clientY - r.top) / r.height * S.height);
+  return [Math.min(Math.max(x, 0), S.width - 1), Math.min(Math.max(y, 0), S.height - 1)];
+}
+function predicted(x, y) { // the colour the model currently shows there (the gray input before any update)
+  const src = S.color || S.gray;
+  const px = Math.min(S.pw - 1, Math.floor((x + 0.5) * S.pw / S.width));
+  const py = Math.min(S.ph - 1, Math.floor((y + 0.5) * S.ph / S.height));
+  const d = src.getContext("2d").getImageData(px, py, 1, 1).data;
+  return hex(d[0], d[1], d[2]);
+}
+const at = (x, y) => S.hints.findIndex((h) => h.x === x && h.y === y);
+
+// ------------------------------------------------------------------ edits (each one recolorizes)
+function edit(mutate) {
+  const before = snapshot();
+  mutate();
+  if (!same(before, snapshot())) { S.undo.push(before); S.redo = []; }
+  renderMarkers(); toolbar(); update();
+}
+function addHint(x, y) {
+  const i = at(x, y);
+  if (i >= 0) { S.selected = i; renderMarkers(); return; }
+  edit(() => { S.hints.push({ x, y, color: predicted(x, y) }); S.selected = S.hints.length - 1; });
+}
+function removeHint(i) {
+  if (i < 0 || i >= S.hints.length) return;
+  edit(() => { S.hints.splice(i, 1); S.selected = -1; });
+}
+function startDrag(ev, i) {
+  if (ev.button !== 0) return;
+  ev.preventDefault(); ev.stopPropagation();
+  S.selected = i; renderMarkers();
+  S.drag = { i, before: snapshot() };
+}
+window.addEventListener("mousemove", (ev) => {
+  if (!S.drag) return;
+  const [x, y] = imagePoint(ev), h = S.hints[S.drag.i];
+  if ((h.x === x && h.y === y) || at(x, y) >= 0) return;
+  h.x = x; h.y = y;
+  renderMarkers(); update(); // live while dragging; coalesced below
+});
+window.addEventListener("mouseup", () => {
+  if (!S.drag) return;
+  if (!same(S.drag.before, snapshot())) { S.undo.push(S.drag.before); S.redo = []; toolbar(); }
+  S.drag = null;
+});
+$("view").addEventListener("mousedown", (ev) => {
+  if (ev.button !== 0 || !S.sid || S.kind !== "hints") return;
+  const [x, y] = imagePoint(ev);
+  addHint(x, y);
+});
+$("color").addEventListener("input", () => {
+  const h = S.hints[S.selected];
+  if (!h) return;
+  if (S.colorBefore === null) S.colorBefore = snapshot();
+  h.color = $("color").value;
+  renderMarkers(); update();
+});
+$("color").addEventListener("change", () => {
+  if (S.colorBefore !== null && !same(S.colorBefore, snapshot())) { S.undo.push(S.colorBefore); S.redo = []; toolbar(); }
+  S.colorBefore = null;
+});
+function undo() {
+  if (!S.undo.length) return;
+  S.redo.push(snapshot()); S.hints = JSON.parse(S.undo.pop()); S.selected = -1;
+  renderMarkers(); toolbar(); update();
+}
+function redo() {
+  if (!S.redo.length) return;
+  S.undo.push(snapshot()); S.hints = JSON.parse(S.redo.pop()); S.selected = -1;
+  renderMarkers(); toolbar(); update();
+}
+$("undo").onclick = undo; $("redo").onclick = redo;
+$("clear").onclick = () => edit(() => { S.hints = []; S.selected = -1; });
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.tagName === "INPUT" && ev.target.type !== "range" && ev.target.type !== "color") return;
+  const k = ev.key.toLowerCase();
+  if ((ev.ctrlKey || ev.metaKey) && k === "z") { ev.preventDefault(); ev.shiftKey ? redo() : undo(); return; }
+  if ((ev.ctrlKey || ev.metaKey) && k === "y") { ev.preventDefault(); redo(); return; }
+  if (S.selected < 0) return;
+  if (k === "delete" || k === "backspace") { ev.preventDefault(); removeHint(S.selected); return; }
+  if (k === "escape") { S.selected = -1; renderMarkers(); return; }
+  const step = ev.shiftKey ? 10 : 1;
+  const d = { arrowleft: [-step, 0], arrowright: [step, 0], arrowup: [0, -step], arrowdown: [0, step] }[k];
+  if (!d) return;
+  ev.preventDefault();
+  const h = S.hints[S.selected];
+  const x = Math.min(Math.max(h.x + d[0], 0), S.width - 1), y = Math.min(Math.max(h.y + d[1], 0), S.height - 1);
+  if (at(x, y) < 0) edit(() => { h.x = x; h.y = y; });
+});
+$("split").addEventListener("input", draw);
+
+// ------------------------------------------------------------------ updates: newest edit wins
+// At most one request in flight; edits made meanwhile are folded into one follow-up request carrying the
+// newest hints. Every request has a higher sequence number; a reply older than the image shown is dropped.
+function update() {
+  if (!S.sid || S.kind !== "hints") return;
+  if (S.inflight) { S.pending = true; busy(); return; }
+  send("/api/sessions/" + S.sid + "/hints", { method: "PUT", headers: { "Content-Type": "application/json" },
+       body: JSON.stringify({ hints: S.hints, seq: ++S.seq }) }, S.seq);
+}
+async function send(url, init, seq) {
+  S.inflight = true; busy();
+  const t0 = performance.now();
+  try {
+    const r = await fetch(url, init);
+    if (r.status === 409) return; // superseded
+    if (!r.ok) { status(await errorOf(r)); return; }
+    const j = await r.json();
+    if (j.image && seq > S.shownSeq) await show(j, performance.now() - t0, seq);
+    status("", true);
+  } catch (e) {
+    status("the server did not answer: " + e);
+  } finally {
+    S.inflight = false;
+    if (S.pending) { S.pending = false; update(); }
+    busy();
+  }
+}
+async function show(j, rtt, seq) {
+  const img = new Image();
+  img.src = j.image;
+  await img.decode();
+  if (seq <= S.shownSeq) return;
+  const c = canvas(j.width, j.height);
+  c.getContext("2d").drawImage(img, 0, 0);
+  S.color = c; S.shownSeq = seq;
+  draw();
+  const t = j.timings, ms = (v) => v === undefined ? "–" : v.toFixed(1) + " ms";
+  $("t-model").textContent = ms(t.model); $("t-post").textContent = ms(t.post);
+  $("t-update").textContent = ms(t.update); $("t-rtt").textContent = ms(rtt);
+  $("engine-info").textContent = `${S.width}×${S.height}, shown at ${j.width}×${j.height} · ${j.engine} · post ${j.kernel}`;
+  const g = j.gates;
+  $("gates-box").hidden = !g;
+  if (g) {
+    const box = $("gates"); box.innerHTML = "";
+    for (const part of [0, 1]) for (const blk of g) {
+      const s = document.createElement("span"); s.className = blk[part] ? "on" : "";
+      s.title = (part ? "MLP" : "attention") + (blk[part] ? " ran" : " skipped"); box.appendChild(s);
+    }
+    $("kept").textContent = `· kept ${(j.kept_ratio * 100).toFixed(0)} %`;
+  }
+}
+
+// ------------------------------------------------------------------ engine switch, exemplar, hint files
+$("engine").addEventListener("change", async () => {
+  const id = $("engine").value, info = engineInfo(id);
+  S.engine = id;
+  if (!S.sid) return;
+  if (info.kind !== S.kind) { await openPhoto(S.file, S.fileName); return; }
+  if (S.inflight) { await new Promise((ok) => setTimeout(ok, 50)); }
+  await send("/api/sessions/" + S.sid + "/engine", { method: "PUT", headers: { "Content-Type": "application/json" },
+             body: JSON.stringify({ engine: id, seq: ++S.seq }) }, S.seq);
+});
+async function setReference(blob, name) {
+  if (!S.sid || S.kind !== "exemplar") return;
+  $("ref-thumb").src = URL.createObjectURL(blob); $("ref-thumb").hidden = false;
+  const fd = new FormData();
+  fd.append("reference", blob, name);
+  fd.append("seq", ++S.seq);
+  status("colorizing from " + name + "…", true);
+  await send("/api/sessions/" + S.sid + "/reference", { method: "PUT", body: fd }, S.seq);
+}
+$("load-hints").addEventListener("change", async () => {
+  const f = $("load-hints").files[0];
+  $("load-hints").value = "";
+  if (!f || !S.sid) return;
+  let data;
+  try { data = JSON.parse(await f.text()); } catch (e) { status(f.name + ": not valid JSON (" + e.message + ")"); return; }
+  const list = Array.isArray(data) ? data : data && data.hints;
+  const r = await fetch("/api/sessions/" + S.sid + "/hints", { method: "PUT", headers: { "Content-Type": "application/json" },
+                        body: JSON.stringify({ hints: list, seq: ++S.seq }) });
+  if (!r.ok) { status(f.name + ": " + await errorOf(r)); return; }
+  const j = await r.json();
+  S.undo.push(snapshot()); S.redo = []; S.hints = j.hints; S.selected = -1;
+  renderMarkers(); toolbar(); await show(j, 0, S.seq);
+  status("loaded " + j.hints.length + " hints from " + f.name, true);
+});
+
+// ------------------------------------------------------------------ files: picker, drop, samples
+$("file").addEventListener("change", () => { const f = $("file").files[0]; if (f) openPhoto(f, f.name); $("file").value = ""; });
+$("ref-file").addEventListener("change", () => { const f = $("ref-file").files[0]; if (f) setReference(f, f.name); $("ref-file").value = ""; });
+$("samples").addEventListener("change", async () => {
+  const name = $("samples").value;
+  if (!name) return;
+  const r = await fetch("/api/samples/" + encodeURIComponent(name));
+  if (r.ok) await openPhoto(await r.blob(), name); else status(await errorOf(r));
+});
+function dropTarget(el, onFile) {
+  el.addEventListener("dragover", (ev) => { ev.preventDefault(); el.classList.add("over"); });
+  el.addEventListener("dragleave", () => el.classList.remove("over"));
+  el.addEventListener("drop", (ev) => {
+    ev.preventDefault(); ev.stopPropagation(); el.classList.remove("over");
+    const f = ev.dataTransfer.files[0];
+    if (f) onFile(f, f.name);
+  });
+}
+dropTarget($("stage"), (f, n) => (S.kind === "exemplar" && S.sid ? setReference(f, n) : openPhoto(f, n)));
+dropTarget($("ref-drop"), setReference);
+
+busy();
+loadEngines().then(loadSamples).catch((e) => status("cannot reach the server: " + e));

@@ -1,0 +1,183 @@
+"""The page of `tinct serve` in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+A real server on a free loopback port; the test opens a photo, clicks three points and sets their colours,
+waits for the update, reads the pixels the page shows and compares them with `Colorizer` on the same hints
+(PSNR >= 40 dB at the display size); drags a hint (the image changes), undoes it (the image comes back),
+deletes one with the keyboard. It saves a screenshot (``$TINCT_SCREENSHOT``, else a temporary file); the
+README's is one of these. In CI (``CI`` set) a missing browser is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTO = ROOT / "tests" / "fixtures" / "photos" / "horses_herd.jpg"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _require(cond: bool, reason: str) -> None:
+    if not cond:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import importlib.util
+
+    _require(importlib.util.find_spec("fastapi") is not None, "the 'serve' extra is not installed")
+    _require(importlib.util.find_spec("playwright") is not None,
+             "Playwright is not installed (pip install 'tinct[browser]')")
+    _require(CHROMIUM is not None, "no chromium on PATH (Debian: apt-get install chromium)")
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "tinct.runtime.cli", "serve", "--port", "0", "--model",
+                                 "icolorit-tiny", "--model", "acolvit-tiny-0.5", "--backends", "onnxruntime",
+                                 "--log-level", "warning"], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while time.monotonic() < deadline and url is None:
+            m = re.search(r"(http://127\.0\.0\.1:\d+/)", log.read_text())
+            url = m.group(1) if m else None
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert url, "the server did not start: " + log.read_text()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server)
+        yield pg
+        browser.close()
+        assert not errors, errors
+
+
+def _photo(tmp_path) -> tuple[Path, np.ndarray]:
+    with Image.open(PHOTO) as im:
+        im = im.convert("RGB").resize((640, 480), Image.BICUBIC)
+    path = tmp_path / "horses.png"
+    im.save(path)
+    return path, np.asarray(im)
+
+
+def _settle(page) -> None:
+    page.wait_for_function("document.body.dataset.state === 'idle' && window.tinct.shownSeq === window.tinct.seq",
+                           timeout=30_000)
+
+
+def _shown(page) -> np.ndarray:
+    url = page.evaluate("document.getElementById('view').toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _click(page, fx: float, fy: float) -> None:
+    box = page.locator("#view").bounding_box()
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def test_click_colour_drag_undo_delete_in_a_real_browser(page, tmp_path):
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import parse_user_hints
+
+    path, rgb = _photo(tmp_path)
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#frame:not([hidden])")
+    assert page.evaluate("[window.tinct.width, window.tinct.height, window.tinct.pw]") == [640, 480, 640]
+    gray = _shown(page)
+    assert np.abs(gray[..., 0].astype(int) - gray[..., 2]).max() <= 1  # shown gray before any hint
+
+    colours = ["#8a5230", "#4c8c2c", "#4a86d8"]  # a horse's coat, the grass, the sky
+    for (fx, fy), c in zip([(0.3, 0.5), (0.7, 0.85), (0.5, 0.12)], colours):
+        _click(page, fx, fy)
+        page.fill("#color", c)  # the picker of the hint just added
+    _settle(page)
+    hints = page.evaluate("window.tinct.hints")
+    assert [h["color"] for h in hints] == colours
+    sid = page.evaluate("window.tinct.sid")
+    server_hints = json.loads(page.evaluate(f"fetch('/api/sessions/{sid}/hints').then(r => r.text())"))
+    assert server_hints == hints
+
+    shown = _shown(page)
+    assert shown.shape == (480, 640, 3)
+    with open_backend(ROOT / "weights" / "icolorit-tiny.onnx", "onnxruntime", threads=1) as b:
+        ref = Colorizer(b).session(rgb, preview=1280)
+        ref.set_hints(parse_user_hints(hints, (640, 480)))
+        want = ref.preview().copy()
+    assert _psnr(shown, want) >= 40, _psnr(shown, want)
+    t = {k: page.inner_text(f"#t-{k}") for k in ("model", "post", "rtt")}
+    assert all(v.endswith(" ms") for v in t.values()), t
+    page.screenshot(path=os.environ.get("TINCT_SCREENSHOT") or str(tmp_path / "serve.png"))
+
+    # drag the first hint: the image changes; undo: it comes back
+    marker = page.locator("#markers .marker").first.bounding_box()
+    box = page.locator("#view").bounding_box()
+    page.mouse.move(marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2)
+    page.mouse.down()
+    for k in range(1, 6):
+        page.mouse.move(marker["x"] + marker["width"] / 2 + k * 0.05 * box["width"], marker["y"] + marker["height"] / 2)
+    page.mouse.up()
+    _settle(page)
+    moved = page.evaluate("window.tinct.hints")[0]
+    assert moved["x"] > hints[0]["x"] + 100 and moved["color"] == colours[0]
+    dragged = _shown(page)
+    assert _psnr(dragged, shown) < 45
+    page.keyboard.press("Control+z")
+    _settle(page)
+    assert page.evaluate("window.tinct.hints") == hints
+    assert np.array_equal(_shown(page), shown)
+
+    # delete the selected hint with the keyboard
+    _click(page, 0.9, 0.9)
+    _settle(page)
+    assert len(page.evaluate("window.tinct.hints")) == 4
+    page.keyboard.press("Delete")
+    _settle(page)
+    assert page.evaluate("window.tinct.hints") == hints
+    assert np.array_equal(_shown(page), shown)
+    assert page.inner_text("#status") == ""
+
+
+def test_engine_switch_shows_the_acolvit_gates(page):
+    page.select_option("#engine", "acolvit-tiny-0.5 · onnxruntime fp32")
+    _settle(page)
+    page.wait_for_selector("#gates-box:not([hidden])")
+    assert page.locator("#gates span").count() == 24
+    on = page.locator("#gates span.on").count()
+    assert 0 < on < 24 and f"{round(100 * on / 24)} %" in page.inner_text("#kept")
