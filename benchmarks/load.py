@@ -44,15 +44,14 @@ def register(sub) -> None:
     p.set_defaults(func=run_command)
 
 
-def _start_server(args) -> tuple[subprocess.Popen, str, Path]:
+def start_server(*options: str) -> tuple[subprocess.Popen, str, Path]:
+    """``tinct serve --port 0 OPTIONS`` in a child process: (process, ``http://127.0.0.1:PORT``, its log file)."""
     import tempfile
 
     log = Path(tempfile.mkstemp(prefix="tinct-serve-", suffix=".log")[1])
-    f = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tinct.runtime.cli", "serve", "--port", "0", "--model", args.model,
-                             "--backends", args.backend, "--threads", str(args.threads), "--max-sessions",
-                             str(max(16, args.sessions + 1)), "--log-level", "warning"],
-                            stdout=f, stderr=subprocess.STDOUT)
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "tinct.runtime.cli", "serve", "--port", "0", "--log-level",
+                                 "warning", *options], stdout=f, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         m = re.search(r"(http://127\.0\.0\.1:\d+)/", log.read_text())
@@ -63,6 +62,16 @@ def _start_server(args) -> tuple[subprocess.Popen, str, Path]:
         time.sleep(0.1)
     proc.kill()
     raise TinctError(f"tinct serve did not start: {log.read_text().strip().splitlines()[-1:]}")
+
+
+def stop_server(proc: subprocess.Popen, log: Path | None = None) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if log is not None:
+        log.unlink(missing_ok=True)
 
 
 def _photo(size: tuple[int, int]) -> bytes:
@@ -175,18 +184,14 @@ def run_command(args) -> int:
     proc = log = None
     base = args.url.rstrip("/") if args.url else None
     if base is None:
-        proc, base, log = _start_server(args)
+        proc, base, log = start_server("--model", args.model, "--backends", args.backend, "--threads", str(args.threads),
+                                       "--max-sessions", str(max(16, args.sessions + 1)))
     try:
         r = run_load(base, sessions=args.sessions, updates=args.updates, size=size, n_hints=args.hints,
                      seed=args.seed, timeout=args.timeout)
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.unlink(missing_ok=True)
+            stop_server(proc, log)
     envmod.finish(env)
     r.update(server=args.url or f"tinct serve --model {args.model} --backends {args.backend} --threads {args.threads}")
     print(f"machine: {env.get('cpu_line', env.get('cpu'))}, {env.get('cpu_count')} logical cores")

@@ -188,9 +188,12 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     def _is_exemplar(s) -> bool:
         return hasattr(s, "set_reference")
 
-    def _update(entry: Entry, apply, seq: int | None) -> dict:
+    def _update(entry: Entry, apply, seq: int | None, fmt: str = "png"):
         """Serialised per session: apply an edit and render the preview. On any failure the session is put
-        back as it was (its hints, or its reference), so the next update starts from the last good state."""
+        back as it was (its hints, or its reference), so the next update starts from the last good state.
+        ``fmt``: the preview as a PNG data URL in the JSON (``png``), as raw RGB bytes (row-major, uint8) with
+        the JSON in the ``X-Tinct-Update`` header (``rgb``: what the page uses; PNG's encoding and decoding
+        cost as much as the model at 1280x720), or not at all (``none``)."""
         with entry.lock:
             if seq is not None and seq <= entry.seq:
                 raise StaleUpdate(f"update {seq} is older than update {entry.seq}, which is already applied")
@@ -211,7 +214,12 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                     log.exception("could not restore session %s", entry.id)
                 raise
             t1 = time.perf_counter()
-            png = png_bytes(rgb, compress_level=1)
+            if fmt == "png":
+                body = "data:image/png;base64," + base64.b64encode(png_bytes(rgb, compress_level=1)).decode()
+            elif fmt == "rgb":  # the page's format: the pixels as they are, nothing encoded or decoded
+                body = rgb.tobytes()
+            else:
+                body = None
             t2 = time.perf_counter()
             if seq is not None:
                 entry.seq = seq
@@ -220,22 +228,28 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             h, w = rgb.shape[:2]
             timings = {k: round(v, 2) for k, v in s.timings.items()}
             timings.update(update=round((t1 - t0) * 1e3, 2), encode=round((t2 - t1) * 1e3, 2))
-            return {"seq": entry.seq, "width": w, "height": h, "timings": timings, "gates": gates,
+            meta = {"seq": entry.seq, "width": w, "height": h, "timings": timings, "gates": gates,
                     "kept_ratio": kept, "hints": [] if prev_hints is None else [x.to_json() for x in s.hints],
-                    "engine": entry.engine_id, "kernel": s.kernel,
-                    "image": "data:image/png;base64," + base64.b64encode(png).decode()}
+                    "engine": entry.engine_id, "kernel": s.kernel}
+        if fmt == "rgb":
+            return Response(body, media_type="application/octet-stream", headers={"X-Tinct-Update": json.dumps(meta)})
+        return {**meta, "image": body}
 
-    def _new_session(engine_id: str | None, image: np.ndarray, filename: str) -> Entry:
+    def _new_session(engine_id: str | None, image: np.ndarray, filename: str, side: int | None = None) -> Entry:
         engine = engines.get(engine_id)
         h, w = image.shape[:2]
         from tinct.runtime.postprocess import fit_size, kernel_for
 
-        preview = fit_size(w, h, limits.preview)
+        side = limits.preview if side is None else side
+        if not 64 <= side <= 16384:
+            raise InputError(f"preview {side}: use 64..16384 pixels (the longer side)")
+        side = min(side, limits.preview)  # the page asks for its display size; the server caps it
+        preview = fit_size(w, h, side)
         nbytes = estimate_bytes(w, h, preview, kernel_for("auto"))
 
         def make(sid: str) -> Entry:
             col = engine.colorizer()
-            sess = col.session(image, preview=limits.preview)
+            sess = col.session(image, preview=side)
             return Entry(id=sid, image=image, engine_id=engine.id, session=sess, nbytes=nbytes, filename=filename)
 
         return store.add(make, nbytes)
@@ -295,6 +309,10 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                         headers={"X-Tinct-Engine": engine.id.encode("ascii", "replace").decode()})
 
     # -------------------------------------------------------------- sessions
+    from typing import Literal
+
+    ImageFormat = Literal["png", "rgb", "none"]  # noqa: N806 - a type
+
     class HintsBody(BaseModel):
         hints: list = Field(..., description="the CLI's hint JSON objects: {x, y, color}")
         seq: int | None = Field(None, description="the client's update counter: older updates are refused (409)")
@@ -304,13 +322,15 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
         seq: int | None = None
 
     @app.post("/api/sessions", summary="Create a session from an uploaded photo")
-    async def create_session(image: UploadFile = File(...), engine: str | None = Form(None)):
+    async def create_session(image: UploadFile = File(...), engine: str | None = Form(None),
+                             preview: int | None = Form(None, description="longer side of the interactive image: "
+                                                        "the page's display size (capped by --preview)")):
         data, name = await _read(image, "image")
         import anyio
 
         def work():
             rgb = _image(data, name)
-            return _describe(_new_session(engine, rgb, name))
+            return _describe(_new_session(engine, rgb, name, preview))
 
         return await anyio.to_thread.run_sync(work)
 
@@ -319,14 +339,14 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
         return _describe(store.get(sid))
 
     @app.put("/api/sessions/{sid}/hints", summary="Replace the hints; returns the preview PNG, timings and gates")
-    def set_hints(sid: str, body: HintsBody):
+    def set_hints(sid: str, body: HintsBody, image: ImageFormat = "png"):
         entry = store.get(sid)
         parsed = decode_user_hints(json.dumps(body.hints).encode(), entry.size, limits.max_hints,
                                    what="the hints field")
-        return _update(entry, lambda s: s.set_hints(parsed), body.seq)
+        return _update(entry, lambda s: s.set_hints(parsed), body.seq, image)
 
     @app.put("/api/sessions/{sid}/engine", summary="Switch the session's engine (same photo, same hints)")
-    def set_engine(sid: str, body: EngineBody):
+    def set_engine(sid: str, body: EngineBody, image: ImageFormat = "png"):
         entry = store.get(sid)
         new = engines.get(body.engine)
         with entry.lock:
@@ -334,7 +354,8 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             if new.kind != old.kind:
                 raise InputError(f"cannot switch a {old.kind} session to {new.id} ({new.kind}); open the photo again")
             hints = [] if _is_exemplar(entry.session) else entry.session.hints
-            sess = new.colorizer().session(entry.image, preview=limits.preview)
+            old_preview = entry.session.preview_size
+            sess = new.colorizer().session(entry.image, preview=max(old_preview) if old_preview else limits.preview)
             if hints:
                 sess.set_hints(hints)
             if entry.reference is not None:
@@ -342,10 +363,11 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             entry.session, entry.engine_id = sess, new.id
         if new.kind == EXEMPLAR and entry.reference is None:
             return {**_describe(entry), "image": None}
-        return _update(entry, lambda s: None, body.seq)
+        return _update(entry, lambda s: None, body.seq, image)
 
     @app.put("/api/sessions/{sid}/reference", summary="Color2Embed: set the reference photo; returns the preview")
-    async def set_reference(sid: str, reference: UploadFile = File(...), seq: int | None = Form(None)):
+    async def set_reference(sid: str, reference: UploadFile = File(...), seq: int | None = Form(None),
+                            image: ImageFormat = "png"):
         entry = store.get(sid)
         data, name = await _read(reference, "reference")
         import anyio
@@ -362,7 +384,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                 s.set_reference(ref)
                 entry.reference = ref
 
-            return _update(entry, apply, seq)
+            return _update(entry, apply, seq, image)
 
         return await anyio.to_thread.run_sync(work)
 

@@ -181,3 +181,26 @@ def test_engine_switch_shows_the_acolvit_gates(page):
     assert page.locator("#gates span").count() == 24
     on = page.locator("#gates span.on").count()
     assert 0 < on < 24 and f"{round(100 * on / 24)} %" in page.inner_text("#kept")
+
+
+def test_hints_files_and_the_full_resolution_download(page, tmp_path):
+    """Load a hint file into the page (the CLI's format), save it back, download the full-resolution PNG."""
+    page.select_option("#engine", "icolorit-tiny · onnxruntime fp32")
+    _settle(page)
+    mine = [{"x": 40, "y": 30, "color": "#aa3311"}, {"x": 600, "y": 400, "color": "#1133aa"}]
+    f = tmp_path / "mine.json"
+    f.write_text(json.dumps(mine))
+    page.set_input_files("#load-hints", str(f))
+    page.wait_for_function("window.tinct.hints.length === 2 && document.body.dataset.state === 'idle'")
+    assert page.evaluate("window.tinct.hints") == mine and "loaded 2 hints" in page.inner_text("#status")
+    with page.expect_download() as d:
+        page.click("#save-hints")
+    assert json.loads(Path(d.value.path()).read_text()) == mine
+    with page.expect_download() as d:
+        page.click("#download")
+    assert Image.open(d.value.path()).size == (640, 480)
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"x": 4000, "y": 1, "color": "#ffffff"}]')
+    page.set_input_files("#load-hints", str(bad))
+    page.wait_for_function("document.getElementById('status').textContent.includes('outside the image')")
+    assert page.evaluate("window.tinct.hints") == mine  # a refused file changes nothing

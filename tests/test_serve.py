@@ -366,3 +366,20 @@ def test_serve_cli_binds_loopback_and_refuses_bad_arguments(capsys):
         taken.close()
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and err.startswith("tinct: error: cannot listen on 127.0.0.1:"), err
+
+
+def test_update_formats_png_rgb_and_none(client):
+    """?image=png (default): a PNG data URL in the JSON; rgb: the raw pixels with the JSON in a header (what the
+    page uses); none: the JSON alone. The same pixels either way."""
+    sid = _session(client, _jpeg((640, 480)))["id"]
+    png = client.put(f"/api/sessions/{sid}/hints", json={"hints": HINTS}).json()
+    r = client.put(f"/api/sessions/{sid}/hints?image=rgb", json={"hints": HINTS})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    meta = json.loads(r.headers["x-tinct-update"])
+    assert (meta["width"], meta["height"]) == (320, 240) and "image" not in meta and meta["timings"]["model"] > 0
+    raw = np.frombuffer(r.content, np.uint8).reshape(240, 320, 3)
+    assert np.array_equal(raw, _data_url_rgb(png["image"]))
+    r = client.put(f"/api/sessions/{sid}/hints?image=none", json={"hints": HINTS})
+    assert r.status_code == 200 and r.json()["image"] is None
+    r = client.put(f"/api/sessions/{sid}/hints?image=jpeg", json={"hints": HINTS})
+    assert r.status_code == 422 and "image" in r.json()["error"]

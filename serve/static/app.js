@@ -6,8 +6,9 @@ const S = {
   sid: null, kind: "hints", width: 0, height: 0, pw: 0, ph: 0, file: null, fileName: "",
   hints: [], selected: -1, undo: [], redo: [],
   seq: 0, shownSeq: -1, inflight: false, pending: false,
-  color: null, gray: null, // offscreen canvases at the preview size: the last result, the gray input
+  color: null, gray: null, // at the preview size: the last result (ImageData), the gray input (a canvas)
   drag: null, colorBefore: null, engines: [], engine: null,
+  rtts: [], // round trips of the last updates (ms, request sent -> image drawn), newest last
 };
 window.tinct = S; // read by the browser test; nothing on the page depends on it
 
@@ -50,6 +51,7 @@ async function openPhoto(blob, name) {
   const fd = new FormData();
   fd.append("image", blob, name);
   fd.append("engine", S.engine);
+  fd.append("preview", await displaySide(blob));
   const r = await fetch("/api/sessions", { method: "POST", body: fd });
   if (!r.ok) { status(await errorOf(r)); return; }
   const j = await r.json();
@@ -72,6 +74,15 @@ async function openPhoto(blob, name) {
   draw(); renderMarkers(); toolbar();
   status(S.kind === "hints" ? "click the photo to add a hint" : "drop a reference photo", true);
 }
+async function displaySide(blob) { // the longer side the photo gets on this screen: the server renders no more
+  const bmp = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  const st = $("stage"), dpr = window.devicePixelRatio || 1;
+  const availW = st.clientWidth - 20, availH = st.clientHeight - 20;
+  const w = bmp.width, h = bmp.height;
+  bmp.close();
+  const scale = Math.min(availW / w, availH / h, 1);
+  return Math.max(64, Math.round(Math.max(w, h) * scale * dpr));
+}
 async function makeGray(blob) {
   const bmp = await createImageBitmap(blob, { imageOrientation: "from-image" });
   const c = canvas(S.pw, S.ph), ctx = c.getContext("2d");
@@ -88,7 +99,7 @@ async function makeGray(blob) {
 // ------------------------------------------------------------------ drawing
 function draw() {
   const ctx = $("view").getContext("2d");
-  ctx.drawImage(S.color || S.gray, 0, 0);
+  if (S.color) ctx.putImageData(S.color, 0, 0); else ctx.drawImage(S.gray, 0, 0);
   const split = +$("split").value;
   if (split > 0 && S.color) {
     const w = Math.round(S.pw * split / 100);
@@ -129,10 +140,10 @@ function imagePoint(ev) {
   return [Math.min(Math.max(x, 0), S.width - 1), Math.min(Math.max(y, 0), S.height - 1)];
 }
 function predicted(x, y) { // the colour the model currently shows there (the gray input before any update)
-  const src = S.color || S.gray;
   const px = Math.min(S.pw - 1, Math.floor((x + 0.5) * S.pw / S.width));
   const py = Math.min(S.ph - 1, Math.floor((y + 0.5) * S.ph / S.height));
-  const d = src.getContext("2d").getImageData(px, py, 1, 1).data;
+  if (S.color) { const i = 4 * (py * S.pw + px), d = S.color.data; return hex(d[i], d[i + 1], d[i + 2]); }
+  const d = S.gray.getContext("2d").getImageData(px, py, 1, 1).data;
   return hex(d[0], d[1], d[2]);
 }
 const at = (x, y) => S.hints.findIndex((h) => h.x === x && h.y === y);
@@ -223,7 +234,7 @@ $("split").addEventListener("input", draw);
 function update() {
   if (!S.sid || S.kind !== "hints") return;
   if (S.inflight) { S.pending = true; busy(); return; }
-  send("/api/sessions/" + S.sid + "/hints", { method: "PUT", headers: { "Content-Type": "application/json" },
+  send("/api/sessions/" + S.sid + "/hints?image=rgb", { method: "PUT", headers: { "Content-Type": "application/json" },
        body: JSON.stringify({ hints: S.hints, seq: ++S.seq }) }, S.seq);
 }
 async function send(url, init, seq) {
@@ -233,8 +244,15 @@ async function send(url, init, seq) {
     const r = await fetch(url, init);
     if (r.status === 409) return; // superseded
     if (!r.ok) { status(await errorOf(r)); return; }
-    const j = await r.json();
-    if (j.image && seq > S.shownSeq) await show(j, performance.now() - t0, seq);
+    let j;
+    if ((r.headers.get("content-type") || "").startsWith("application/octet-stream")) {
+      // raw RGB pixels, the update's JSON in a header: no PNG to encode on the server or decode here
+      j = JSON.parse(r.headers.get("X-Tinct-Update"));
+      j.pixels = rgbToImageData(new Uint8Array(await r.arrayBuffer()), j.width, j.height);
+    } else {
+      j = await r.json();
+    }
+    if ((j.image || j.pixels) && seq > S.shownSeq) await show(j, t0, seq);
     status("", true);
   } catch (e) {
     status("the server did not answer: " + e);
@@ -244,15 +262,26 @@ async function send(url, init, seq) {
     busy();
   }
 }
-async function show(j, rtt, seq) {
-  const img = new Image();
-  img.src = j.image;
-  await img.decode();
+function rgbToImageData(rgb, w, h) {
+  const img = new ImageData(w, h), out = new Uint32Array(img.data.buffer); // RGBA bytes = little-endian ABGR words
+  for (let i = 0, k = 0, n = w * h; i < n; i++, k += 3) out[i] = 0xff000000 | (rgb[k + 2] << 16) | (rgb[k + 1] << 8) | rgb[k];
+  return img;
+}
+async function show(j, t0, seq) { // t0: when the request was sent
+  let data = j.pixels;
+  if (!data) {
+    const img = new Image();
+    img.src = j.image;
+    await img.decode();
+    const c = canvas(j.width, j.height), ctx = c.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    data = ctx.getImageData(0, 0, j.width, j.height);
+  }
   if (seq <= S.shownSeq) return;
-  const c = canvas(j.width, j.height);
-  c.getContext("2d").drawImage(img, 0, 0);
-  S.color = c; S.shownSeq = seq;
+  S.color = data; S.shownSeq = seq;
   draw();
+  const rtt = performance.now() - t0;
+  S.rtts.push(rtt); if (S.rtts.length > 1000) S.rtts.shift();
   const t = j.timings, ms = (v) => v === undefined ? "–" : v.toFixed(1) + " ms";
   $("t-model").textContent = ms(t.model); $("t-post").textContent = ms(t.post);
   $("t-update").textContent = ms(t.update); $("t-rtt").textContent = ms(rtt);
@@ -276,7 +305,7 @@ $("engine").addEventListener("change", async () => {
   if (!S.sid) return;
   if (info.kind !== S.kind) { await openPhoto(S.file, S.fileName); return; }
   if (S.inflight) { await new Promise((ok) => setTimeout(ok, 50)); }
-  await send("/api/sessions/" + S.sid + "/engine", { method: "PUT", headers: { "Content-Type": "application/json" },
+  await send("/api/sessions/" + S.sid + "/engine?image=rgb", { method: "PUT", headers: { "Content-Type": "application/json" },
              body: JSON.stringify({ engine: id, seq: ++S.seq }) }, S.seq);
 });
 async function setReference(blob, name) {
@@ -286,7 +315,7 @@ async function setReference(blob, name) {
   fd.append("reference", blob, name);
   fd.append("seq", ++S.seq);
   status("colorizing from " + name + "…", true);
-  await send("/api/sessions/" + S.sid + "/reference", { method: "PUT", body: fd }, S.seq);
+  await send("/api/sessions/" + S.sid + "/reference?image=rgb", { method: "PUT", body: fd }, S.seq);
 }
 $("load-hints").addEventListener("change", async () => {
   const f = $("load-hints").files[0];
@@ -295,12 +324,13 @@ $("load-hints").addEventListener("change", async () => {
   let data;
   try { data = JSON.parse(await f.text()); } catch (e) { status(f.name + ": not valid JSON (" + e.message + ")"); return; }
   const list = Array.isArray(data) ? data : data && data.hints;
+  const t0 = performance.now();
   const r = await fetch("/api/sessions/" + S.sid + "/hints", { method: "PUT", headers: { "Content-Type": "application/json" },
                         body: JSON.stringify({ hints: list, seq: ++S.seq }) });
   if (!r.ok) { status(f.name + ": " + await errorOf(r)); return; }
   const j = await r.json();
   S.undo.push(snapshot()); S.redo = []; S.hints = j.hints; S.selected = -1;
-  renderMarkers(); toolbar(); await show(j, 0, S.seq);
+  renderMarkers(); toolbar(); await show(j, t0, S.seq);
   status("loaded " + j.hints.length + " hints from " + f.name, true);
 });
 
