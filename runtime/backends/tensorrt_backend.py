@@ -14,9 +14,11 @@ An engine is only valid for the TensorRT version and GPU architecture it was bui
 that disagrees with the running TensorRT or GPU (or, given the ONNX, an ONNX whose sha256 changed)
 is refused with a message that says which and that ``--rebuild`` rebuilds it.
 
-Runner: one execution context; device buffers and page-locked host buffers sized for the
-profile's max batch are allocated once and reused; copies and ``execute_async_v3`` run on one
-CUDA stream. TensorRT and cuda-python are imported lazily (at load), never at module import.
+Runner: thread-safe, one execution context per concurrent caller (TensorRT's rule: a context serves one
+stream at a time), each with its own CUDA stream and device / page-locked host buffers sized for the
+profile's max batch, allocated once and reused (idle contexts kept, at most ``KEEP_IDLE``); outputs are
+copied out before the context goes back to the pool. Written to the TensorRT 10 API and never executed
+here (no TensorRT on these machines). TensorRT and cuda-python are imported lazily (at load).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from __future__ import annotations
 import ctypes
 import json
 import struct
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +127,13 @@ def gpu_info(cudart, device: int = 0) -> tuple[str, str]:
     return name, f"{props.major}.{props.minor}"
 
 
+@dataclass
+class _Slot:
+    context: object
+    stream: object
+    buffers: dict  # name -> (device ptr, page-locked host view, nbytes, host ptr)
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
@@ -149,16 +160,26 @@ class TensorRTBackend(Backend):
         self.engine = self.runtime.deserialize_cuda_engine(bytes(engine_bytes))
         if self.engine is None:
             raise ArtifactError(f"{path.name}: TensorRT could not deserialize the engine")
-        self.context = self.engine.create_execution_context()
-        self.stream = _check(cudart.cudaStreamCreate())
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         if len(self.input_names) != 1 or len([n for n in self.output_names if n != AUX_GATES_OUTPUT]) != 1:
             raise ArtifactError(f"{path.name}: expected one input and one output tensor (plus optional 'gates')")
         self.max_batch = int(header.get("profile", {}).get("max", 1))
-        self._buffers: dict[str, tuple] = {}  # name -> (device ptr, pinned host view, nbytes, host ptr)
-        for n in names:
+        self._lock = threading.Lock()
+        self._idle: list[_Slot] = []
+        self._all: list[_Slot] = []
+        self._release(self._new_slot())  # the first context now: a broken engine fails at load, not at a call
+        return self
+
+    def _new_slot(self) -> _Slot:
+        """An execution context with its own CUDA stream and device / page-locked host buffers (sized for the
+        profile's max batch): one per concurrent caller, as TensorRT requires."""
+        trt, cudart = self.trt, self.cudart
+        slot = _Slot(self.engine.create_execution_context(), _check(cudart.cudaStreamCreate()), {})
+        with self._lock:
+            self._all.append(slot)
+        for n in (*self.input_names, *self.output_names):
             dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(n)))
             shape = tuple(self.engine.get_tensor_shape(n))
             full = (self.max_batch,) + tuple(int(d) for d in shape[1:])
@@ -166,32 +187,52 @@ class TensorRTBackend(Backend):
             dptr = _check(cudart.cudaMalloc(nbytes))
             hptr = _check(cudart.cudaMallocHost(nbytes))
             host = np.ctypeslib.as_array((ctypes.c_byte * nbytes).from_address(int(hptr))).view(dtype).reshape(full)
-            self._buffers[n] = (int(dptr), host, nbytes, int(hptr))
-            self.context.set_tensor_address(n, int(dptr))
-        return self
+            slot.buffers[n] = (int(dptr), host, nbytes, int(hptr))
+            slot.context.set_tensor_address(n, int(dptr))
+        return slot
+
+    def _acquire(self) -> _Slot:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._new_slot()
+
+    def _release(self, slot: _Slot) -> None:
+        with self._lock:
+            if len(self._idle) < self.KEEP_IDLE:
+                self._idle.append(slot)
+                return
+            self._all.remove(slot)
+        self._free(slot)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Thread-safe: each concurrent caller runs its own execution context and stream; the outputs are
+        copies (the page-locked buffers belong to the context, which the next caller reuses)."""
         cudart = self.cudart
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        n = None
-        for name in self.input_names:
-            arr = inputs[name]
-            n = arr.shape[0]
-            if n > self.max_batch:
-                raise TinctError(f"batch {n} exceeds the engine's max batch {self.max_batch}")
-            dptr, host, _nb, _h = self._buffers[name]
-            np.copyto(host[:n], arr, casting="same_kind")
-            _check(cudart.cudaMemcpyAsync(dptr, host.ctypes.data, host[:n].nbytes, h2d, self.stream))
-            self.context.set_input_shape(name, tuple(arr.shape))
-        if not self.context.execute_async_v3(self.stream):
-            raise TinctError("TensorRT execute_async_v3 failed")
-        outs = {}
-        for name in self.output_names:
-            dptr, host, _nb, _h = self._buffers[name]
-            _check(cudart.cudaMemcpyAsync(host.ctypes.data, dptr, host[:n].nbytes, d2h, self.stream))
-            outs[name] = host[:n]
-        _check(cudart.cudaStreamSynchronize(self.stream))
-        return outs
+        if self.device_index:  # the CUDA device is per host thread
+            _check(cudart.cudaSetDevice(self.device_index))
+        slot = self._acquire()
+        try:
+            n = None
+            for name in self.input_names:
+                arr = inputs[name]
+                n = arr.shape[0]
+                if n > self.max_batch:
+                    raise TinctError(f"batch {n} exceeds the engine's max batch {self.max_batch}")
+                dptr, host, _nb, _h = slot.buffers[name]
+                np.copyto(host[:n], arr, casting="same_kind")
+                _check(cudart.cudaMemcpyAsync(dptr, host.ctypes.data, host[:n].nbytes, h2d, slot.stream))
+                slot.context.set_input_shape(name, tuple(arr.shape))
+            if not slot.context.execute_async_v3(slot.stream):
+                raise TinctError("TensorRT execute_async_v3 failed")
+            for name in self.output_names:
+                dptr, host, _nb, _h = slot.buffers[name]
+                _check(cudart.cudaMemcpyAsync(host.ctypes.data, dptr, host[:n].nbytes, d2h, slot.stream))
+            _check(cudart.cudaStreamSynchronize(slot.stream))
+            return {name: slot.buffers[name][1][:n].copy() for name in self.output_names}
+        finally:
+            self._release(slot)
 
     def io(self):
         e = self.engine
@@ -204,17 +245,19 @@ class TensorRTBackend(Backend):
                 "versions": {"tensorrt": self.trt.__version__}, "artifact": str(self.path),
                 "profile": self.header.get("profile"), "meta": meta_summary(self.meta)}
 
-    def close(self) -> None:
-        bufs, self._buffers = getattr(self, "_buffers", {}), {}
-        for dptr, _host, _nb, hptr in bufs.values():
+    KEEP_IDLE = 4  # idle execution contexts kept (each holds its buffers on the device)
+
+    def _free(self, slot: _Slot) -> None:
+        for dptr, _host, _nb, hptr in slot.buffers.values():
             self.cudart.cudaFree(dptr)
             self.cudart.cudaFreeHost(hptr)
-        if getattr(self, "stream", None) is not None:
-            self.cudart.cudaStreamDestroy(self.stream)
-            self.stream = None
+        slot.buffers.clear()
+        if slot.stream is not None:
+            self.cudart.cudaStreamDestroy(slot.stream)
+            slot.stream = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def close(self) -> None:
+        with getattr(self, "_lock", threading.Lock()):
+            slots, self._all, self._idle = list(getattr(self, "_all", [])), [], []
+        for slot in slots:
+            self._free(slot)
