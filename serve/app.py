@@ -118,6 +118,14 @@ def png_bytes(rgb: np.ndarray, compress_level: int = 6) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_bytes(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=95, subsampling=0)
+    return buf.getvalue()
+
+
 def _gates(session) -> tuple[list | None, float | None]:
     g = getattr(session, "gates", None)
     if g is None:
@@ -191,9 +199,11 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     def _update(entry: Entry, apply, seq: int | None, fmt: str = "png"):
         """Serialised per session: apply an edit and render the preview. On any failure the session is put
         back as it was (its hints, or its reference), so the next update starts from the last good state.
-        ``fmt``: the preview as a PNG data URL in the JSON (``png``), as raw RGB bytes (row-major, uint8) with
-        the JSON in the ``X-Tinct-Update`` header (``rgb``: what the page uses; PNG's encoding and decoding
-        cost as much as the model at 1280x720), or not at all (``none``)."""
+        ``fmt``: the preview as a PNG data URL in the JSON (``png``); as the body with the JSON in the
+        ``X-Tinct-Update`` header, either raw RGB bytes (``rgb``, row-major uint8: what the page uses on the
+        machine that serves it; PNG's encoding and decoding cost as much as the model at 1280x720) or a
+        JPEG (``jpeg``: quality 95, no chroma subsampling; what the page uses across a network); or not at
+        all (``none``)."""
         with entry.lock:
             if seq is not None and seq <= entry.seq:
                 raise StaleUpdate(f"update {seq} is older than update {entry.seq}, which is already applied")
@@ -216,8 +226,10 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             t1 = time.perf_counter()
             if fmt == "png":
                 body = "data:image/png;base64," + base64.b64encode(png_bytes(rgb, compress_level=1)).decode()
-            elif fmt == "rgb":  # the page's format: the pixels as they are, nothing encoded or decoded
+            elif fmt == "rgb":  # the page's format on this machine: the pixels as they are, nothing to decode
                 body = rgb.tobytes()
+            elif fmt == "jpeg":  # the page's format across a network: ~10x fewer bytes, ~45 dB
+                body = jpeg_bytes(rgb)
             else:
                 body = None
             t2 = time.perf_counter()
@@ -231,8 +243,8 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             meta = {"seq": entry.seq, "width": w, "height": h, "timings": timings, "gates": gates,
                     "kept_ratio": kept, "hints": [] if prev_hints is None else [x.to_json() for x in s.hints],
                     "engine": entry.engine_id, "kernel": s.kernel}
-        if fmt == "rgb":
-            return Response(body, media_type="application/octet-stream", headers={"X-Tinct-Update": json.dumps(meta)})
+        if fmt in ("rgb", "jpeg"):
+            return Response(body, media_type="application/octet-stream" if fmt == "rgb" else "image/jpeg", headers={"X-Tinct-Update": json.dumps(meta)})
         return {**meta, "image": body}
 
     def _new_session(engine_id: str | None, image: np.ndarray, filename: str, side: int | None = None) -> Entry:
@@ -311,7 +323,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     # -------------------------------------------------------------- sessions
     from typing import Literal
 
-    ImageFormat = Literal["png", "rgb", "none"]  # noqa: N806 - a type
+    ImageFormat = Literal["png", "rgb", "jpeg", "none"]  # noqa: N806 - a type
 
     class HintsBody(BaseModel):
         hints: list = Field(..., description="the CLI's hint JSON objects: {x, y, color}")

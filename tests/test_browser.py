@@ -69,18 +69,28 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server)
-        yield pg
-        browser.close()
-        assert not errors, errors
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    pg = browser.new_page(viewport={"width": 1280, "height": 800})
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.goto(url)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg = _open(browser, server)
+    yield pg
+    assert not pg.errors, pg.errors
 
 
 def _photo(tmp_path) -> tuple[Path, np.ndarray]:
@@ -204,3 +214,27 @@ def test_hints_files_and_the_full_resolution_download(page, tmp_path):
     page.set_input_files("#load-hints", str(bad))
     page.wait_for_function("document.getElementById('status').textContent.includes('outside the image')")
     assert page.evaluate("window.tinct.hints") == mine  # a refused file changes nothing
+
+
+def test_jpeg_previews_for_pages_served_across_a_network(browser, server, tmp_path):
+    """Away from the serving machine the page asks for JPEG previews (?preview=jpeg forces it here): what it
+    shows stays within the promise, PSNR >= 40 dB against Colorizer."""
+    from tinct.runtime.backends import open_backend
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import parse_user_hints
+
+    pg = _open(browser, server + "?preview=jpeg")
+    path, rgb = _photo(tmp_path)
+    pg.set_input_files("#file", str(path))
+    pg.wait_for_selector("#frame:not([hidden])")
+    for (fx, fy), c in zip([(0.3, 0.5), (0.7, 0.85), (0.5, 0.12)], ["#8a5230", "#4c8c2c", "#4a86d8"]):
+        _click(pg, fx, fy)
+        pg.fill("#color", c)
+    _settle(pg)
+    with open_backend(ROOT / "weights" / "icolorit-tiny.onnx", "onnxruntime", threads=1) as b:
+        ref = Colorizer(b).session(rgb, preview=1280)
+        ref.set_hints(parse_user_hints(pg.evaluate("window.tinct.hints"), (640, 480)))
+        want = ref.preview().copy()
+    assert _psnr(_shown(pg), want) >= 40, _psnr(_shown(pg), want)
+    assert not pg.errors, pg.errors
+    pg.close()

@@ -383,3 +383,13 @@ def test_update_formats_png_rgb_and_none(client):
     assert r.status_code == 200 and r.json()["image"] is None
     r = client.put(f"/api/sessions/{sid}/hints?image=jpeg", json={"hints": HINTS})
     assert r.status_code == 422 and "image" in r.json()["error"]
+
+
+def test_jpeg_update_format(client):
+    sid = _session(client, _jpeg((640, 480)))["id"]
+    exact = _data_url_rgb(client.put(f"/api/sessions/{sid}/hints", json={"hints": HINTS}).json()["image"])
+    r = client.put(f"/api/sessions/{sid}/hints?image=jpeg", json={"hints": HINTS})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    got = _png_rgb(r.content)
+    mse = np.mean((got.astype(float) - exact) ** 2)
+    assert got.shape == exact.shape and 10 * np.log10(255**2 / mse) >= 40
