@@ -381,7 +381,7 @@ def test_update_formats_png_rgb_and_none(client):
     assert np.array_equal(raw, _data_url_rgb(png["image"]))
     r = client.put(f"/api/sessions/{sid}/hints?image=none", json={"hints": HINTS})
     assert r.status_code == 200 and r.json()["image"] is None
-    r = client.put(f"/api/sessions/{sid}/hints?image=jpeg", json={"hints": HINTS})
+    r = client.put(f"/api/sessions/{sid}/hints?image=gif", json={"hints": HINTS})
     assert r.status_code == 422 and "image" in r.json()["error"]
 
 
