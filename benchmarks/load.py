@@ -76,7 +76,6 @@ def stop_server(proc: subprocess.Popen, log: Path | None = None) -> None:
 
 def _photo(size: tuple[int, int]) -> bytes:
     from PIL import Image
-
     from tinct.benchmarks.latency.inputs import fixture_photos, photo
 
     buf = io.BytesIO()
@@ -87,6 +86,7 @@ def _photo(size: tuple[int, int]) -> bytes:
 def _client(k: int, base: str, image: bytes, size, n_hints: int, updates: int, seed: int, deadline: float):
     import httpx
     import numpy as np
+    from tinct.benchmarks.latency.inputs import drag
 
     rng = np.random.default_rng([seed, k + 1])  # k = -1: the warm-up client
     w, h = size
@@ -106,8 +106,7 @@ def _client(k: int, base: str, image: bytes, size, n_hints: int, updates: int, s
                 out["errors"].append("timeout")
                 break
             (x, y), col = list(hints.items())[int(rng.integers(len(hints)))]
-            nx = min(max(x + int(rng.integers(-40, 41)), 0), w - 1)
-            ny = min(max(y + int(rng.integers(-40, 41)), 0), h - 1)
+            nx, ny = drag(rng, x, y, size)
             if (nx, ny) not in hints:
                 del hints[(x, y)]
                 hints[(nx, ny)] = col

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from tinct.benchmarks.latency.inputs import drag
 from tinct.runtime.errors import InputError, TinctError
 from tinct.runtime.memory import rss_mb
 
@@ -82,8 +83,7 @@ class _Walker:
         x, y = self.pos[i]
         taken = set(self.pos)
         for _ in range(8):
-            nx = min(max(x + int(self.rng.integers(-40, 41)), 0), self.w - 1)
-            ny = min(max(y + int(self.rng.integers(-40, 41)), 0), self.h - 1)
+            nx, ny = drag(self.rng, x, y, (self.w, self.h))
             if (nx, ny) not in taken:
                 break
         else:

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tinct.runtime.errors import InputError, TinctError
-from tinct.serve.engines import EXEMPLAR, EngineSet, UnknownEngineError
-from tinct.runtime.errors import TooLargeError
+from tinct.runtime.errors import InputError, TinctError, TooLargeError
+from tinct.serve.engines import EXEMPLAR, EngineSet
 from tinct.serve.sessions import Entry, SessionNotFound, SessionStore, StaleUpdate, estimate_bytes
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -52,7 +51,7 @@ def _status(exc: BaseException) -> int:
         return 404
     if isinstance(exc, StaleUpdate):
         return 409
-    if isinstance(exc, (InputError, UnknownEngineError)):
+    if isinstance(exc, InputError):  # UnknownEngineError, HintError, ImageError among them
         return 400
     from tinct.runtime.exemplar import ExemplarError
 
@@ -110,19 +109,12 @@ async def _send_json(send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def png_bytes(rgb: np.ndarray, compress_level: int = 6) -> bytes:
+def image_bytes(rgb: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    """uint8 RGB as an encoded file in memory (Pillow's ``fmt`` and save options)."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-def jpeg_bytes(rgb: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=95, subsampling=0)
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, fmt, **options)
     return buf.getvalue()
 
 
@@ -141,10 +133,8 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, Field
     from tinct.runtime import __version__
-    from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.hints import decode_user_hints
     from tinct.runtime.image import decode_image
-    from tinct.runtime.postprocess import ONE_SHOT
 
     store = SessionStore() if store is None else store
     limits = Limits() if limits is None else limits
@@ -185,10 +175,11 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # -------------------------------------------------------------- helpers
+    def _name(upload: UploadFile, what: str) -> str:
+        return Path(upload.filename or what).name or what  # a label for messages only, never opened
+
     async def _read(upload: UploadFile, what: str) -> tuple[bytes, str]:
-        data = await upload.read()
-        name = Path(upload.filename or what).name or what  # a label for messages only, never opened
-        return data, name
+        return await upload.read(), _name(upload, what)
 
     def _image(data: bytes, name: str) -> np.ndarray:
         return decode_image(data, name, max_pixels=limits.max_pixels)
@@ -225,18 +216,17 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                 raise
             t1 = time.perf_counter()
             if fmt == "png":
-                body = "data:image/png;base64," + base64.b64encode(png_bytes(rgb, compress_level=1)).decode()
+                body = "data:image/png;base64," + base64.b64encode(image_bytes(rgb, compress_level=1)).decode()
             elif fmt == "rgb":  # the page's format on this machine: the pixels as they are, nothing to decode
                 body = rgb.tobytes()
             elif fmt == "jpeg":  # the page's format across a network: ~10x fewer bytes, ~45 dB
-                body = jpeg_bytes(rgb)
+                body = image_bytes(rgb, "JPEG", quality=95, subsampling=0)
             else:
                 body = None
             t2 = time.perf_counter()
             if seq is not None:
                 entry.seq = seq
             gates, kept = _gates(s)
-            entry.gates = gates
             h, w = rgb.shape[:2]
             timings = {k: round(v, 2) for k, v in s.timings.items()}
             timings.update(update=round((t1 - t0) * 1e3, 2), encode=round((t2 - t1) * 1e3, 2))
@@ -306,18 +296,13 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     def colorize(image: UploadFile = File(..., description="the photo (any format Pillow reads)"),
                  hints: str = Form("[]", description="the CLI's hint JSON: [{\"x\", \"y\", \"color\"}]"),
                  model: str | None = Form(None, description="an engine id or model name (default: the server's)")):
-        data = image.file.read()
-        name = Path(image.filename or "image").name
-        rgb = _image(data, name)
+        rgb = _image(image.file.read(), _name(image, "image"))
         engine = engines.get(model)
         if engine.kind == EXEMPLAR:
             raise InputError(f"{engine.id} is an exemplar model: use a session with a reference photo")
         parsed = decode_user_hints(hints.encode(), (rgb.shape[1], rgb.shape[0]), limits.max_hints,
                                    what="the hints field")
-        col: Colorizer = engine.colorizer()
-        s = col.session(rgb, postprocess=ONE_SHOT)
-        s.set_hints(parsed)
-        return Response(png_bytes(s.colorize()), media_type="image/png",
+        return Response(image_bytes(engine.colorizer().colorize(rgb, parsed)), media_type="image/png",
                         headers={"X-Tinct-Engine": engine.id.encode("ascii", "replace").decode()})
 
     # -------------------------------------------------------------- sessions
@@ -408,7 +393,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             s = entry.session
             if _is_exemplar(s) and entry.reference is None:
                 raise InputError("no reference yet: drop a reference photo first")
-            png = png_bytes(s.colorize())
+            png = image_bytes(s.colorize())
         stem = Path(entry.filename).stem or "image"
         return Response(png, media_type="image/png",
                         headers={"Content-Disposition": f'attachment; filename="{_safe(stem)}-tinct.png"'})

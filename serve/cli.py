@@ -12,18 +12,6 @@ from tinct.runtime.errors import InputError, thread_count
 MAX_SESSIONS = 1024
 
 
-def _port(text: str) -> int:
-    import argparse
-
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"{n} is not a port (0..65535; 0 = any free port)")
-    return n
-
-
 def _bounded(lo: float, hi: float, kind=int):
     import argparse
 
@@ -55,7 +43,7 @@ def register(subparsers) -> None:
                      help="backends for ONNX engines (default: onnxruntime, plus openvino when installed)")
     net = p.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    net.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any free port)")
+    net.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000; 0 = any free port)")
     res = p.add_argument_group("resources")
     res.add_argument("--threads", type=thread_count, default=1,
                      help="intra-op threads per engine (default 1: requests run side by side)")

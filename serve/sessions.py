@@ -39,7 +39,6 @@ class Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     seq: int = -1  # the newest update applied
-    gates: list | None = None
     reference: np.ndarray | None = None
 
     @property
@@ -123,10 +122,6 @@ class SessionStore:
         with self._lock:
             if self._entries.pop(sid, None) is None:
                 raise SessionNotFound(f"no session {sid!r}")
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
     def stats(self) -> dict:
         with self._lock:

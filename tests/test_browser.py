@@ -13,11 +13,7 @@ import base64
 import io
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,35 +33,24 @@ def _require(cond: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server():
     import importlib.util
 
     _require(importlib.util.find_spec("fastapi") is not None, "the 'serve' extra is not installed")
     _require(importlib.util.find_spec("playwright") is not None,
              "Playwright is not installed (pip install 'tinct[browser]')")
     _require(CHROMIUM is not None, "no chromium on PATH (Debian: apt-get install chromium)")
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "tinct.runtime.cli", "serve", "--port", "0", "--model",
-                                 "icolorit-tiny", "--model", "acolvit-tiny-0.5", "--backends", "onnxruntime",
-                                 "--log-level", "warning"], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    from tinct.benchmarks.load import start_server, stop_server
+
+    proc, url, log = start_server("--model", "icolorit-tiny", "--model", "acolvit-tiny-0.5", "--backends",
+                                  "onnxruntime")
     try:
-        deadline = time.monotonic() + 60
-        url = None
-        while time.monotonic() < deadline and url is None:
-            m = re.search(r"(http://127\.0\.0\.1:\d+/)", log.read_text())
-            url = m.group(1) if m else None
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.1)
-        assert url, "the server did not start: " + log.read_text()
-        yield url
+        yield url + "/"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    assert "Traceback" not in log.read_text(), log.read_text()
+        stop_server(proc)
+        text = log.read_text()
+        log.unlink()
+    assert "Traceback" not in text, text
 
 
 @pytest.fixture(scope="module")

@@ -339,7 +339,7 @@ def test_no_traceback_reaches_a_client(engines, monkeypatch):
     from tinct.serve import app as app_mod
 
     c = _client(engines)
-    monkeypatch.setattr(app_mod, "png_bytes", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(app_mod, "image_bytes", lambda *a, **k: 1 / 0)
     r = c.post("/api/colorize", files={"image": ("a.jpg", _jpeg())})
     assert r.status_code == 500 and r.json()["error"].startswith("internal error (ZeroDivisionError)")
     assert "Traceback" not in r.text and "File \"" not in r.text

@@ -65,6 +65,13 @@ def model_inputs(n: int = 1, hints: int = N_HINTS) -> np.ndarray:
     return np.ascontiguousarray(encode_from_lab(rgb_to_lab_n(rgb), masks), dtype=np.float32)
 
 
+def drag(rng, x: int, y: int, size: tuple[int, int], step: int = 40) -> tuple[int, int]:
+    """A hint dragged from (x, y) by up to ``step`` px each way, kept inside the image ``size`` (W, H)."""
+    w, h = size
+    return (min(max(x + int(rng.integers(-step, step + 1)), 0), w - 1),
+            min(max(y + int(rng.integers(-step, step + 1)), 0), h - 1))
+
+
 def user_hints(image: np.ndarray, n: int = N_HINTS, seed: int = 0) -> list:
     """n clicks at seeded positions coloured with the photo's own pixel there."""
     import numpy as np
