@@ -140,7 +140,7 @@ class Session:
                 c = Canvas(self._image, self._postprocess)
                 self._image = None  # the full canvas holds all a later update needs (the preview is built first)
             else:
-                c = Canvas(resize_rgb(self._image, self.preview_size), self._postprocess)
+                c = Canvas(resize_rgb(self._image, self.preview_size), self._postprocess, rgba=True)
             self._canvases[which] = c
         return c
 
@@ -269,6 +269,14 @@ class Session:
     def preview(self) -> np.ndarray:
         """The result at the display size given as ``preview`` (the full result when none was given)."""
         return self._update("preview" if self.preview_size else "full")
+
+    def preview_rgba(self) -> np.ndarray:
+        """:meth:`preview` as the display buffer it is rendered into: uint8 ``[h, w, 4]``, alpha 255, what a
+        browser's ``ImageData`` takes without a conversion (needs a ``preview`` size)."""
+        if not self.preview_size:
+            raise ValueError("preview_rgba needs a session opened with a preview size")
+        self._update("preview")
+        return self._canvases["preview"].buffer
 
     def _update(self, which: str) -> np.ndarray:
         t_all = time.perf_counter()

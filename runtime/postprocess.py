@@ -124,9 +124,11 @@ def kernel_for(requested: str = "auto") -> str:
 class Canvas:
     """One photo at one output size: the per-photo caches and the output buffer (see the module doc).
 
-    ``render`` returns the canvas' own buffer, overwritten by the next render: copy it to keep it."""
+    ``render`` returns the canvas' own buffer, overwritten by the next render: copy it to keep it.
+    ``rgba=True`` keeps the buffer as RGBA with alpha 255 (``rgb`` is then a view of its first three
+    channels, which the kernels write): a display takes it as it is, e.g. a browser's ``ImageData``."""
 
-    def __init__(self, image: np.ndarray, kernel: str = "auto"):
+    def __init__(self, image: np.ndarray, kernel: str = "auto", rgba: bool = False):
         self.kernel = kernel_for(kernel)
         image = np.ascontiguousarray(image)
         self.height, self.width = image.shape[:2]
@@ -145,7 +147,11 @@ class Canvas:
             finv_into(self.fy, self.y, np.empty_like(self.fy))
             self.y *= f32(WHITE_D65[1])
             self._planes = None  # the numpy kernel's scratch planes, allocated at the first render
-        self.rgb = np.zeros((h, w, 3), dtype=np.uint8)  # touched now, not in the first interactive update
+        # touched now, not in the first interactive update
+        self.buffer = np.zeros((h, w, 4 if rgba else 3), dtype=np.uint8)
+        if rgba:
+            self.buffer[..., 3] = 255
+        self.rgb = self.buffer[..., :3] if rgba else self.buffer
         self._taps: dict[int, tuple] = {}
 
     @property

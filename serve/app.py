@@ -10,6 +10,7 @@ Endpoints (see ``/docs``):
   post-processing kernel).
 - ``/api/sessions``: create from an upload, set hints (the preview PNG + timings + A-ColViT gates),
   switch engine, set a reference (Color2Embed), fetch the full-resolution PNG or the hints, delete.
+- ``/api/sessions/{id}/ws``: the page's hint updates on one WebSocket (the PUT's rules, binary answers).
 - ``/api/engines``, ``/api/samples``, ``/api/health``.
 
 Errors are JSON ``{"error": "<the CLI's one-line message>"}`` with a 4xx status for bad input (413 for
@@ -23,6 +24,7 @@ import base64
 import io
 import json
 import logging
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,12 +111,21 @@ async def _send_json(send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def image_bytes(rgb: np.ndarray, fmt: str = "PNG", **options) -> bytes:
-    """uint8 RGB as an encoded file in memory (Pillow's ``fmt`` and save options)."""
+def image_bytes(pixels: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    """uint8 RGB ``[h, w, 3]``, or a preview's RGBA display buffer ``[h, w, 4]`` (alpha ignored), as an
+    encoded file in memory (Pillow's ``fmt`` and save options). The RGBA buffer goes to the JPEG encoder as
+    it is (Pillow's RGBX): making its RGB contiguous first cost more than the encoding (6 vs 4 ms at 980x551)."""
     from PIL import Image
 
+    a = np.ascontiguousarray(pixels)
+    if a.shape[-1] == 4:
+        img = Image.frombuffer("RGBX", (a.shape[1], a.shape[0]), a, "raw", "RGBX", 0, 1)
+        if fmt.upper() not in ("JPEG", "JPG"):
+            img = img.convert("RGB")
+    else:
+        img = Image.fromarray(a)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, fmt, **options)
+    img.save(buf, fmt, **options)
     return buf.getvalue()
 
 
@@ -128,7 +139,8 @@ def _gates(session) -> tuple[list | None, float | None]:
 
 def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Limits | None = None,
                samples: list[Path] | None = None):
-    from fastapi import FastAPI, File, Form, Request, UploadFile
+    import anyio
+    from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, Field
@@ -188,13 +200,20 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
         return hasattr(s, "set_reference")
 
     def _update(entry: Entry, apply, seq: int | None, fmt: str = "png"):
+        meta, body = _apply(entry, apply, seq, fmt)
+        if fmt in ("rgba", "jpeg"):
+            return Response(body, media_type="application/octet-stream" if fmt == "rgba" else "image/jpeg",
+                            headers={"X-Tinct-Update": json.dumps(meta)})
+        return {**meta, "image": body}
+
+    def _apply(entry: Entry, apply, seq: int | None, fmt: str) -> tuple[dict, bytes | str | None]:
         """Serialised per session: apply an edit and render the preview. On any failure the session is put
         back as it was (its hints, or its reference), so the next update starts from the last good state.
         ``fmt``: the preview as a PNG data URL in the JSON (``png``); as the body with the JSON in the
-        ``X-Tinct-Update`` header, either raw RGB bytes (``rgb``, row-major uint8: what the page uses on the
-        machine that serves it; PNG's encoding and decoding cost as much as the model at 1280x720) or a
-        JPEG (``jpeg``: quality 95, no chroma subsampling; what the page uses across a network); or not at
-        all (``none``)."""
+        ``X-Tinct-Update`` header, either the raw RGBA display buffer (``rgba``, row-major uint8, alpha 255:
+        exact, straight into an ``ImageData``: what the page uses on the serving machine) or a JPEG (``jpeg``:
+        quality 95, no chroma subsampling, ~45 dB: what the page uses across a network); or not at all
+        (``none``). PNG's encoding and decoding cost as much as the model at 1280x720."""
         with entry.lock:
             if seq is not None and seq <= entry.seq:
                 raise StaleUpdate(f"update {seq} is older than update {entry.seq}, which is already applied")
@@ -203,7 +222,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
             t0 = time.perf_counter()
             try:
                 apply(s)
-                rgb = s.preview()
+                px = s.preview_rgba()  # the display buffer (RGBA): every format starts from it
             except BaseException:
                 entry.reference = prev_ref
                 try:
@@ -216,26 +235,24 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                 raise
             t1 = time.perf_counter()
             if fmt == "png":
-                body = "data:image/png;base64," + base64.b64encode(image_bytes(rgb, compress_level=1)).decode()
-            elif fmt == "rgb":  # the page's format on this machine: the pixels as they are, nothing to decode
-                body = rgb.tobytes()
-            elif fmt == "jpeg":  # the page's format across a network: ~10x fewer bytes, ~45 dB
-                body = image_bytes(rgb, "JPEG", quality=95, subsampling=0)
+                body = "data:image/png;base64," + base64.b64encode(image_bytes(px, compress_level=1)).decode()
+            elif fmt == "rgba":  # the display buffer as it is: nothing to encode or decode
+                body = px.tobytes()
+            elif fmt == "jpeg":  # the page's format: ~20x fewer bytes than rgba, ~45 dB
+                body = image_bytes(px, "JPEG", quality=95, subsampling=0)
             else:
                 body = None
             t2 = time.perf_counter()
             if seq is not None:
                 entry.seq = seq
             gates, kept = _gates(s)
-            h, w = rgb.shape[:2]
+            h, w = px.shape[:2]
             timings = {k: round(v, 2) for k, v in s.timings.items()}
             timings.update(update=round((t1 - t0) * 1e3, 2), encode=round((t2 - t1) * 1e3, 2))
             meta = {"seq": entry.seq, "width": w, "height": h, "timings": timings, "gates": gates,
                     "kept_ratio": kept, "hints": [] if prev_hints is None else [x.to_json() for x in s.hints],
                     "engine": entry.engine_id, "kernel": s.kernel}
-        if fmt in ("rgb", "jpeg"):
-            return Response(body, media_type="application/octet-stream" if fmt == "rgb" else "image/jpeg", headers={"X-Tinct-Update": json.dumps(meta)})
-        return {**meta, "image": body}
+        return meta, body
 
     def _new_session(engine_id: str | None, image: np.ndarray, filename: str, side: int | None = None) -> Entry:
         engine = engines.get(engine_id)
@@ -308,7 +325,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     # -------------------------------------------------------------- sessions
     from typing import Literal
 
-    ImageFormat = Literal["png", "rgb", "jpeg", "none"]  # noqa: N806 - a type
+    ImageFormat = Literal["png", "rgba", "jpeg", "none"]  # noqa: N806 - a type
 
     class HintsBody(BaseModel):
         hints: list = Field(..., description="the CLI's hint JSON objects: {x, y, color}")
@@ -323,7 +340,6 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                              preview: int | None = Form(None, description="longer side of the interactive image: "
                                                         "the page's display size (capped by --preview)")):
         data, name = await _read(image, "image")
-        import anyio
 
         def work():
             rgb = _image(data, name)
@@ -340,7 +356,48 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
         entry = store.get(sid)
         parsed = decode_user_hints(json.dumps(body.hints).encode(), entry.size, limits.max_hints,
                                    what="the hints field")
-        return _update(entry, lambda s: s.set_hints(parsed), body.seq, image)
+        return _update(entry, _setter(parsed), body.seq, image)
+
+    @app.websocket("/api/sessions/{sid}/ws")
+    async def session_socket(ws: WebSocket, sid: str, image: str = "jpeg"):
+        """The page's hint updates on one connection (not in the OpenAPI page, which has no WebSockets).
+
+        Each text message ``{"hints": [...], "seq": n}`` is handled like ``PUT .../hints?image=``
+        (``jpeg`` or ``rgba``) and answered by one binary message: a 4-byte big-endian length, the update's
+        JSON, the image. A refused update is answered by a text message ``{"error", "status", "seq"}``
+        with the HTTP endpoint's status and message, and the connection stays open. In Chromium a round trip
+        on the socket costs less than a ``fetch`` (``python -m tinct.benchmarks.serve_rtt``; the README)."""
+        await ws.accept()
+        if image not in ("jpeg", "rgba"):
+            await ws.close(code=1003, reason="image: use jpeg or rgba")
+            return
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            seq = None
+            try:
+                try:
+                    body = json.loads(msg.get("text") or "")
+                except ValueError:
+                    raise InputError("send the hints as JSON text: {\"hints\": [...], \"seq\": n}") from None
+                if not isinstance(body, dict) or not isinstance(body.get("hints"), list):
+                    raise InputError("a message is {\"hints\": [...], \"seq\": n}")
+                seq = body.get("seq")
+                if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+                    raise InputError(f"seq: an integer, not {seq!r:.40}")
+                entry = store.get(sid)
+                parsed = decode_user_hints(json.dumps(body["hints"]).encode(), entry.size, limits.max_hints,
+                                           what="the hints field")
+                meta, data = await anyio.to_thread.run_sync(_apply, entry, _setter(parsed), seq, image)
+            except Exception as exc:  # every failure is answered on the socket, as over HTTP
+                status = _status(exc) if isinstance(exc, TinctError) else 500
+                if status == 500:
+                    log.error("tinct serve: websocket %s failed", sid, exc_info=exc)
+                await ws.send_text(json.dumps({"error": _one_line(exc), "status": status, "seq": seq}))
+                continue
+            head = json.dumps(meta).encode()
+            await ws.send_bytes(struct.pack(">I", len(head)) + head + data)
 
     @app.put("/api/sessions/{sid}/engine", summary="Switch the session's engine (same photo, same hints)")
     def set_engine(sid: str, body: EngineBody, image: ImageFormat = "png"):
@@ -367,7 +424,6 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                             image: ImageFormat = "png"):
         entry = store.get(sid)
         data, name = await _read(reference, "reference")
-        import anyio
 
         def work():
             if not _is_exemplar(entry.session):
@@ -413,6 +469,11 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
         return {"deleted": sid}
 
     return UploadLimit(app, limits.max_upload_bytes) if limits.max_upload_bytes else app
+
+
+def _setter(hints):
+    """An update that replaces a session's hints."""
+    return lambda s: s.set_hints(hints)
 
 
 def _safe(stem: str) -> str:

@@ -84,7 +84,10 @@ def run(args) -> int:
               file=sys.stderr)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5)
+    # no per-message deflate: the page's WebSocket carries JPEGs, which do not compress, and deflating
+    # them cost more than the transfer
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5, ws_per_message_deflate=False,
+                            ws_max_size=1 << 20)
     server = uvicorn.Server(config)
     names = ", ".join(e["id"] for e in engines.describe())
     shown = f"[{host}]" if ":" in host else host

@@ -46,28 +46,29 @@ class Entry:
         return self.image.shape[1], self.image.shape[0]
 
 
-_PER_PIXEL: dict[str, float] = {}
+_PER_PIXEL: dict[tuple[str, bool], float] = {}
 
 
-def canvas_bytes_per_pixel(kernel: str) -> float:
-    """Bytes a full-resolution canvas keeps per pixel with this kernel (measured on a small canvas)."""
-    if kernel not in _PER_PIXEL:
+def canvas_bytes_per_pixel(kernel: str, rgba: bool = False) -> float:
+    """Bytes a canvas keeps per pixel with this kernel (measured on a small canvas; ``rgba``: a preview's)."""
+    key = (kernel, rgba)
+    if key not in _PER_PIXEL:
         from tinct.runtime.postprocess import Canvas
 
-        c = Canvas(np.zeros((64, 64, 3), np.uint8), kernel)
+        c = Canvas(np.zeros((64, 64, 3), np.uint8), kernel, rgba=rgba)
         c.render(np.zeros((2, 16, 16), np.float32))  # the numpy kernel allocates its planes here
         arrays = [v for v in vars(c).values() if isinstance(v, np.ndarray)]
         arrays += [v for v in (getattr(c, "_planes", None) or {}).values() if isinstance(v, np.ndarray)]
-        n = sum(a.nbytes for a in arrays if a.size >= 64 * 64)  # per-pixel planes, not the small tap tables
-        _PER_PIXEL[kernel] = n / (64 * 64)
-    return _PER_PIXEL[kernel]
+        owners = {id(a): a for a in arrays if a.base is None}  # views (``rgb`` of an RGBA buffer) own nothing
+        n = sum(a.nbytes for a in owners.values() if a.size >= 64 * 64)  # per-pixel planes, not the tap tables
+        _PER_PIXEL[key] = n / (64 * 64)
+    return _PER_PIXEL[key]
 
 
 def estimate_bytes(width: int, height: int, preview: tuple[int, int] | None, kernel: str) -> int:
-    per = canvas_bytes_per_pixel(kernel)
-    n = 3 * width * height + per * width * height  # the photo + the full canvas (built on download)
+    n = 3 * width * height + canvas_bytes_per_pixel(kernel) * width * height  # the photo + the full canvas
     if preview:
-        n += per * preview[0] * preview[1]
+        n += canvas_bytes_per_pixel(kernel, rgba=True) * preview[0] * preview[1]
     return int(n + 2 * 4 * 224 * 224 * 4)  # model input/output buffers
 
 

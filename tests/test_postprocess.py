@@ -107,6 +107,19 @@ def test_threads_and_kernels_agree_and_buffers_are_reused(model_ab):
     assert _agree(ref.render(model_ab[0]), one) >= 0.999
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_rgba_canvas_renders_the_same_pixels_with_alpha_255(model_ab, kernel):
+    """A preview canvas keeps RGBA (what a browser's ImageData takes): the kernels write its first three
+    channels, bit-identical to an RGB canvas; alpha stays 255 through renders."""
+    image = _photo(1, (333, 201))
+    rgb, rgba = Canvas(image, kernel), Canvas(image, kernel, rgba=True)
+    for ab in model_ab:
+        want = rgb.render(ab).copy()
+        got = rgba.render(ab)
+        assert got.shape == (201, 333, 3) and np.shares_memory(got, rgba.buffer)
+        assert np.array_equal(got, want) and rgba.buffer.shape == (201, 333, 4) and (rgba.buffer[..., 3] == 255).all()
+
+
 def test_kernel_choice(monkeypatch):
     monkeypatch.setenv("TINCT_POSTPROCESS", "numpy")
     assert kernel_for("numba") == "numpy"
@@ -134,6 +147,8 @@ def test_session_preview_and_full_share_one_model_run(model_ab):
         s.add_hint(960, 540, "#2060ff")
         small = s.preview().copy()
         assert small.shape == (720, 1280, 3) and s.runs == 1 and s.timings["post"] > 0
+        rgba = s.preview_rgba()  # the same render, as the display buffer: no second model run or render
+        assert rgba.shape == (720, 1280, 4) and np.array_equal(rgba[..., :3], small) and s.runs == 1
         full = s.colorize()
         assert full.shape == (1080, 1920, 3) and s.runs == 1 and s.timings["model"] == 0.0
         ref = Colorizer(b).colorize(image, s.hints)

@@ -368,17 +368,17 @@ def test_serve_cli_binds_loopback_and_refuses_bad_arguments(capsys):
     assert rc == 2 and err.startswith("tinct: error: cannot listen on 127.0.0.1:"), err
 
 
-def test_update_formats_png_rgb_and_none(client):
-    """?image=png (default): a PNG data URL in the JSON; rgb: the raw pixels with the JSON in a header (what the
-    page uses); none: the JSON alone. The same pixels either way."""
+def test_update_formats_png_rgba_and_none(client):
+    """?image=png (default): a PNG data URL in the JSON; rgba: the raw pixels, alpha 255, with the JSON in a
+    header (what the page uses); none: the JSON alone. The same pixels either way."""
     sid = _session(client, _jpeg((640, 480)))["id"]
     png = client.put(f"/api/sessions/{sid}/hints", json={"hints": HINTS}).json()
-    r = client.put(f"/api/sessions/{sid}/hints?image=rgb", json={"hints": HINTS})
+    r = client.put(f"/api/sessions/{sid}/hints?image=rgba", json={"hints": HINTS})
     assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
     meta = json.loads(r.headers["x-tinct-update"])
     assert (meta["width"], meta["height"]) == (320, 240) and "image" not in meta and meta["timings"]["model"] > 0
-    raw = np.frombuffer(r.content, np.uint8).reshape(240, 320, 3)
-    assert np.array_equal(raw, _data_url_rgb(png["image"]))
+    raw = np.frombuffer(r.content, np.uint8).reshape(240, 320, 4)
+    assert np.array_equal(raw[..., :3], _data_url_rgb(png["image"])) and (raw[..., 3] == 255).all()
     r = client.put(f"/api/sessions/{sid}/hints?image=none", json={"hints": HINTS})
     assert r.status_code == 200 and r.json()["image"] is None
     r = client.put(f"/api/sessions/{sid}/hints?image=gif", json={"hints": HINTS})
@@ -393,3 +393,53 @@ def test_jpeg_update_format(client):
     got = _png_rgb(r.content)
     mse = np.mean((got.astype(float) - exact) ** 2)
     assert got.shape == exact.shape and 10 * np.log10(255**2 / mse) >= 40
+
+
+def _ws_update(ws, message) -> tuple[dict, bytes]:
+    """One update over the session socket: the JSON and the image of a binary answer, or the error text."""
+    ws.send_text(message if isinstance(message, str) else json.dumps(message))
+    got = ws.receive()
+    if got.get("text") is not None:
+        return json.loads(got["text"]), b""
+    data = got["bytes"]
+    n = int.from_bytes(data[:4], "big")
+    return json.loads(data[4:4 + n]), data[4 + n:]
+
+
+def test_the_update_socket_answers_like_put_hints(client):
+    """The page's WebSocket: each message is handled like PUT .../hints (same pixels, same seq rule); a
+    refused update is answered with the HTTP status and message, leaves the session as it was, and the
+    connection stays open."""
+    sid = _session(client, _jpeg((640, 480)))["id"]
+    exact = client.put(f"/api/sessions/{sid}/hints?image=rgba", json={"hints": HINTS[:3], "seq": 1})
+    exact_px = np.frombuffer(exact.content, np.uint8).reshape(240, 320, 4)
+    with client.websocket_connect(f"/api/sessions/{sid}/ws?image=rgba") as ws:
+        meta, px = _ws_update(ws, {"hints": HINTS[:3], "seq": 2})
+        assert meta["seq"] == 2 and (meta["width"], meta["height"]) == (320, 240) and meta["timings"]["model"] > 0
+        assert np.array_equal(np.frombuffer(px, np.uint8).reshape(240, 320, 4), exact_px)
+        for bad, status, words in (({"hints": HINTS[:1], "seq": 2}, 409, "older"),
+                                   ({"hints": [{"x": 10_000, "y": 1, "color": "#fff"}], "seq": 3}, 400, "outside"),
+                                   ({"hints": "no", "seq": 3}, 400, "hints"),
+                                   ({"hints": [], "seq": "3"}, 400, "seq"),
+                                   ("{not json", 400, "JSON")):
+            err, _ = _ws_update(ws, bad)
+            assert err["status"] == status and words in err["error"] and "\n" not in err["error"], err
+        assert client.get(f"/api/sessions/{sid}").json()["hints"] == meta["hints"]  # unchanged by the refusals
+        ws.send_bytes(b"\x00\x01")
+        err = json.loads(ws.receive_text())
+        assert err["status"] == 400 and "JSON text" in err["error"]
+        meta, _ = _ws_update(ws, {"hints": HINTS[:4], "seq": 3})  # still open, still serving
+        assert meta["seq"] == 3 and len(meta["hints"]) == 4
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:  # the page's default: JPEG
+        meta, jpg = _ws_update(ws, {"hints": HINTS[:3], "seq": 4})
+        got = np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB")).astype(float)
+        assert got.shape == (240, 320, 3) and 10 * np.log10(255**2 / np.mean((got - exact_px[..., :3]) ** 2)) >= 40
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect(f"/api/sessions/{sid}/ws?image=gif") as ws, pytest.raises(WebSocketDisconnect) as e:
+        ws.receive_text()
+    assert e.value.code == 1003 and "jpeg or rgba" in e.value.reason
+    client.delete(f"/api/sessions/{sid}")
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
+        err, _ = _ws_update(ws, {"hints": [], "seq": 1})
+        assert err["status"] == 404

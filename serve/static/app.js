@@ -6,16 +6,19 @@ const S = {
   sid: null, kind: "hints", width: 0, height: 0, pw: 0, ph: 0, file: null, fileName: "",
   hints: [], selected: -1, undo: [], redo: [],
   seq: 0, shownSeq: -1, inflight: false, pending: false,
-  color: null, gray: null, // at the preview size: the last result (ImageData), the gray input (a canvas)
+  color: null, gray: null, // at the preview size: the last result and the gray input (canvases)
   drag: null, colorBefore: null, engines: [], engine: null,
+  ws: null, wsBusy: false, wsSeq: 0, wsT0: 0, via: null, // the update socket; how the last update came
   rtts: [], // round trips of the last updates (ms, request sent -> image drawn), newest last
+  served: [], // the same updates' server-side timings (ms: model, post, update = both and the rest, encode)
 };
 window.tinct = S; // read by the browser test; nothing on the page depends on it
 
-// The preview's wire format: raw pixels on the machine that serves the page (nothing to encode or decode),
-// JPEG (quality 95, no chroma subsampling: ~10x fewer bytes) across a network. ?preview=rgb|jpeg overrides.
+// The preview's wire format: the raw RGBA display buffer on the machine that serves the page (exact, nothing to
+// encode or decode), JPEG (quality 95, no chroma subsampling, ~45 dB, ~20x fewer bytes) across a network. Both
+// come over the session's WebSocket (below). ?preview=rgba|jpeg|png overrides.
 const LOCAL = ["127.0.0.1", "localhost", "[::1]", "::1"].includes(location.hostname);
-const WIRE = new URLSearchParams(location.search).get("preview") || (LOCAL ? "rgb" : "jpeg");
+const WIRE = new URLSearchParams(location.search).get("preview") || (LOCAL ? "rgba" : "jpeg");
 
 // ------------------------------------------------------------------ helpers
 const snapshot = () => JSON.stringify(S.hints);
@@ -64,6 +67,7 @@ async function openPhoto(blob, name) {
   Object.assign(S, { sid: j.id, kind: j.kind, width: j.width, height: j.height, pw: j.preview.width,
                      ph: j.preview.height, file: blob, fileName: name, hints: [], selected: -1, undo: [], redo: [],
                      seq: 0, shownSeq: -1, color: null });
+  openSocket();
   await makeGray(blob);
   const view = $("view");
   view.width = S.pw; view.height = S.ph;
@@ -104,7 +108,7 @@ async function makeGray(blob) {
 // ------------------------------------------------------------------ drawing
 function draw() {
   const ctx = $("view").getContext("2d");
-  if (S.color) ctx.putImageData(S.color, 0, 0); else ctx.drawImage(S.gray, 0, 0);
+  ctx.drawImage(S.color || S.gray, 0, 0);
   const split = +$("split").value;
   if (split > 0 && S.color) {
     const w = Math.round(S.pw * split / 100);
@@ -147,8 +151,7 @@ function imagePoint(ev) {
 function predicted(x, y) { // the colour the model currently shows there (the gray input before any update)
   const px = Math.min(S.pw - 1, Math.floor((x + 0.5) * S.pw / S.width));
   const py = Math.min(S.ph - 1, Math.floor((y + 0.5) * S.ph / S.height));
-  if (S.color) { const i = 4 * (py * S.pw + px), d = S.color.data; return hex(d[i], d[i + 1], d[i + 2]); }
-  const d = S.gray.getContext("2d").getImageData(px, py, 1, 1).data;
+  const d = (S.color || S.gray).getContext("2d").getImageData(px, py, 1, 1).data;
   return hex(d[0], d[1], d[2]);
 }
 const at = (x, y) => S.hints.findIndex((h) => h.x === x && h.y === y);
@@ -239,8 +242,49 @@ $("split").addEventListener("input", draw);
 function update() {
   if (!S.sid || S.kind !== "hints") return;
   if (S.inflight) { S.pending = true; busy(); return; }
+  if (S.ws && S.ws.readyState === WebSocket.OPEN) {
+    S.inflight = true; S.wsBusy = true; busy();
+    S.wsSeq = ++S.seq; S.wsT0 = performance.now();
+    S.ws.send(JSON.stringify({ hints: S.hints, seq: S.seq }));
+    return;
+  }
   send("/api/sessions/" + S.sid + "/hints?image=" + WIRE, { method: "PUT", headers: { "Content-Type": "application/json" },
        body: JSON.stringify({ hints: S.hints, seq: ++S.seq }) }, S.seq);
+}
+// Hint updates go over one WebSocket per session: in Chromium a 0.1 MB reply costs a third of a fetch's time
+// there (measured, see the README). Until it is open, or if it closes, they go over HTTP PUT.
+function openSocket() {
+  if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
+  if (!window.WebSocket || WIRE === "png") return;
+  const sid = S.sid, proto = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(proto + location.host + "/api/sessions/" + sid + "/ws?image=" + WIRE);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => { if (S.sid === sid) S.ws = ws; else ws.close(); };
+  ws.onmessage = received;
+  ws.onclose = () => {
+    if (S.ws !== ws) return;
+    S.ws = null;
+    if (S.wsBusy) { S.wsBusy = false; S.inflight = false; S.pending = true; update(); } // resent over HTTP
+  };
+}
+async function received(ev) { // the answer to the one update in flight on the socket
+  const seq = S.wsSeq, t0 = S.wsT0;
+  try {
+    if (typeof ev.data === "string") { const e = JSON.parse(ev.data); if (e.status !== 409) status(e.error); return; }
+    const buf = ev.data, n = new DataView(buf).getUint32(0);
+    const j = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
+    j.pixels = WIRE === "rgba" ? new ImageData(new Uint8ClampedArray(buf, 4 + n), j.width, j.height)
+      : await createImageBitmap(new Blob([new Uint8Array(buf, 4 + n)], { type: "image/jpeg" }));
+    S.via = "websocket";
+    if (seq > S.shownSeq) await show(j, t0, seq);
+    status("", true);
+  } catch (e) {
+    status("could not show the update: " + e);
+  } finally {
+    S.wsBusy = false; S.inflight = false;
+    if (S.pending) { S.pending = false; update(); }
+    busy();
+  }
 }
 async function send(url, init, seq) {
   S.inflight = true; busy();
@@ -252,18 +296,16 @@ async function send(url, init, seq) {
     let j;
     const type = r.headers.get("content-type") || "";
     if (type.startsWith("application/octet-stream")) {
-      // raw RGB pixels, the update's JSON in a header: no PNG to encode on the server or decode here
+      // raw RGBA pixels, the update's JSON in a header: the body is the ImageData's buffer as it is
       j = JSON.parse(r.headers.get("X-Tinct-Update"));
-      j.pixels = rgbToImageData(new Uint8Array(await r.arrayBuffer()), j.width, j.height);
+      j.pixels = new ImageData(new Uint8ClampedArray(await r.arrayBuffer()), j.width, j.height);
     } else if (type.startsWith("image/jpeg")) {
       j = JSON.parse(r.headers.get("X-Tinct-Update"));
-      const bmp = await createImageBitmap(await r.blob());
-      const ctx = canvas(j.width, j.height).getContext("2d", { willReadFrequently: true });
-      ctx.drawImage(bmp, 0, 0); bmp.close();
-      j.pixels = ctx.getImageData(0, 0, j.width, j.height);
+      j.pixels = await createImageBitmap(await r.blob()); // decoded off the main thread, drawn without a readback
     } else {
       j = await r.json();
     }
+    S.via = "http";
     if ((j.image || j.pixels) && seq > S.shownSeq) await show(j, t0, seq);
     status("", true);
   } catch (e) {
@@ -274,26 +316,18 @@ async function send(url, init, seq) {
     busy();
   }
 }
-function rgbToImageData(rgb, w, h) {
-  const img = new ImageData(w, h), out = new Uint32Array(img.data.buffer); // RGBA bytes = little-endian ABGR words
-  for (let i = 0, k = 0, n = w * h; i < n; i++, k += 3) out[i] = 0xff000000 | (rgb[k + 2] << 16) | (rgb[k + 1] << 8) | rgb[k];
-  return img;
-}
 async function show(j, t0, seq) { // t0: when the request was sent
-  let data = j.pixels;
-  if (!data) {
-    const img = new Image();
-    img.src = j.image;
-    await img.decode();
-    const c = canvas(j.width, j.height), ctx = c.getContext("2d");
-    ctx.drawImage(img, 0, 0);
-    data = ctx.getImageData(0, 0, j.width, j.height);
-  }
-  if (seq <= S.shownSeq) return;
-  S.color = data; S.shownSeq = seq;
+  let px = j.pixels; // ImageData (rgba), ImageBitmap (jpeg), or a PNG data URL to decode
+  if (!px) { px = new Image(); px.src = j.image; await px.decode(); }
+  if (seq <= S.shownSeq) { if (px.close) px.close(); return; }
+  const c = S.color && S.color.width === j.width && S.color.height === j.height ? S.color : canvas(j.width, j.height);
+  const ctx = c.getContext("2d");
+  if (px instanceof ImageData) ctx.putImageData(px, 0, 0); else { ctx.drawImage(px, 0, 0); if (px.close) px.close(); }
+  S.color = c; S.shownSeq = seq;
   draw();
   const rtt = performance.now() - t0;
   S.rtts.push(rtt); if (S.rtts.length > 1000) S.rtts.shift();
+  S.served.push(j.timings); if (S.served.length > 1000) S.served.shift();
   const t = j.timings, ms = (v) => v === undefined ? "–" : v.toFixed(1) + " ms";
   $("t-model").textContent = ms(t.model); $("t-post").textContent = ms(t.post);
   $("t-update").textContent = ms(t.update); $("t-rtt").textContent = ms(rtt);
