@@ -178,7 +178,7 @@ def environment() -> dict:
 
 
 def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_coords: dict[int, list[np.ndarray]],
-             batch: int = 16, lpips=None, progress: bool = True) -> tuple[list[dict], dict]:
+             batch: int = 16, lpips=(), progress: bool = True) -> tuple[list[dict], dict]:
     """Per-image rows ``{image, k, metric...}`` and the summary ``{metric: {"<k>": mean}}``.
 
     Images are streamed in chunks of ``batch``: memory stays bounded for ctest10k.
@@ -210,7 +210,7 @@ def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_c
     finally:
         bar.close()
     summary: dict = {}
-    metric_names = list(METRICS) + (["lpips"] if lpips is not None else [])
+    metric_names = list(METRICS) + [m.name for m in lpips or ()]
     for m in metric_names:
         summary[m] = {str(k): float(np.concatenate(per[k][m]).mean()) for k in counts}
     summary["gray_baseline_psnr"] = float(sum(gray) / len(dataset))
@@ -222,7 +222,7 @@ def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_c
 def write_csv(rows: list[dict], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["image", "k"] + [m for m in (list(METRICS) + ["lpips"]) if rows and m in rows[0]]
+    fields = ["image", "k"] + [m for m in rows[0] if m not in ("image", "k")] if rows else ["image", "k"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
@@ -233,7 +233,7 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[int] = EVAL_HINT_COUNTS,
         hint_dir: str | Path | None = None, hint_cache: str | Path | None = None, limit: int | None = None,
         json_out: str | Path | None = None, csv_out: str | Path | None = None, batch: int = 16,
-        lpips=None, lpips_note: str | None = None, progress: bool = True,
+        lpips=(), lpips_note: str | None = None, progress: bool = True,
         exclude: set[str] | None = None) -> dict:
     """Evaluate and write the JSON/CSV outputs; returns the JSON result."""
     counts = sorted({int(k) for k in counts})
@@ -259,7 +259,8 @@ def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[i
                     **hint_info},
         "counts": counts,
         **summary,
-        "metrics_skipped": {} if lpips is not None else {"lpips": lpips_note or "no --lpips-weights given"},
+        "metrics_skipped": {} if lpips else {"lpips": lpips_note or "not asked for (--lpips vgg,alex)"},
+        "lpips_config": {m.name: m.describe() for m in lpips or ()},
         "protocol": PROTOCOL,
         "environment": environment(),
         "wall_s": round(time.perf_counter() - t0, 3),

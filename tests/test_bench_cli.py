@@ -83,6 +83,25 @@ def test_accuracy_csv(result):
         assert mean == pytest.approx(res["psnr"][k], abs=1e-5)
 
 
+def test_accuracy_with_lpips(images, tiny_model, result, tmp_path, capsys):
+    """--lpips vgg,alex adds both metrics per image and per k (the same PSNR as without); bad names refused."""
+    pytest.importorskip("torch")
+    out = tmp_path / "acc.json"
+    assert main(["bench", "accuracy", "--model", str(tiny_model), "--images", str(images), "--hints", COUNTS,
+                 "--lpips", "vgg,alex", "--json", str(out), "--csv", str(tmp_path / "acc.csv"), "--no-progress"]) == 0
+    res, ref = json.loads(out.read_text()), json.loads((result / "acc.json").read_text())
+    assert res["psnr"] == ref["psnr"] and not res["metrics_skipped"]
+    assert set(res["lpips_config"]) == {"lpips", "lpips_alex"} and res["lpips_config"]["lpips"]["inputs"] == "[-1,1]"
+    for m in ("lpips", "lpips_alex"):
+        assert set(res[m]) == {"0", "2", "10"} and all(0 < v < 1 for v in res[m].values()), m
+    rows = list(csv.DictReader((tmp_path / "acc.csv").read_text().splitlines()))
+    assert {"lpips", "lpips_alex"} <= set(rows[0])
+    assert "lpips" in capsys.readouterr().out
+    assert main(["bench", "accuracy", "--model", str(tiny_model), "--images", str(images), "--lpips", "squeeze",
+                 "--no-progress"]) == 2
+    assert "--lpips 'squeeze'" in capsys.readouterr().err
+
+
 def test_generated_hints_match_hint_dir(images, tiny_model, result, tmp_path):
     """Cached generated hints == official generator; reading them via --hint-dir gives the same numbers."""
     ds = datasets.open_dataset("folder", images)

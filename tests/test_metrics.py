@@ -155,31 +155,6 @@ def test_metrics_reject_bad_inputs():
         metrics.patch_error_variance(pred[:, :20, :20], gt[:, :20, :20])
 
 
-def test_lpips_with_random_weights(tmp_path):
-    torch = pytest.importorskip("torch")
-    g = torch.Generator().manual_seed(0)
-    feats, i = {}, 0
-    for item in metrics._VGG16:
-        if item == "M":
-            i += 1
-            continue
-        cin = 3 if i == 0 else prev  # noqa: F821 - set below
-        feats[f"features.{i}.weight"] = torch.randn(item, cin, 3, 3, generator=g) * 0.05
-        feats[f"features.{i}.bias"] = torch.zeros(item)
-        prev = item  # noqa: F841
-        i += 2
-    lin = {f"lin{t}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) for t, c in enumerate(metrics._TAP_CHANNELS)}
-    torch.save(feats, tmp_path / "vgg16.pth")
-    torch.save(lin, tmp_path / "vgg.pth")
-    lp = metrics.LPIPS(*metrics.resolve_lpips_weights(str(tmp_path)))
-    pred, gt = _pair(seed=6, n=2, size=32)
-    d = lp(pred, gt)
-    assert d.shape == (2,) and np.all(d > 0)
-    assert lp(gt, gt) == pytest.approx([0.0, 0.0], abs=1e-7)
-    with pytest.raises(TinctError):
-        metrics.resolve_lpips_weights(str(tmp_path / "nope.pth") + "," + str(tmp_path / "vgg.pth"))
-
-
 # ----------------------------------------------------------------------------- compare
 
 def _acc(psnr_by_k):
