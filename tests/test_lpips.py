@@ -18,6 +18,7 @@ from tinct.runtime.errors import TinctError
 torch = pytest.importorskip("torch", reason="LPIPS needs torch (the 'export' extra)")
 
 from tinct.benchmarks import lpips as lp  # noqa: E402 - after the torch check
+from tinct.data import pretrained
 
 GOLDEN = json.loads((FIXTURES / "golden.json").read_text())
 
@@ -55,11 +56,11 @@ def test_checkpoints_are_read_as_arrays_only(tmp_path):
             return (print, ("pwned",))
 
     with pytest.raises(TinctError, match="only numpy arrays"):
-        lp.read_checkpoint(pickle.dumps({"VGG16_0": Evil()}), "vgg")
+        pretrained.read_checkpoint(pickle.dumps({"VGG16_0": Evil()}), "vgg")
     w = {"AlexNet_0": {f"Conv_{i}": {"kernel": np.zeros((3, 3, 3, 3), np.float32), "bias": np.zeros(3, np.float32)}
                        for i in range(5)}}
     with pytest.raises(TinctError, match="Conv_0 has shape"):
-        lp.read_checkpoint(pickle.dumps(w), "alex")
+        pretrained.read_checkpoint(pickle.dumps(w), "alex")
     with pytest.raises(TinctError, match="choose from"):
         lp.LPIPS("squeeze")
     with pytest.raises(TinctError, match="inputs"):
@@ -70,7 +71,7 @@ def test_random_weights_need_no_download(data):
     """The network itself, with random weights in tinct's layout: zero for identical images, positive else."""
     g = np.random.default_rng(0)
     w, cin, t = {}, 3, 0
-    for layer in lp.NETS["alex"][2]:
+    for layer in pretrained.NETS["alex"][2]:
         if layer[0] == "M":
             continue
         i = len([k for k in w if k.endswith(".bias")])
