@@ -9,8 +9,8 @@ to carry colour, not layout. Target: the crop's ab.
 
 Loss: SmoothL1 (beta :attr:`C2ETrainConfig.smooth_l1_beta`) on normalized ab (ab/110), summed over
 the two channels and averaged over pixels (the form of :func:`training.losses.huber_loss`). The paper
-adds a VGG perceptual loss; there are no pretrained backbone weights here, so there is none (the
-model card says so), and the ResNet-18 colour encoder is trained from scratch.
+adds a VGG perceptual loss; this recipe has none yet (the model card says so; ImageNet VGG16 weights are
+now fetchable through :mod:`data.pretrained`), and the ResNet-18 colour encoder is trained from scratch.
 
 Optimizer and schedule: AdamW (betas 0.9/0.99, weight decay 0.01 on matrices and kernels only,
 :func:`training.train.param_groups`), linear warm-up then cosine (:func:`training.train.lr_at`).
@@ -240,8 +240,8 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
                            f"{cfg.tps_displacement} of the size, rotation +-{cfg.rotation} deg, flip, noise "
                            f"{cfg.noise}); target = its ab",
             "loss": f"SmoothL1 (beta {cfg.smooth_l1_beta}) on normalized ab",
-            "perceptual_loss": "none: no pretrained backbone (VGG) weights are available here, so the paper's "
-                               "perceptual term is left out and the ResNet-18 colour encoder is trained from scratch",
+            "perceptual_loss": "none: this recipe leaves the paper's VGG perceptual term out, and the ResNet-18 "
+                               "colour encoder is trained from scratch",
             "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
             "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__},
