@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinct.models.checkpoint import load_model, save_model
+from tinct.models.checkpoint import load_model, resolve_source, save_model
+from tinct.runtime.artifact import sha256_file
 from tinct.models.registry import create_model
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.cpu import cpu_name, has_native_bf16
@@ -240,8 +241,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    if cfg.init:
-        base = load_model(cfg.init)
+    parent = None
+    if cfg.init:  # what the run starts from, hashed now (the file may be replaced while it trains)
+        base, base_card = load_model(cfg.init, with_card=True)
+        parent = {"path": str(cfg.init), "weights_sha256": sha256_file(resolve_source(str(cfg.init))), "name": base_card.get("name"),
+                  "data_manifest_sha256": base_card.get("data", {}).get("manifest_sha256"),
+                  "images_seen": base_card.get("training", {}).get("images_seen"),
+                  "wall_time_s": base_card.get("training", {}).get("wall_time_s"),
+                  **({"init": base_card["training"]["init"]} if "init" in base_card.get("training", {}) else {})}
         # Same architecture as the base (incl. its relative position bias), plus the gates.
         model = create_model(cfg.model, **{**cfg.model_overrides, "use_rpb": base.cfg.use_rpb})
         own, theirs = set(model.state_dict()), set(base.state_dict())
@@ -326,7 +333,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                      "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "cache")},
                      "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                                   "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-                     "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__},
+                     "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__,
+                     **({"init": parent} if parent else {})},
         "metrics": {"val_psnr": final["psnr"], "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),
                     "protocol": "iColoriT evaluate.py: uint8 RGB, per-image PSNR, MSE floor 1e-5; hints: "
                                 "make_mask.py-compatible, seed 1234, 2x2 cell means"},
