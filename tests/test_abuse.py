@@ -70,7 +70,8 @@ def test_sixteen_bit_images_are_scaled_as_sixteen_bit(tmp_path, capsys):
     assert load_image(dark).max() <= 1
     rc = main(["colorize", str(dark), "-o", str(tmp_path / "o.png")])
     assert rc == 0, capsys.readouterr().err
-    assert np.asarray(Image.open(tmp_path / "o.png")).max() <= 8
+    # dark: L stays ~0.3 whatever the model's ab adds (the bug gave a mid-gray photo, values ~200)
+    assert np.asarray(Image.open(tmp_path / "o.png")).max() <= 32
 
 
 @pytest.mark.parametrize("mode, array", [("F", np.full((16, 16), 0.5, np.float32)),
