@@ -204,8 +204,7 @@ def wheel_extract(wheel: Path, dest: Path) -> None:
     try:
         with zipfile.ZipFile(wheel) as z:
             for m in z.infolist():
-                target = (dest / m.filename).resolve()
-                if not str(target).startswith(str(dest.resolve())):
+                if not (dest / m.filename).resolve().is_relative_to(dest.resolve()):
                     raise TinctError(f"{wheel.name}: member {m.filename!r} points outside the archive")
             z.extractall(dest)
     except zipfile.BadZipFile as exc:

@@ -26,9 +26,7 @@ from tinct.data.corpus import (
     VAL_RESIZE,
     _decode,
     _pixel_hash,
-    apt_download,
     check_disjoint,
-    dpkg_extract,
     sha256_bytes,
 )
 from tinct.runtime.artifact import sha256_file
@@ -99,6 +97,20 @@ def _debian_release() -> str:
 CHOSEN_PATH = Path(__file__).with_name("chosen_v2.json")
 
 
+def _download_and_pin(pkg: str, info: dict, td: Path) -> tuple[Path, dict]:
+    """Download ``pkg`` at ``info['version']`` (Debian, or PyPI with ``info['file']``) into ``td/pkg``;
+    returns where it is unpacked and its manifest entry (the downloaded file's name, sha256 and size)."""
+    (td / pkg).mkdir()
+    root = download_package(pkg, info, td / pkg)
+    if info.get("registry") == "pypi":
+        f = td / pkg / info["file"]
+        return root, {"registry": "pypi", "version": info["version"], "file": f.name, "file_sha256": sha256_file(f),
+                      "file_size": f.stat().st_size, "license": info["license"]}
+    deb = next((td / pkg).glob("*.deb"))
+    return root, {"version": info["version"], "deb": deb.name, "deb_sha256": sha256_file(deb),
+                  "deb_size": deb.stat().st_size, "license": info["license"]}
+
+
 def _add_chosen(td: Path, packages: dict, train: list, seen_pixels: dict, chosen_path: Path = CHOSEN_PATH) -> None:
     """Corpus v2's hand-picked photos (``data/chosen_v2.json``: packages pinned by registry and version,
     files by path): download, hash, check each is a colour photo and no duplicate, append to ``train``."""
@@ -106,16 +118,7 @@ def _add_chosen(td: Path, packages: dict, train: list, seen_pixels: dict, chosen
 
     chosen = json.loads(Path(chosen_path).read_text())
     for pkg, info in chosen["packages"].items():
-        (td / pkg).mkdir()
-        root = download_package(pkg, info, td / pkg)
-        if info["registry"] == "pypi":
-            f = td / pkg / info["file"]
-            packages[pkg] = {"registry": "pypi", "version": info["version"], "file": f.name,
-                             "file_sha256": sha256_file(f), "file_size": f.stat().st_size, "license": info["license"]}
-        else:
-            deb = next((td / pkg).glob("*.deb"))
-            packages[pkg] = {"version": info["version"], "deb": deb.name, "deb_sha256": sha256_file(deb),
-                             "deb_size": deb.stat().st_size, "license": info["license"]}
+        root, packages[pkg] = _download_and_pin(pkg, info, td)
         for f in (x for x in chosen["files"] if x["package"] == pkg):
             p = root / f["path"]
             if not p.is_file():
@@ -146,12 +149,8 @@ def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None, allow
     with tempfile.TemporaryDirectory(prefix="tinct-manifest-", dir=workdir) as td:
         td = Path(td)
         for pkg in dict.fromkeys(r[1] for r in RULES):
-            version = _apt_candidate(pkg)
-            (td / pkg).mkdir()
-            deb = apt_download(pkg, version, td / pkg)
-            dpkg_extract(deb, td / pkg / "x")
-            packages[pkg] = {"version": version, "deb": deb.name, "deb_sha256": sha256_file(deb),
-                             "deb_size": deb.stat().st_size, "license": LICENSES.get(pkg, "")}
+            _, packages[pkg] = _download_and_pin(
+                pkg, {"version": _apt_candidate(pkg), "license": LICENSES.get(pkg, "")}, td)
         for split, pkg, pattern, member_glob, excludes in RULES:
             root = td / pkg / "x"
             paths = sorted(p for p in root.glob(pattern) if p.is_file())

@@ -196,6 +196,10 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     def _image(data: bytes, name: str) -> np.ndarray:
         return decode_image(data, name, max_pixels=limits.max_pixels)
 
+    def _hints(entry: Entry, hints: list) -> list:
+        """The hints of an update, parsed as the CLI parses a hint file (one-line errors, the same limits)."""
+        return decode_user_hints(json.dumps(hints).encode(), entry.size, limits.max_hints, what="the hints field")
+
     def _is_exemplar(s) -> bool:
         return hasattr(s, "set_reference")
 
@@ -354,9 +358,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     @app.put("/api/sessions/{sid}/hints", summary="Replace the hints; returns the preview PNG, timings and gates")
     def set_hints(sid: str, body: HintsBody, image: ImageFormat = "png"):
         entry = store.get(sid)
-        parsed = decode_user_hints(json.dumps(body.hints).encode(), entry.size, limits.max_hints,
-                                   what="the hints field")
-        return _update(entry, _setter(parsed), body.seq, image)
+        return _update(entry, _setter(_hints(entry, body.hints)), body.seq, image)
 
     @app.websocket("/api/sessions/{sid}/ws")
     async def session_socket(ws: WebSocket, sid: str, image: str = "jpeg"):
@@ -387,9 +389,8 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                 if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
                     raise InputError(f"seq: an integer, not {seq!r:.40}")
                 entry = store.get(sid)
-                parsed = decode_user_hints(json.dumps(body["hints"]).encode(), entry.size, limits.max_hints,
-                                           what="the hints field")
-                meta, data = await anyio.to_thread.run_sync(_apply, entry, _setter(parsed), seq, image)
+                meta, data = await anyio.to_thread.run_sync(_apply, entry, _setter(_hints(entry, body["hints"])), seq,
+                                                            image)
             except Exception as exc:  # every failure is answered on the socket, as over HTTP
                 status = _status(exc) if isinstance(exc, TinctError) else 500
                 if status == 500:

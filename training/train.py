@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from tinct.models.checkpoint import load_model, resolve_source, save_model
-from tinct.runtime.artifact import sha256_file
 from tinct.models.registry import create_model
+from tinct.runtime.artifact import sha256_file
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.cpu import cpu_name, has_native_bf16
 from tinct.runtime.evaluation import gray_baseline_psnr, psnr_at_k
@@ -244,11 +244,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     parent = None
     if cfg.init:  # what the run starts from, hashed now (the file may be replaced while it trains)
         base, base_card = load_model(cfg.init, with_card=True)
-        parent = {"path": str(cfg.init), "weights_sha256": sha256_file(resolve_source(str(cfg.init))), "name": base_card.get("name"),
-                  "data_manifest_sha256": base_card.get("data", {}).get("manifest_sha256"),
-                  "images_seen": base_card.get("training", {}).get("images_seen"),
-                  "wall_time_s": base_card.get("training", {}).get("wall_time_s"),
-                  **({"init": base_card["training"]["init"]} if "init" in base_card.get("training", {}) else {})}
+        trained = base_card.get("training", {})
+        parent = {"path": str(cfg.init), "weights_sha256": sha256_file(resolve_source(str(cfg.init))),
+                  "name": base_card.get("name"), "data_manifest_sha256": base_card.get("data", {}).get("manifest_sha256"),
+                  "images_seen": trained.get("images_seen"), "wall_time_s": trained.get("wall_time_s"),
+                  **({"init": trained["init"]} if "init" in trained else {})}
         # Same architecture as the base (incl. its relative position bias), plus the gates.
         model = create_model(cfg.model, **{**cfg.model_overrides, "use_rpb": base.cfg.use_rpb})
         own, theirs = set(model.state_dict()), set(base.state_dict())

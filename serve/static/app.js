@@ -242,14 +242,20 @@ $("split").addEventListener("input", draw);
 function update() {
   if (!S.sid || S.kind !== "hints") return;
   if (S.inflight) { S.pending = true; busy(); return; }
+  const body = JSON.stringify({ hints: S.hints, seq: ++S.seq });
   if (S.ws && S.ws.readyState === WebSocket.OPEN) {
     S.inflight = true; S.wsBusy = true; busy();
-    S.wsSeq = ++S.seq; S.wsT0 = performance.now();
-    S.ws.send(JSON.stringify({ hints: S.hints, seq: S.seq }));
+    S.wsSeq = S.seq; S.wsT0 = performance.now();
+    S.ws.send(body);
     return;
   }
   send("/api/sessions/" + S.sid + "/hints?image=" + WIRE, { method: "PUT", headers: { "Content-Type": "application/json" },
-       body: JSON.stringify({ hints: S.hints, seq: ++S.seq }) }, S.seq);
+       body }, S.seq);
+}
+function settled() { // the update in flight is answered (or failed): send the edits made meanwhile
+  S.inflight = false;
+  if (S.pending) { S.pending = false; update(); }
+  busy();
 }
 // Hint updates go over one WebSocket per session: in Chromium a 0.1 MB reply costs a third of a fetch's time
 // there (measured, see the README). Until it is open, or if it closes, they go over HTTP PUT.
@@ -281,9 +287,8 @@ async function received(ev) { // the answer to the one update in flight on the s
   } catch (e) {
     status("could not show the update: " + e);
   } finally {
-    S.wsBusy = false; S.inflight = false;
-    if (S.pending) { S.pending = false; update(); }
-    busy();
+    S.wsBusy = false;
+    settled();
   }
 }
 async function send(url, init, seq) {
@@ -311,9 +316,7 @@ async function send(url, init, seq) {
   } catch (e) {
     status("the server did not answer: " + e);
   } finally {
-    S.inflight = false;
-    if (S.pending) { S.pending = false; update(); }
-    busy();
+    settled();
   }
 }
 async function show(j, t0, seq) { // t0: when the request was sent
