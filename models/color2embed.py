@@ -5,7 +5,9 @@ Three parts:
   selectable layouts: ``resnet18`` (a ResNet-18 with its classifier replaced by ``emb_dim`` outputs,
   trained from scratch here; the layout of the Kwentar re-implementation) and ``vgg19`` (the
   official one: VGG19 features up to relu5_2, then ``feature2vector``: two pairs of strided 4x4 +
-  3x3 convs, a global average pool and three 1x1 "linear" layers);
+  3x3 convs, a global average pool and three 1x1 "linear" layers) and ``mobilenetv2`` (MobileNetV2's
+  1280-d features, global average pool, a linear layer to ``emb_dim``; ImageNet-pretrained through
+  :func:`load_mobilenetv2_imagenet`, its BatchNorm statistics kept frozen);
 - a U-Net content encoder on the grayscale L;
 - a PFFN decoder whose convolutions are StyleGAN2-style modulated (and demodulated) by the embedding.
 
@@ -42,7 +44,7 @@ from torch import nn
 
 from tinct.runtime.errors import TinctError
 
-ENCODERS = ("resnet18", "vgg19")
+ENCODERS = ("resnet18", "vgg19", "mobilenetv2")
 DECODERS = ("official", "kwentar")
 REF_PREPROCESS = ("imagenet", "bgr")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -277,6 +279,79 @@ class ResNet18Encoder(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu: bool = True) -> list[nn.Module]:
+    mods = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return mods + [nn.ReLU6()] if relu else mods
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: (1x1 expand ->) 3x3 depthwise -> 1x1 linear projection, BN after each,
+    ReLU6 after the first two; a residual when the shape is kept. ``conv`` indices follow the state
+    dict of the published weights (ReLU6 modules included in the numbering)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        mods = [] if expand == 1 else _conv_bn(cin, hidden, 1)
+        mods += _conv_bn(hidden, hidden, 3, stride, groups=hidden) + _conv_bn(hidden, cout, 1, relu=False)
+        self.conv = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                      (6, 320, 1, 1))  # (expansion, channels, blocks, first stride)
+
+
+class MobileNetV2Encoder(nn.Module):
+    """MobileNetV2 (width 1.0: 3x3/2 stem of 32, 17 inverted residual blocks, 1x1 to 1280, ReLU6), global
+    average pool, linear ``fc`` to ``emb_dim``. BatchNorm layers stay in eval mode while training: the
+    pretrained ImageNet statistics are kept (a colorization batch of 8 would overwrite them)."""
+
+    def __init__(self, cfg: Color2EmbedConfig):
+        super().__init__()
+        layers, cin = [nn.Sequential(*_conv_bn(3, 32, 3, 2))], 32
+        for t, c, n, s in MOBILENETV2_STAGES:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers.append(nn.Sequential(*_conv_bn(cin, 1280, 1)))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1280, cfg.emb_dim)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def load_mobilenetv2_imagenet(model: "Color2Embed", path) -> None:
+    """Load the ImageNet MobileNetV2 features (:func:`data.pretrained.fetch_mobilenetv2`'s file, read with
+    ``torch.load(weights_only=True)``) into a ``mobilenetv2`` Color2Embed's encoder; every tensor must
+    match by name and shape (``fc`` stays as initialised)."""
+    if not isinstance(getattr(model, "encoder", None), MobileNetV2Encoder):
+        raise TinctError("ImageNet MobileNetV2 weights fit only the 'mobilenetv2' colour encoder")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - one line for any unreadable file
+        raise TinctError(f"{path}: not a readable torch state dict ({type(exc).__name__}: {exc})") from None
+    own = {k: v for k, v in model.encoder.state_dict().items() if not k.startswith("fc.")}
+    if not isinstance(sd, dict) or set(sd) != set(own):
+        raise TinctError(f"{path}: its tensors do not match MobileNetV2's features "
+                         f"(missing {sorted(set(own) - set(sd))[:3]}, extra {sorted(set(sd) - set(own))[:3]})")
+    bad = [k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise TinctError(f"{path}: shape mismatch at {bad[:3]}")
+    model.encoder.load_state_dict(sd, strict=False)
+
+
 VGG19_RELU5_2 = (1, 1, "M", 2, 2, "M", 4, 4, 4, 4, "M", 8, 8, 8, 8, "M", 8, 8)  # x base width
 
 
@@ -330,7 +405,8 @@ class Color2Embed(nn.Module):
         super().__init__()
         cfg = cfg or Color2EmbedConfig(**overrides)
         self.cfg = cfg
-        self.encoder = ResNet18Encoder(cfg) if cfg.encoder == "resnet18" else VGG19Encoder(cfg)
+        self.encoder = {"resnet18": ResNet18Encoder, "vgg19": VGG19Encoder,
+                        "mobilenetv2": MobileNetV2Encoder}[cfg.encoder](cfg)
         self.decoder = OfficialDecoder(cfg) if cfg.decoder == "official" else KwentarDecoder(cfg)
         self.register_buffer("ref_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("ref_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

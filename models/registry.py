@@ -71,6 +71,8 @@ ARCHITECTURES["color2embed"] = Color2Embed
 CONFIG_CLASSES = {"icolorit": IColoriTConfig, "acolvit": IColoriTConfig, "color2embed": Color2EmbedConfig}
 # Reference model: ResNet-18 colour encoder (trained from scratch) + the official U-Net/PFFN decoder.
 REGISTRY["color2embed-r18"] = ("color2embed", {"encoder": "resnet18", "decoder": "official"})
+# The same decoder with an ImageNet-pretrained MobileNetV2 colour encoder (issue 17's option).
+REGISTRY["color2embed-mnv2"] = ("color2embed", {"encoder": "mobilenetv2", "decoder": "official"})
 
 _config_for_vit, _create_model_vit = config_for, create_model
 

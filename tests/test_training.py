@@ -112,3 +112,100 @@ def test_step_clock_excludes_paused_time(monkeypatch):
     now[0] += 1.0
     assert clock.step(32) == pytest.approx(32.0)  # only the 1 s of training counts
     assert clock.wall == pytest.approx(8.0)
+
+
+def test_torch_lab_to_rgb_matches_the_runtime_colour_space():
+    """training.losses.lab_n_to_rgb (torch, differentiable) = runtime.color.lab_n_to_rgb (numpy), on a real
+    photo's Lab and on random Lab values far outside the gamut (both clamp)."""
+    from PIL import Image
+
+    from tinct.runtime.color import lab_n_to_rgb as np_lab_n_to_rgb, rgb_to_lab_n
+    from tinct.training.losses import lab_n_to_rgb
+
+    photo = np.asarray(Image.open(PHOTOS[0]).convert("RGB").resize((64, 48)))
+    rng = np.random.default_rng(0)
+    wild = np.concatenate([rng.uniform(-0.5, 0.5, (1, 48, 64, 1)), rng.uniform(-1.2, 1.2, (1, 48, 64, 2))], -1)
+    for lab_n in (rgb_to_lab_n(photo)[None], wild.astype(np.float32)):
+        want = np_lab_n_to_rgb(lab_n)
+        got = lab_n_to_rgb(torch.from_numpy(np.moveaxis(lab_n, -1, 1).copy())).numpy()
+        assert np.abs(np.moveaxis(got, 1, -1) - want).max() <= 2e-5
+
+
+def test_torch_lab_to_rgb_gradient_is_finite_at_black_and_white():
+    from tinct.training.losses import lab_n_to_rgb
+
+    lab = torch.tensor([[-0.5, 0.0, 0.0], [0.5, 0.0, 0.0], [-0.5, 0.3, -0.3], [0.0, 0.2, 0.1]]).T.reshape(1, 3, 1, 4)
+    lab.requires_grad_(True)
+    lab_n_to_rgb(lab).sum().backward()
+    assert torch.isfinite(lab.grad).all() and lab.grad[0, 0, 0, 3] > 0  # brighter L, brighter RGB
+
+
+def test_conv_stack_stops_at_the_asked_tap():
+    from tinct.data.pretrained import NETS
+    from tinct.models.features import ConvStack
+
+    layers = NETS["alex"][2]
+    rng = np.random.default_rng(1)
+    w, cin = {}, 3
+    for i, (cout, k, *_rest) in enumerate(x for x in layers if x[0] != "M"):
+        w[f"conv{i}.weight"] = rng.normal(0, 0.05, (cout, cin, k, k)).astype(np.float32)
+        w[f"conv{i}.bias"] = rng.normal(0, 0.05, cout).astype(np.float32)
+        cin = cout
+    stack = ConvStack(layers, w)
+    x = torch.from_numpy(rng.random((2, 3, 96, 96), dtype=np.float32))
+    full = stack(x)  # the layer list's own taps: all five AlexNet convs
+    assert len(full) == 5 and not list(stack.state_dict())  # buffers only, never saved
+    one = stack(x, taps=(2,))
+    assert len(one) == 1 and torch.equal(one[0], full[2])
+    with pytest.raises(ValueError, match="outside"):
+        stack(x, taps=(5,))
+
+
+def test_perceptual_loss_on_imagenet_vgg16():
+    """Zero for the same image, larger for a worse colouring, and its gradient reaches the prediction."""
+    from PIL import Image
+
+    from tinct.training.losses import PerceptualLoss
+
+    loss = PerceptualLoss()
+    rgb = torch.from_numpy(np.asarray(Image.open(PHOTOS[0]).convert("RGB").resize((64, 64)), np.float32) / 255)
+    rgb = rgb.permute(2, 0, 1)[None]
+    gray = rgb.mean(1, keepdim=True).expand_as(rgb)
+    assert loss.features(rgb).shape == (1, 512, 4, 4)  # relu5_2 of VGG16 at 1/16 resolution
+    assert loss(rgb, rgb).item() == 0.0
+    near = (rgb * 0.9 + gray * 0.1).requires_grad_(True)
+    d_near, d_gray = loss(near, rgb), loss(gray, rgb)
+    assert 0 < d_near.item() < d_gray.item()
+    d_near.backward()
+    assert torch.isfinite(near.grad).all() and near.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="perceptual layer"):
+        PerceptualLoss("relu9_9")
+
+
+def test_speed_step_trains_its_own_copy():
+    from tinct.training.train import speed_step
+
+    cfg = TrainConfig(model="acolvit-tiny", batch=2, beta=0.5, model_overrides={"depth": 2})
+    step = speed_step(cfg, bf16=False)
+    step()
+    step()  # a second optimizer step on the same batch works (no stale graph)
+
+
+def test_train_speed_cli(tmp_path, capsys):
+    from tinct.runtime.cli import main
+
+    out = tmp_path / "speed.json"
+    assert main(["train", "--speed", "--batch", "1", "--speed-rounds", "1", "--threads", "1", "--no-progress",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "bf16 autocast / FP32:" in text and "img/s" in text
+    rec = json.loads(out.read_text())
+    assert [c["precision"] for c in rec["cases"]] == ["fp32", "bf16"] and all(c["img_s"] > 0 for c in rec["cases"])
+    assert rec["cpu"]["model"] and rec["threads"] == 1
+    assert main(["train", "--speed", "--model", "color2embed-r18"]) == 1
+    assert "not Color2Embed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--speed", "--speed-rounds", "0"])
+    assert "out of range (1..1000)" in capsys.readouterr().err
+    assert main(["train", "--model", "icolorit-tiny"]) == 1
+    assert "-o/--out is required" in capsys.readouterr().err

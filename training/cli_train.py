@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tinct.runtime.errors import thread_count
+from tinct.runtime.errors import bounded, thread_count
 
 import argparse
 
@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         description="Train a colorization model on the photo corpus fetched by 'tinct data fetch'. "
         "Resumes from OUT/last.pt when present; writes OUT/model.safetensors + OUT/model.json (model card).")
     p.add_argument("--model", default="icolorit-tiny", help="registry name of the architecture to train")
-    p.add_argument("-o", "--out", required=True, help="run directory (checkpoints, log.jsonl, final model)")
+    p.add_argument("-o", "--out", default=None, help="run directory (checkpoints, log.jsonl, final model); required unless --speed")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps")
     p.add_argument("--batch", type=int, default=32, help="images per step")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
@@ -33,17 +33,30 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=None,
                    help="Color2Embed: training resolution, a multiple of 16 (default 256; 128-160 on a small CPU)")
     p.add_argument("--val-limit", type=int, default=None, help="Color2Embed: validate on the first N images")
+    p.add_argument("--perceptual-weight", type=float, default=None,
+                   help="Color2Embed: weight of the VGG16 relu5_2 perceptual loss (default 0: SmoothL1 only)")
+    p.add_argument("--speed", action="store_true",
+                   help="measure training speed instead of training: images/s of the recipe's optimizer step in "
+                   "FP32 and with bf16 autocast, interleaved round-robin in one process (iColoriT / A-ColViT)")
+    p.add_argument("--speed-rounds", type=bounded(1, 1000), default=8, help="--speed: timed steps per precision (1-1000)")
+    p.add_argument("--json", default=None, help="--speed: also write the result as JSON here")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from tinct.runtime.errors import TinctError
+
+    if args.speed:
+        return run_speed(args)
+    if args.out is None:
+        raise TinctError("-o/--out is required (the run directory)")
     if args.model.startswith("color2embed"):
         return run_color2embed(args)
-    if args.size is not None or args.val_limit is not None:
+    if args.size is not None or args.val_limit is not None or args.perceptual_weight is not None:
         from tinct.runtime.errors import TinctError
 
-        raise TinctError("--size / --val-limit apply to Color2Embed models only")
+        raise TinctError("--size / --val-limit / --perceptual-weight apply to Color2Embed models only")
     from tinct.training.train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, out=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
@@ -60,11 +73,62 @@ def run_color2embed(args) -> int:
     from tinct.runtime.errors import TinctError
     from tinct.training.color2embed_train import C2ETrainConfig, train_color2embed
 
-    if args.init or args.beta is not None or args.compile:
-        raise TinctError("--init / --beta / --compile do not apply to Color2Embed training")
+    if args.beta is not None or args.compile:
+        raise TinctError("--beta / --compile do not apply to Color2Embed training")
     cfg = C2ETrainConfig(model=args.model, out=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
                          warmup_steps=args.warmup_steps, device=args.device, bf16=args.bf16, threads=args.threads,
                          seed=args.seed, val_every=args.val_every, save_every=args.save_every, cache=args.cache,
-                         size=args.size or C2ETrainConfig.size, val_limit=args.val_limit)
+                         size=args.size or C2ETrainConfig.size, val_limit=args.val_limit, init=args.init,
+                         perceptual_weight=args.perceptual_weight or 0.0)
     train_color2embed(cfg, progress=args.progress)
+    return 0
+
+
+def run_speed(args) -> int:
+    """``tinct train --speed``: the recipe's step timed in FP32 and bf16 autocast, round-robin (the latency
+    scheduler), on this CPU; a table, and JSON with the CPU record."""
+    import json
+
+    import torch
+
+    from tinct.benchmarks.latency.schedule import Case, Timed, run_cases
+    from tinct.runtime.cpu import cpu_record, describe_cpu, has_native_bf16
+    from tinct.runtime.errors import TinctError
+    from tinct.training.train import TrainConfig, speed_step
+
+    if args.model.startswith("color2embed"):
+        raise TinctError("--speed measures the iColoriT / A-ColViT recipe; not Color2Embed")
+    if args.batch < 1 or args.batch > 1024:
+        raise TinctError(f"--batch {args.batch} is outside 1..1024")
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    cfg = TrainConfig(model=args.model, batch=args.batch, beta=args.beta, max_hints=args.max_hints)
+    cases = [Case(model=f"{args.model} train step b{args.batch}", backend="pytorch", precision=p, threads=threads,
+                  setup=(lambda p=p: Timed(call=speed_step(cfg, bf16=(p == "bf16")))))
+             for p in ("fp32", "bf16")]
+    res = run_cases(cases, rounds=args.speed_rounds, warmup=2, order="rotate", progress=args.progress)
+    if res.skipped:
+        raise TinctError("; ".join(f"{s['precision']}: {s['reason']}" for s in res.skipped))
+    cpu = cpu_record()
+    out = {"model": args.model, "batch": args.batch, "threads": threads, "rounds": args.speed_rounds,
+           "native_bf16": has_native_bf16(), "cpu": cpu, "torch": torch.__version__, "cases": []}
+    print(f"CPU: {describe_cpu(cpu)}; torch {torch.__version__}; {threads} thread(s); batch {args.batch}")
+    print(f"{'precision':<10} {'img/s (median)':>15} {'step ms':>9} {'IQR ms':>8} {'min ms':>8}")
+    for r in res.results:
+        img_s = args.batch * 1e3 / r["median_ms"]
+        out["cases"].append({"precision": r["precision"], "img_s": round(img_s, 2),
+                             **{k: round(r[k], 2) for k in ("median_ms", "iqr_ms", "min_ms", "p90_ms")}, "runs": r["runs"]})
+        print(f"{r['precision']:<10} {img_s:>15.2f} {r['median_ms']:>9.1f} {r['iqr_ms']:>8.1f} {r['min_ms']:>8.1f}")
+    by = {c["precision"]: c for c in out["cases"]}
+    if "fp32" in by and "bf16" in by:
+        out["bf16_over_fp32"] = round(by["bf16"]["img_s"] / by["fp32"]["img_s"], 3)
+        note = "" if out["native_bf16"] else " (this CPU has no native bf16: the trainer keeps FP32 here)"
+        print(f"bf16 autocast / FP32: {out['bf16_over_fp32']:.2f}x{note}")
+    if args.json:
+        from pathlib import Path
+
+        from tinct.runtime.artifact import atomic_path
+
+        with atomic_path(Path(args.json)) as tmp:
+            tmp.write_text(json.dumps(out, indent=2) + "\n")
     return 0

