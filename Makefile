@@ -8,7 +8,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[export,train,openvino,quant,bench,dev,serve,browser]"
+	$(PY) -m pip install -q -e ".[export,train,openvino,quant,bench,dev,serve,browser,ray,triton]"
 	touch $(STAMP)
 
 install: $(STAMP)

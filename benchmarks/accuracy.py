@@ -177,6 +177,42 @@ def environment() -> dict:
     return env
 
 
+def evaluate_chunk(predict: Predictor, dataset: Dataset, start: int, stop: int, counts: Sequence[int],
+                   hint_coords: dict[int, list[np.ndarray]], batch: int = 16, lpips=()) -> tuple[list[dict], float]:
+    """Images ``start:stop`` at every hint count: per-image rows ``{image, k, metric...}`` and the gray
+    baseline PSNR summed over the chunk. The unit of work both in this process and on Ray (``--ray``)."""
+    images = dataset.load_batch(start, stop)
+    n = len(images)
+    rows = []
+    for k in counts:
+        masks = np.stack([mask_from_coords(c) for c in hint_coords[k][start:start + n]])
+        pred = predict_rgb(predict, images, masks, batch=batch)
+        vals = compute_all(pred, images, lpips)
+        for i in range(n):
+            rows.append({"image": dataset.stems[start + i], "k": k,
+                         **{m: float(np.asarray(vals[m], dtype=np.float64)[i]) for m in vals}})
+    return rows, float(gray_baseline_psnr(images) * n)
+
+
+def chunks(n: int, batch: int) -> list[tuple[int, int]]:
+    return [(s, min(n, s + batch)) for s in range(0, n, batch)]
+
+
+def summarize(rows: list[dict], dataset: Dataset, counts: Sequence[int], gray_sums: Sequence[float],
+              lpips=()) -> tuple[list[dict], dict]:
+    """Rows in (k, image) order and the per-metric means (over images, in dataset order: the same sums
+    whichever process computed the rows)."""
+    order = {name: i for i, name in enumerate(dataset.stems)}
+    rows = sorted(rows, key=lambda r: (r["k"], order[r["image"]]))
+    summary: dict = {}
+    metric_names = list(METRICS) + [m.name for m in lpips or ()]
+    for m in metric_names:
+        summary[m] = {str(k): float(np.asarray([r[m] for r in rows if r["k"] == k], dtype=np.float64).mean())
+                      for k in counts}
+    summary["gray_baseline_psnr"] = float(sum(gray_sums) / len(dataset))
+    return rows, summary
+
+
 def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_coords: dict[int, list[np.ndarray]],
              batch: int = 16, lpips=(), progress: bool = True) -> tuple[list[dict], dict]:
     """Per-image rows ``{image, k, metric...}`` and the summary ``{metric: {"<k>": mean}}``.
@@ -185,38 +221,19 @@ def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_c
     """
     from tqdm import tqdm
 
-    names = dataset.stems
     rows: list[dict] = []
-    per: dict[int, dict[str, list[np.ndarray]]] = {k: {} for k in counts}
     gray = []
     bar = tqdm(total=len(dataset) * len(counts), desc="accuracy", unit="img", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     try:
-        for s in range(0, len(dataset), batch):
-            images = dataset.load_batch(s, s + batch)
-            n = len(images)
-            gray.append(gray_baseline_psnr(images) * n)
-            for k in counts:
-                masks = np.stack([mask_from_coords(c) for c in hint_coords[k][s:s + n]])
-                pred = predict_rgb(predict, images, masks, batch=batch)
-                vals = compute_all(pred, images, lpips)
-                for m, v in vals.items():
-                    per[k].setdefault(m, []).append(np.asarray(v, dtype=np.float64))
-                for i in range(n):
-                    rows.append({"image": names[s + i], "k": k, **{m: float(vals[m][i]) for m in vals}})
-                bar.update(n)
-                if "psnr" in per[k]:
-                    bar.set_postfix_str(f"psnr@{k}={np.concatenate(per[k]['psnr']).mean():.2f}")
+        for s, e in chunks(len(dataset), batch):
+            r, g = evaluate_chunk(predict, dataset, s, e, counts, hint_coords, batch, lpips)
+            rows += r
+            gray.append(g)
+            bar.update(len(r))
     finally:
         bar.close()
-    summary: dict = {}
-    metric_names = list(METRICS) + [m.name for m in lpips or ()]
-    for m in metric_names:
-        summary[m] = {str(k): float(np.concatenate(per[k][m]).mean()) for k in counts}
-    summary["gray_baseline_psnr"] = float(sum(gray) / len(dataset))
-    order = {name: i for i, name in enumerate(names)}
-    rows.sort(key=lambda r: (r["k"], order[r["image"]]))
-    return rows, summary
+    return summarize(rows, dataset, counts, gray, lpips)
 
 
 def write_csv(rows: list[dict], path: str | Path) -> None:
@@ -234,8 +251,9 @@ def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[i
         hint_dir: str | Path | None = None, hint_cache: str | Path | None = None, limit: int | None = None,
         json_out: str | Path | None = None, csv_out: str | Path | None = None, batch: int = 16,
         lpips=(), lpips_note: str | None = None, progress: bool = True,
-        exclude: set[str] | None = None) -> dict:
-    """Evaluate and write the JSON/CSV outputs; returns the JSON result."""
+        exclude: set[str] | None = None, evaluator=None) -> dict:
+    """Evaluate and write the JSON/CSV outputs; returns the JSON result. ``evaluator``: where the chunks
+    run (default: this process with ``predict``; :func:`benchmarks.ray_accuracy.ray_evaluator` for Ray)."""
     counts = sorted({int(k) for k in counts})
     if hint_dir is None and dataset.hint_dir is None and hint_cache is None:
         base = Path(json_out).parent if json_out else Path.cwd()
@@ -251,7 +269,10 @@ def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[i
     sub = dataset.select(keep)
     coords = {k: [v[i] for i in keep] for k, v in coords.items()}
     t0 = time.perf_counter()
-    rows, summary = evaluate(predict, sub, counts, coords, batch=batch, lpips=lpips, progress=progress)
+    if evaluator is None:
+        rows, summary = evaluate(predict, sub, counts, coords, batch=batch, lpips=lpips, progress=progress)
+    else:
+        rows, summary = evaluator(sub, counts, coords, batch, progress)
     result = {
         "schema": SCHEMA, "kind": "accuracy",
         "artifact": artifact,
@@ -264,6 +285,7 @@ def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[i
         "protocol": PROTOCOL,
         "environment": environment(),
         "wall_s": round(time.perf_counter() - t0, 3),
+        "runner": getattr(evaluator, "describe", {"runner": "in-process"}),
     }
     if csv_out:
         write_csv(rows, csv_out)

@@ -74,6 +74,11 @@ def _register_accuracy(sub) -> None:
     p.add_argument("--lpips-inputs", choices=["[-1,1]", "[0,1]"], default="[-1,1]",
                    help="LPIPS input range: [-1,1] as lpips expects (default); [0,1] is how iColoriT's "
                    "evaluate.py calls it")
+    p.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                   help="shard the images over Ray ('local' starts Ray here, 'auto' joins the running cluster, or a "
+                   "cluster address); same JSON as in one process")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="--ray: actors, each with its own engine (default: cluster CPUs // threads; 1..256)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_accuracy)
 
@@ -97,9 +102,25 @@ def _accuracy(args) -> int:
         bad = [n for n in nets if n not in NETS]
         if bad or len(set(nets)) != len(nets):
             raise InputError(f"--lpips {args.lpips!r}: give vgg, alex or vgg,alex")
-        lpips = [LPIPS(n, inputs=args.lpips_inputs, threads=args.threads) for n in nets]
+        lpips = [LPIPS(n, inputs=args.lpips_inputs, threads=args.threads) for n in nets]  # fetches the weights
     else:
         note = "not asked for (--lpips vgg,alex)"
+    if args.workers is not None and not (args.ray and 1 <= args.workers <= 256):
+        raise TinctError("--workers must be 1..256 and applies to --ray")
+    evaluator = None
+    if args.ray:
+        import functools
+
+        from tinct.benchmarks.ray_accuracy import ray_evaluator
+
+        threads = args.threads or 1
+        if args.engine:
+            factory = functools.partial(accuracy.engine_predictor, str(args.engine), backend=args.backend,
+                                        threads=threads, precision=args.precision, device=args.device)
+        else:
+            factory = functools.partial(accuracy.model_predictor, args.model, threads=threads)
+        evaluator = ray_evaluator(factory, nets, args.lpips_inputs, address=args.ray, workers=args.workers,
+                                  threads=threads)
     if args.engine:
         predict, desc = accuracy.engine_predictor(args.engine, backend=args.backend, threads=args.threads,
                                                   precision=args.precision, device=args.device)
@@ -110,7 +131,8 @@ def _accuracy(args) -> int:
     res = accuracy.run(predict, desc, ds, counts, hint_dir=args.hint_dir, hint_cache=args.hint_cache,
                        limit=args.limit, json_out=args.json_out, csv_out=args.csv_out, batch=args.batch,
                        lpips=lpips, lpips_note=note, progress=not args.no_progress,
-                       exclude=datasets.read_exclude_list(args.exclude_list) if args.exclude_list else None)
+                       exclude=datasets.read_exclude_list(args.exclude_list) if args.exclude_list else None,
+                       evaluator=evaluator)
     metrics = [m for m in ("psnr", "bpsnr", "pev", "ssim", "ciede2000", "lpips", "lpips_alex") if m in res]
     print(f"{desc.get('model') or desc.get('path')} on {res['dataset']['name']} "
           f"({res['dataset']['n_images']} images)")

@@ -37,7 +37,6 @@ This module imports numpy and Pillow only (no torch). Loading and sampling: :mod
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -92,29 +91,7 @@ def load_manifest(path: Path | None = None) -> dict:
         raise TinctError(f"cannot read the data manifest {path}: {exc}") from None
 
 
-def _atomic_replace(tmp: Path, dest: Path) -> None:
-    """Move the finished ``tmp`` directory to ``dest`` (replacing an old one)."""
-    if dest.exists():
-        old = dest.with_name(dest.name + f".old-{os.getpid()}")
-        dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(dest)
-
-
-@contextlib.contextmanager
-def _atomic_dir(dest: Path):
-    """Build a directory in a temporary sibling and move it to ``dest`` only when the block succeeds;
-    on any failure (or interruption) the temporary directory is removed and ``dest`` is untouched."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        yield tmp
-        _atomic_replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+from tinct.runtime.artifact import atomic_dir as _atomic_dir  # one home for atomic folders
 
 
 def _decode(data: bytes, what: str):

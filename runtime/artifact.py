@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +230,33 @@ def atomic_path(dest, mode: int = 0o644):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    """Move the finished ``tmp`` directory to ``dest`` (replacing an old one)."""
+    if dest.exists():
+        old = dest.with_name(dest.name + f".old-{os.getpid()}")
+        dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(dest)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest):
+    """``with atomic_dir(out) as tmp:`` build a directory in a temporary sibling; it becomes ``out`` only
+    when the block succeeds (an old ``out`` is replaced); on any failure or interruption it is removed and
+    ``out`` is untouched. The one atomic directory writer: the corpus, fetched weights, model repositories."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield tmp
+        _replace_dir(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _read_varint(buf, pos: int) -> tuple[int, int]:

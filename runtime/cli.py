@@ -19,6 +19,7 @@ from tinct.runtime.errors import MissingExtraError, TinctError
 # name -> (module with register(subparsers), extra that provides its heavy dependencies)
 BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "colorize": ("tinct.runtime.commands.colorize", "runtime"),
+    "batch": ("tinct.runtime.commands.batch", "runtime"),
     "info": ("tinct.runtime.commands.info", "runtime"),
     "build": ("tinct.runtime.commands.build", "openvino"),
     "doctor": ("tinct.runtime.commands.doctor", "tensorrt"),
@@ -29,6 +30,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("tinct.quantization.cli", "quant"),
     "bench": ("tinct.benchmarks.cli", "bench"),
     "serve": ("tinct.serve.cli", "serve"),
+    "deploy": ("tinct.export.cli_deploy", "triton"),
 }
 
 # Heavy modules and the extra that installs each one (the command's own extra wins when it also
@@ -51,6 +53,8 @@ EXTRA_OF_MODULE = {
     "uvicorn": "serve",
     "multipart": "serve",
     "python_multipart": "serve",
+    "ray": "ray",
+    "tritonclient": "triton",
 }
 
 

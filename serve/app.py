@@ -138,7 +138,9 @@ def _gates(session) -> tuple[list | None, float | None]:
 
 
 def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Limits | None = None,
-               samples: list[Path] | None = None):
+               samples: list[Path] | None = None, sessions_off: str | None = None):
+    """The FastAPI app. ``sessions_off``: a reason; the session endpoints then answer 501 with it (``tinct
+    serve --ray`` with several replicas, where a session's requests could reach a replica that lacks it)."""
     import anyio
     from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -155,6 +157,13 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                   description="Interactive colorization: the page at / and this API. Errors are "
                   '`{"error": "..."}` with the one-line message the CLI gives.')
     app.state.engines, app.state.store, app.state.limits = engines, store, limits
+
+    if sessions_off:
+        @app.middleware("http")
+        async def _no_sessions(request: Request, call_next):
+            if request.url.path.startswith("/api/sessions"):
+                return JSONResponse({"error": sessions_off}, status_code=501)
+            return await call_next(request)
 
     @app.exception_handler(TinctError)
     async def _tinct_error(request: Request, exc: TinctError):

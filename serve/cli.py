@@ -7,24 +7,9 @@ from __future__ import annotations
 
 import sys
 
-from tinct.runtime.errors import InputError, thread_count
+from tinct.runtime.errors import InputError, bounded, thread_count
 
 MAX_SESSIONS = 1024
-
-
-def _bounded(lo: float, hi: float, kind=int):
-    import argparse
-
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{v} is out of range ({lo:g}..{hi:g})")
-        return v
-
-    return parse
 
 
 def register(subparsers) -> None:
@@ -43,26 +28,35 @@ def register(subparsers) -> None:
                      help="backends for ONNX engines (default: onnxruntime, plus openvino when installed)")
     net = p.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    net.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000; 0 = any free port)")
+    net.add_argument("--port", type=bounded(0, 65535), default=8000, help="port (default 8000; 0 = any free port)")
     res = p.add_argument_group("resources")
     res.add_argument("--threads", type=thread_count, default=1,
                      help="intra-op threads per engine (default 1: requests run side by side)")
-    res.add_argument("--max-sessions", type=_bounded(1, MAX_SESSIONS), default=16,
+    res.add_argument("--max-sessions", type=bounded(1, MAX_SESSIONS), default=16,
                      help=f"interactive sessions kept (least recently used dropped first; 1..{MAX_SESSIONS}, default 16)")
-    res.add_argument("--max-session-memory", type=_bounded(64, 1 << 20), default=2048, metavar="MiB",
+    res.add_argument("--max-session-memory", type=bounded(64, 1 << 20), default=2048, metavar="MiB",
                      help="memory for all sessions together (default 2048 MiB)")
-    res.add_argument("--idle-timeout", type=_bounded(10, 7 * 86400, float), default=900.0, metavar="S",
+    res.add_argument("--idle-timeout", type=bounded(10, 7 * 86400, float), default=900.0, metavar="S",
                      help="drop a session unused this long (default 900 s)")
-    res.add_argument("--max-upload-mb", type=_bounded(1, 1024, float), default=32.0, help="largest upload (default 32)")
-    res.add_argument("--max-pixels", type=_bounded(1e4, 2e8, float), default=40e6,
+    res.add_argument("--max-upload-mb", type=bounded(1, 1024, float), default=32.0, help="largest upload (default 32)")
+    res.add_argument("--max-pixels", type=bounded(1e4, 2e8, float), default=40e6,
                      help="largest photo in pixels (default 40e6)")
-    res.add_argument("--preview", type=_bounded(64, 4096), default=1280,
+    res.add_argument("--preview", type=bounded(64, 4096), default=1280,
                      help="longer side of the interactive image (default 1280)")
+    ray = p.add_argument_group("scale-out (needs the 'ray' extra)")
+    ray.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                     help="serve the API as a Ray Serve deployment: 'local' starts Ray here, 'auto' joins the running "
+                     "cluster, or a cluster address; each replica holds its own engines")
+    ray.add_argument("--replicas", type=bounded(1, 256), default=1,
+                     help="--ray: replicas (1..256, default 1); with more than one, interactive sessions are off "
+                     "(POST /api/colorize only)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     import uvicorn
     from tinct.serve.app import Limits, create_app
     from tinct.serve.engines import EngineSet
@@ -73,6 +67,21 @@ def run(args) -> int:
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         if not backends:
             raise InputError("--backends: give at least one backend")
+    if args.replicas != 1 and not args.ray:
+        raise InputError("--replicas applies to --ray")
+    if args.ray:
+        from tinct.serve import ray_serve
+
+        if args.port == 0:
+            raise InputError("--ray needs a fixed --port (Ray Serve's proxy binds it)")
+        EngineSet.build(args.model, args.engine, backends, threads=args.threads).close()  # bad names fail here
+        cfg = {"models": list(args.model), "engines": [str(Path(e).resolve()) for e in args.engine],
+               "backends": backends, "threads": args.threads, "replicas": args.replicas,
+               "max_sessions": args.max_sessions, "max_bytes": int(args.max_session_memory) << 20,
+               "idle_s": args.idle_timeout,
+               "limits": {"max_upload_bytes": int(args.max_upload_mb * 2**20), "max_pixels": int(args.max_pixels),
+                          "preview": args.preview}}
+        return ray_serve.run(cfg, args.ray, args.host, args.port, log=lambda m: print(m, file=sys.stderr, flush=True))
     engines = EngineSet.build(args.model, args.engine, backends, threads=args.threads)
     store = SessionStore(max_sessions=args.max_sessions, max_bytes=int(args.max_session_memory) << 20,
                          idle_s=args.idle_timeout)
