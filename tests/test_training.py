@@ -98,6 +98,17 @@ def test_smoke_train_resume_finetune_ship(fixture_corpus, capsys):
     assert scard["metrics"]["val_psnr"] == (scard["shipping"]["fp16_val_psnr"] if scard["shipping"]["dtype"]
                                             == "float16" else scard["shipping"]["fp32_val_psnr"])
 
+    # the CLI with --out-dir: weights/ is left alone (its ONNX was once re-exported from the old model there)
+    from tinct.models.registry import WEIGHTS_DIR
+    from tinct.runtime.cli import main
+
+    before = {p.name: p.stat().st_mtime_ns for p in Path(WEIGHTS_DIR).iterdir()}
+    capsys.readouterr()
+    assert main(["ship", str(run), "--name", "smoke", "--out-dir", str(fixture_corpus / "w2")]) == 0
+    assert "no ready-to-run ONNX for a model shipped into" in capsys.readouterr().out
+    assert (fixture_corpus / "w2" / "smoke.safetensors").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in Path(WEIGHTS_DIR).iterdir()} == before
+
 
 def test_step_clock_excludes_paused_time(monkeypatch):
     import tinct.training.train as tt

@@ -23,6 +23,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from tinct.export.ship_onnx import ship_onnx
     from tinct.models.registry import WEIGHTS_DIR
     from tinct.runtime.errors import TinctError
@@ -34,6 +36,13 @@ def run(args) -> int:
     elif not args.run_dir:
         raise TinctError("give the training run directory RUN (or --onnx-only)")
     else:
-        ship(args.run_dir, args.name, args.out_dir or WEIGHTS_DIR, args.max_drop_db)
+        out_dir = Path(args.out_dir or WEIGHTS_DIR)
+        ship(args.run_dir, args.name, out_dir, args.max_drop_db)
+        if out_dir.resolve() != Path(WEIGHTS_DIR).resolve():
+            # the ONNX is exported from the shipped weights in weights/: writing it here would re-export the
+            # model that was there before, under the new model's name
+            print(f"no ready-to-run ONNX for a model shipped into {out_dir}: it is written for weights/ only "
+                  f"(copy the model there, then 'tinct ship --onnx-only --name {args.name}')")
+            return 0
     ship_onnx(args.name)  # parity-checked export of what is now in weights/, bit-identical FP16 storage
     return 0
