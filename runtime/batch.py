@@ -177,8 +177,10 @@ class Colorize:
         if spec.reference:
             from tinct.runtime.exemplar import DEFAULT_SIZE, open_exemplar
 
+            from tinct.runtime.image import DEFAULT_MAX_PIXELS
+
             try:
-                self.reference = load_image(spec.reference, spec.max_pixels)
+                self.reference = load_image(spec.reference, spec.max_pixels or DEFAULT_MAX_PIXELS)
             except TinctError as exc:
                 raise TinctError(f"reference: {exc}") from None
             self.engine = open_exemplar(spec.path, spec.backend, size=spec.size or DEFAULT_SIZE, **spec.opts)
@@ -223,7 +225,7 @@ class Colorize:
 def write(row: dict) -> dict:
     """Stage 4: the output (atomic), the PSNR against the ground truth; returns the result row (no pixels)."""
     from tinct.runtime.evaluation import psnr
-    from tinct.runtime.image import decode_image, save_image
+    from tinct.runtime.image import DEFAULT_MAX_PIXELS, decode_image, save_image
 
     if row.get("status") == "failed":
         return row
@@ -234,7 +236,7 @@ def write(row: dict) -> dict:
         Path(row["out"]).parent.mkdir(parents=True, exist_ok=True)
         save_image(row["out"], rgb)
         if truth is not None:
-            gt = decode_image(truth, Path(row["truth"]).name, None)
+            gt = decode_image(truth, Path(row["truth"]).name, DEFAULT_MAX_PIXELS)
             if gt.shape != rgb.shape:
                 row["reason"] = f"ground truth is {gt.shape[1]}x{gt.shape[0]}, the output {rgb.shape[1]}x{rgb.shape[0]}"
             else:
@@ -250,12 +252,12 @@ def write(row: dict) -> dict:
 def measure_done(row: dict) -> dict:
     """A resumed photo (its output exists): PSNR of that output against the ground truth, if given."""
     from tinct.runtime.evaluation import psnr
-    from tinct.runtime.image import load_image
+    from tinct.runtime.image import DEFAULT_MAX_PIXELS, load_image
 
     row = {**row, "status": "skipped", "reason": "output exists"}
     if row.get("truth"):
         try:
-            out, gt = load_image(row["out"], None), load_image(row["truth"], None)
+            out, gt = load_image(row["out"], DEFAULT_MAX_PIXELS), load_image(row["truth"], DEFAULT_MAX_PIXELS)
             row.update(width=out.shape[1], height=out.shape[0])
             if out.shape == gt.shape:
                 row["psnr"] = round(float(psnr(out, gt)), 4)
