@@ -187,10 +187,9 @@ def evaluate_chunk(predict: Predictor, dataset: Dataset, start: int, stop: int, 
     for k in counts:
         masks = np.stack([mask_from_coords(c) for c in hint_coords[k][start:start + n]])
         pred = predict_rgb(predict, images, masks, batch=batch)
-        vals = compute_all(pred, images, lpips)
+        vals = {m: np.asarray(v, dtype=np.float64) for m, v in compute_all(pred, images, lpips).items()}
         for i in range(n):
-            rows.append({"image": dataset.stems[start + i], "k": k,
-                         **{m: float(np.asarray(vals[m], dtype=np.float64)[i]) for m in vals}})
+            rows.append({"image": dataset.stems[start + i], "k": k, **{m: float(v[i]) for m, v in vals.items()}})
     return rows, float(gray_baseline_psnr(images) * n)
 
 
@@ -272,7 +271,7 @@ def run(predict: Predictor, artifact: dict, dataset: Dataset, counts: Sequence[i
     if evaluator is None:
         rows, summary = evaluate(predict, sub, counts, coords, batch=batch, lpips=lpips, progress=progress)
     else:
-        rows, summary = evaluator(sub, counts, coords, batch, progress)
+        rows, summary = evaluator(sub, counts, coords, batch, progress, lpips)
     result = {
         "schema": SCHEMA, "kind": "accuracy",
         "artifact": artifact,

@@ -119,8 +119,7 @@ def _accuracy(args) -> int:
                                         threads=threads, precision=args.precision, device=args.device)
         else:
             factory = functools.partial(accuracy.model_predictor, args.model, threads=threads)
-        evaluator = ray_evaluator(factory, nets, args.lpips_inputs, address=args.ray, workers=args.workers,
-                                  threads=threads)
+        evaluator = ray_evaluator(factory, address=args.ray, workers=args.workers, threads=threads)
     if args.engine:
         predict, desc = accuracy.engine_predictor(args.engine, backend=args.backend, threads=args.threads,
                                                   precision=args.precision, device=args.device)

@@ -11,20 +11,20 @@ through Ray's object store; every node must see the dataset's files at the same 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from tinct.benchmarks.accuracy import chunks, evaluate_chunk, summarize
 
 
-def ray_evaluator(make_predictor: Callable, lpips_nets: Sequence[str], lpips_inputs: str, *, address: str,
-                  workers: int | None, threads: int = 1):
-    """An ``evaluator(dataset, counts, coords, batch, progress) -> (rows, summary)`` for
+def ray_evaluator(make_predictor: Callable, *, address: str, workers: int | None, threads: int = 1):
+    """An ``evaluator(dataset, counts, coords, batch, progress, lpips) -> (rows, summary)`` for
     :func:`benchmarks.accuracy.run`. ``make_predictor()`` -> (predict, description) is called in each actor
-    (a picklable factory: e.g. ``functools.partial(engine_predictor, path, threads=1)``)."""
+    (a picklable factory: e.g. ``functools.partial(engine_predictor, path, threads=1)``); each actor builds its
+    own copies of the driver's LPIPS metrics (same network, same input range)."""
     from tinct.runtime.errors import TinctError
     from tinct.runtime.ray_batch import cluster_cpus, init
 
-    def evaluate(dataset, counts, coords, batch, progress=True):
+    def evaluate(dataset, counts, coords, batch, progress=True, lpips=()):
         from tqdm import tqdm
 
         ray = init(address)
@@ -33,6 +33,7 @@ def ray_evaluator(make_predictor: Callable, lpips_nets: Sequence[str], lpips_inp
             raise TinctError(f"--workers {n} x --threads {threads} needs {n * threads} CPUs; the Ray cluster has "
                              f"{cluster_cpus(ray)}")
         data_ref, coords_ref = ray.put(dataset), ray.put(coords)
+        lpips_specs = [(m.net, m.inputs) for m in lpips or ()]
 
         @ray.remote(num_cpus=threads)
         class Shard:
@@ -41,7 +42,7 @@ def ray_evaluator(make_predictor: Callable, lpips_nets: Sequence[str], lpips_inp
 
                 self.data, self.hints = data, hints
                 self.predict, _ = make_predictor()
-                self.lpips = [LPIPS(net, inputs=lpips_inputs, threads=threads) for net in lpips_nets]
+                self.lpips = [LPIPS(net, inputs=inputs, threads=threads) for net, inputs in lpips_specs]
 
             def run(self, start, stop):
                 return start, evaluate_chunk(self.predict, self.data, start, stop, counts, self.hints, batch,
@@ -57,14 +58,7 @@ def ray_evaluator(make_predictor: Callable, lpips_nets: Sequence[str], lpips_inp
                 bar.update(len(rows))
         ordered = [done[s] for s, _ in parts]
         rows = [r for part, _ in ordered for r in part]
-        return summarize(rows, dataset, counts, [g for _, g in ordered], [_Named(x) for x in lpips_nets])
+        return summarize(rows, dataset, counts, [g for _, g in ordered], lpips)
 
     evaluate.describe = {"runner": "ray", "address": address, "workers": workers, "threads": threads}
     return evaluate
-
-
-class _Named:
-    """The metric name of an LPIPS network (what summarize needs), without loading its weights here."""
-
-    def __init__(self, net: str):
-        self.name = "lpips" if net == "vgg" else f"lpips_{net}"

@@ -91,7 +91,7 @@ def load_manifest(path: Path | None = None) -> dict:
         raise TinctError(f"cannot read the data manifest {path}: {exc}") from None
 
 
-from tinct.runtime.artifact import atomic_dir as _atomic_dir  # one home for atomic folders
+from tinct.runtime.artifact import atomic_dir  # one home for atomic folders
 
 
 def _decode(data: bytes, what: str):
@@ -300,7 +300,7 @@ def _fetch_packages(cache: Path, manifest: dict, splits: Sequence[str], progress
         with tempfile.TemporaryDirectory(prefix="tinct-pkg-") as td:
             td = Path(td)
             download_package(pkg, info, td)
-            with _atomic_dir(dest) as tmp:
+            with atomic_dir(dest) as tmp:
                 # keep files of other splits already present (their hashes are checked too)
                 all_files = _raw_files(manifest, SPLITS).get(pkg, {})
                 for rel, digest in sorted(all_files.items()):
@@ -354,7 +354,7 @@ def _pixel_hash(arr: np.ndarray) -> str:
 
 def _build_train(cache: Path, manifest: dict, progress: bool) -> int:
     dest = cache / "train"
-    with _atomic_dir(dest) as tmp:
+    with atomic_dir(dest) as tmp:
         (tmp / "photos").mkdir()
         rccs: dict = {}
         items, files = [], {}
@@ -375,7 +375,7 @@ def _build_val(cache: Path, manifest: dict, progress: bool) -> int:
     from tinct.runtime.color import is_grayscale
     from tinct.runtime.hints import make_eval_hints, write_eval_hints
     dest = cache / "val"
-    with _atomic_dir(dest) as tmp:
+    with atomic_dir(dest) as tmp:
         (tmp / "images").mkdir()
         rccs: dict = {}
         items, files = [], {}

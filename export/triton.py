@@ -83,11 +83,12 @@ def _io(onnx_path: Path):
     return ins, outs, read_onnx_props(onnx_path)
 
 
-def build_config(graph: Graph, backend: str, *, max_batch_size: int, instances: int, kind: str, threads: int,
+def build_config(graph: Graph, io, backend: str, *, max_batch_size: int, instances: int, kind: str, threads: int,
                  queue_delay_us: int, model_file: str) -> str:
-    """The ``config.pbtxt`` text for one graph, built as a ``ModelConfig`` and checked by parsing it back."""
+    """The ``config.pbtxt`` text for one graph (``io``: its :meth:`Graph.io`), built as a ``ModelConfig`` and
+    checked by parsing it back."""
     pb, text_format = _pb()
-    ins, outs, props = graph.io()
+    ins, outs, props = io
     cfg = pb.ModelConfig(name=graph.name, max_batch_size=max_batch_size)
     if backend == "tensorrt":
         cfg.platform = "tensorrt_plan"
@@ -107,8 +108,7 @@ def build_config(graph: Graph, backend: str, *, max_batch_size: int, instances: 
             t.dims.extend(dims)
     if max_batch_size > 0:
         cfg.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
-    g = cfg.instance_group.add(count=instances, kind=getattr(pb.ModelInstanceGroup.Kind, kind))
-    del g  # count and kind set
+    cfg.instance_group.add(count=instances, kind=getattr(pb.ModelInstanceGroup.Kind, kind))
     if threads and backend == "onnxruntime":
         cfg.parameters["intra_op_thread_count"].string_value = str(threads)
         cfg.parameters["inter_op_thread_count"].string_value = "1"
@@ -276,13 +276,14 @@ def deploy_triton(source: str, repo, *, backend: str | None = None, name: str | 
         dest = repo / g.name
         if dest.exists() and not force:
             raise InputError(f"{dest} exists; pass --force to replace it")
-        text = build_config(g, be, max_batch_size=max_batch_size, instances=instances, kind=kind, threads=threads,
+        io = g.io()
+        text = build_config(g, io, be, max_batch_size=max_batch_size, instances=instances, kind=kind, threads=threads,
                             queue_delay_us=queue_delay_us, model_file=MODEL_FILE[be])
         with atomic_dir(dest) as tmp:
             (tmp / "1").mkdir()
             _place_model(g, be, tmp / "1")
             (tmp / "config.pbtxt").write_text(text)
-            (tmp / "README.md").write_text(client_notes(g, g.io()[2], be))
+            (tmp / "README.md").write_text(client_notes(g, io[2], be))
         written.append(dest)
     return written
 

@@ -171,29 +171,24 @@ class Colorize:
     """Stage 3: one engine per instance (opened in the constructor: once per worker), called per row."""
 
     def __init__(self, spec: EngineSpec):
-        from tinct.runtime.image import load_image
+        from tinct.runtime.image import DEFAULT_MAX_PIXELS, load_image
 
-        self.spec = spec
         if spec.reference:
             from tinct.runtime.exemplar import DEFAULT_SIZE, open_exemplar
-
-            from tinct.runtime.image import DEFAULT_MAX_PIXELS
 
             try:
                 self.reference = load_image(spec.reference, spec.max_pixels or DEFAULT_MAX_PIXELS)
             except TinctError as exc:
                 raise TinctError(f"reference: {exc}") from None
             self.engine = open_exemplar(spec.path, spec.backend, size=spec.size or DEFAULT_SIZE, **spec.opts)
-            self.describe = self.engine.backend.describe()
         else:
             from tinct.runtime.backends import open_backend
             from tinct.runtime.backends.base import resolve_backend_name
             from tinct.runtime.colorizer import Colorizer
 
             self.reference = None
-            backend = open_backend(spec.path, resolve_backend_name(Path(spec.path), spec.backend), **spec.opts)
-            self.engine = Colorizer(backend)
-            self.describe = backend.describe()
+            self.engine = Colorizer(open_backend(spec.path, resolve_backend_name(Path(spec.path), spec.backend),
+                                                 **spec.opts))
 
     def __call__(self, row: dict) -> dict:
         from tinct.runtime.hints import UserHint

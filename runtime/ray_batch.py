@@ -86,9 +86,8 @@ def run_ray(p: Plan, spec: EngineSpec, *, address: str = "local", workers: int |
             for row in ds.iter_rows():
                 rows.append(_plain(row))
                 bar.update(1)
-    s = Summary(rows=rows, seconds=time.perf_counter() - t0, workers=workers, runner=f"ray ({address})")
-    s.startup_s = t0 - t_start
-    return s
+    return Summary(rows=rows, seconds=time.perf_counter() - t0, workers=workers, runner=f"ray ({address})",
+                   startup_s=t0 - t_start)
 
 
 def _engine_class(spec: EngineSpec):

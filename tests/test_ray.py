@@ -102,6 +102,7 @@ def test_bench_accuracy_on_ray_gives_the_same_json(tmp_path, local_ray):
     except TinctError:
         pytest.fail("the validation split is missing: 'tinct data fetch --split val' (make test runs it)")
     common = ["bench", "accuracy", "--engine", str(MODEL), "--dataset", "tinct-val", "--limit", "10", "--hints", "0,1,10",
+              "--lpips", "alex",
               "--threads", "1", "--batch", "4", "--no-progress"]
     assert main([*common, "--json", str(tmp_path / "local.json")]) == 0
     assert main([*common, "--json", str(tmp_path / "ray.json"), "--ray", "local", "--workers", "2"]) == 0
@@ -110,7 +111,7 @@ def test_bench_accuracy_on_ray_gives_the_same_json(tmp_path, local_ray):
     assert a["runner"] == {"runner": "in-process"}
     for key in ("wall_s", "environment", "runner"):
         a.pop(key), b.pop(key)
-    assert a == b
+    assert a == b and "lpips_alex" in a
     assert main([*common, "--workers", "2"]) != 0  # --workers without --ray
 
 

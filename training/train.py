@@ -119,6 +119,13 @@ def load_parent(init: str):
     return base, parent
 
 
+def training_batch(rgb: np.ndarray, rng, max_hints: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 crops ``[N, H, W, 3]`` -> (model input with simulated hints, target normalized ab ``[N, 2, H, W]``)."""
+    lab_n = rgb_to_lab_n(rgb)
+    x = encode_from_lab(lab_n, sample_training_masks(rng, len(rgb), max_hints))
+    return x, np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
+
+
 def training_loss(fwd, is_gated: bool, x, target, beta, use_bf16: bool, device_type: str):
     """The recipe's loss for one batch: Huber on normalized ab (+ A-ColViT's sparsity term), the forward
     under bf16 autocast when ``use_bf16``. Returns (loss, Huber part, gates or None)."""
@@ -132,7 +139,7 @@ def training_loss(fwd, is_gated: bool, x, target, beta, use_bf16: bool, device_t
         return loss_col, loss_col, None
 
 
-def speed_step(cfg: "TrainConfig", bf16: bool, seed: int = 0):
+def speed_step(cfg: TrainConfig, bf16: bool, seed: int = 0):
     """A callable that runs one optimizer step of ``cfg``'s recipe (model, AdamW, loss, autocast when
     ``bf16``) on one fixed batch of random crops with simulated hints, for timing: images/s does not
     depend on the pixels. Each call trains its own copy of the model."""
@@ -141,10 +148,8 @@ def speed_step(cfg: "TrainConfig", bf16: bool, seed: int = 0):
     model = create_model(cfg.model, **cfg.model_overrides)
     is_gated = getattr(model, "arch", "") == "acolvit"
     size = model.cfg.img_size
-    rgb = rng.integers(0, 256, (cfg.batch, size, size, 3), dtype=np.uint8)
-    lab_n = rgb_to_lab_n(rgb)
-    x = torch.from_numpy(encode_from_lab(lab_n, sample_training_masks(rng, cfg.batch, cfg.max_hints)))
-    target = torch.from_numpy(np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1)))
+    x, target = (torch.from_numpy(a) for a in training_batch(
+        rng.integers(0, 256, (cfg.batch, size, size, 3), dtype=np.uint8), rng, cfg.max_hints))
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
     fwd = model.forward_with_gates if is_gated else model
     beta = 0.5 if cfg.beta is None else cfg.beta
@@ -223,12 +228,7 @@ class BatchMaker(Prefetcher):
         super().__init__(self.make_batch, prefetch)
 
     def make_batch(self):
-        rgb = self.sampler.batch(self.batch)
-        lab_n = rgb_to_lab_n(rgb)
-        masks = sample_training_masks(self.rng, self.batch, self.max_hints)
-        x = encode_from_lab(lab_n, masks)
-        target = np.ascontiguousarray(np.moveaxis(lab_n[..., 1:], -1, 1))
-        return x, target
+        return training_batch(self.sampler.batch(self.batch), self.rng, self.max_hints)
 
 
 class Validator:

@@ -61,27 +61,22 @@ def engine_spec(args):
     """Resolve --model/--engine/--precision into what every worker opens (exported/built once, here)."""
     from pathlib import Path
 
-    from tinct.runtime import shipped
     from tinct.runtime.batch import EngineSpec
-    from tinct.runtime.commands.colorize import auto_engine, resolve_exemplar_model, resolve_model
-    from tinct.runtime.errors import TinctError
+    from tinct.runtime.commands.colorize import (
+        auto_engine,
+        backend_opts,
+        check_guide,
+        resolve_exemplar_model,
+        resolve_model,
+    )
 
+    check_guide(args)
     threads = args.threads or (1 if args.ray else (os.cpu_count() or 1))
-    opts = {"threads": threads, "precision": args.precision}
-    if args.device:
-        opts["device"] = args.device
+    opts = backend_opts(args, threads)
     if args.reference:
-        if args.precision == "auto":
-            raise TinctError("--precision auto is for the hint-based models; with --reference leave it out")
-        if not args.engine and not args.model:
-            raise TinctError("--reference needs a Color2Embed model: --model color2embed-r18 or --engine")
         path = args.engine or resolve_exemplar_model(args.model)
         return EngineSpec(path=str(path), backend=args.backend, opts=opts, reference=args.reference,
                           size=args.size, max_pixels=args.max_pixels), threads
-    if args.size is not None:
-        raise TinctError("--size applies to --reference (Color2Embed) only")
-    if args.model and shipped.is_exemplar(args.model):
-        raise TinctError(f"{args.model} is an exemplar model: give a reference photo (--reference REF.jpg)")
     path = Path(args.engine) if args.engine else resolve_model(args.model or DEFAULT_MODEL)
     backend = args.backend
     if args.precision == "auto":

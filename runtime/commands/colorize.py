@@ -130,6 +130,33 @@ def auto_engine(onnx_path: Path, threads: int) -> Path:
     return out
 
 
+def check_guide(args) -> None:
+    """The model kind against the guide (shared by colorize and batch): ``--reference`` needs a Color2Embed
+    model and no ``--precision auto``; hints (or none) need a hint-based model, and no ``--size``."""
+    from tinct.runtime.errors import TinctError
+
+    if getattr(args, "reference", None):
+        if not args.engine and not args.model:
+            raise TinctError(f"--reference needs a Color2Embed model: --model {DEFAULT_EXEMPLAR_MODEL} (shipped) or "
+                             "--engine DIR / OUT-colorizer.onnx from 'tinct export color2embed-r18 -o OUT'")
+        if args.precision == "auto":
+            raise TinctError("--precision auto is for the hint-based models; with --reference pass --engine with a "
+                             "quantized colorizer ('tinct quantize') or leave --precision out")
+        return
+    if getattr(args, "size", None) is not None:
+        raise TinctError("--size applies to --reference (Color2Embed) only")
+    if getattr(args, "model", None) and shipped.is_exemplar(args.model):
+        raise TinctError(f"{args.model} is an exemplar model: give a reference photo (--reference REF.jpg), not hints")
+
+
+def backend_opts(args, threads: int) -> dict:
+    """The backend options of ``--threads/--precision/--device`` (``threads`` as the caller resolved it)."""
+    opts = {"threads": threads, "precision": args.precision}
+    if args.device:
+        opts["device"] = args.device
+    return opts
+
+
 def open_engine(args):
     from tinct.runtime.backends import open_backend
     from tinct.runtime.backends.base import resolve_backend_name
@@ -138,9 +165,7 @@ def open_engine(args):
     if args.precision == "auto":
         return open_backend(auto_engine(path, args.threads or 1), "openvino", threads=args.threads,
                             **({"device": args.device} if args.device else {}))
-    opts = {"threads": args.threads, "precision": args.precision}
-    if args.device:
-        opts["device"] = args.device
+    opts = backend_opts(args, args.threads)
     name = resolve_backend_name(path, args.backend)
     if name == "tensorrt" and args.rebuild:
         from tinct.runtime.backends.tensorrt_backend import StaleEngineError, read_engine_file
@@ -164,12 +189,7 @@ def run_reference(args) -> int:
     from tinct.runtime.postprocess import ONE_SHOT
 
     t0 = time.perf_counter()
-    if not args.engine and not args.model:
-        raise TinctError(f"--reference needs a Color2Embed model: --model {DEFAULT_EXEMPLAR_MODEL} (shipped) or "
-                         "--engine DIR / OUT-colorizer.onnx from 'tinct export color2embed-r18 -o OUT'")
-    if args.precision == "auto":
-        raise TinctError("--precision auto is for the hint-based models; with --reference pass --engine with a "
-                         "quantized colorizer ('tinct quantize') or leave --precision out")
+    check_guide(args)
     check_output_path(args.output)
     limit = args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS
     image = load_image(args.image, limit)
@@ -178,11 +198,8 @@ def run_reference(args) -> int:
     except TinctError as exc:
         raise TinctError(f"reference: {exc}") from None
     h, w = image.shape[:2]
-    opts = {"threads": args.threads, "precision": args.precision}
-    if args.device:
-        opts["device"] = args.device
     engine = args.engine or resolve_exemplar_model(args.model)
-    ex = open_exemplar(engine, args.backend, size=args.size or DEFAULT_SIZE, **opts)
+    ex = open_exemplar(engine, args.backend, size=args.size or DEFAULT_SIZE, **backend_opts(args, args.threads))
     try:
         session = ex.session(image, postprocess=ONE_SHOT)
         session.set_reference(reference)
@@ -199,12 +216,7 @@ def run_reference(args) -> int:
 def run(args) -> int:
     if getattr(args, "reference", None):
         return run_reference(args)
-    from tinct.runtime.errors import TinctError
-
-    if getattr(args, "size", None) is not None:
-        raise TinctError("--size applies to --reference (Color2Embed) only")
-    if getattr(args, "model", None) and shipped.is_exemplar(args.model):
-        raise TinctError(f"{args.model} is an exemplar model: give a reference photo (--reference REF.jpg), not hints")
+    check_guide(args)
     from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.hints import load_user_hints
     from tinct.runtime.image import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
