@@ -291,6 +291,17 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     run_card = json.loads(path.with_suffix(".json").read_text())
     assert scard["metrics"]["training_run_val"]["val_psnr"] == run_card["metrics"]["val_psnr"]
 
+    # the comparison tool (README's v2 attempt): own-ref. PSNR as the ship's evaluation, colourfulness in Lab
+    from tinct.training.c2e_compare import compare, mean_chroma
+
+    res = compare([shipped], size=2 * SIZE)
+    r = res["models"][str(shipped)]
+    assert r["own_ref_psnr"] == pytest.approx(scard["metrics"]["by_size"][str(2 * SIZE)]["psnr"]["tps"], abs=0.05)
+    assert res["images"] == len(photos)
+    red = np.zeros((1, 2, 2, 3), np.uint8)
+    red[..., 0] = 255  # sRGB red: Lab (53.24, 80.09, 67.20) in the usual D65 tables
+    assert mean_chroma(red) == pytest.approx((80.09 + 67.20) / 2, abs=0.3)
+
     # v2 recipe: start from that model, add the VGG16 perceptual term; the card records both
     cfg2 = C2ETrainConfig(out=str(tmp_path / "run2"), steps=1, batch=2, size=SIZE, val_every=1, val_limit=3,
                           threads=1, warmup_steps=1, model_overrides=dict(TINY), init=str(shipped),
