@@ -13,7 +13,6 @@ whole candidate table (median ms, IQR, ΔPSNR@10, verdict, reason) in its build 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -152,13 +151,11 @@ def build_auto(onnx_path, out, *, threads: int = 1, calib_dir=None, calib_size: 
 
 def _finalize(chosen: Path, out: Path, tmpdir: Path, extra_build: dict[str, str]) -> None:
     """The chosen IR with the candidate table added to its build info, renamed into place."""
-    from tinct.runtime.backends.openvino_backend import restamp_ir
+    from tinct.runtime.backends.openvino_backend import commit_ir, restamp_ir
 
     final = tmpdir / "final" / out.name
     final.parent.mkdir()
-    restamp_ir(chosen, final, extra_build=extra_build)
-    os.replace(final.with_suffix(".bin"), out.with_suffix(".bin"))
-    os.replace(final, out)
+    commit_ir(restamp_ir(chosen, final, extra_build=extra_build), out)
 
 
 def format_table(table: list[dict]) -> str:

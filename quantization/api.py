@@ -22,12 +22,12 @@ from tinct.runtime.errors import TinctError
 def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, threads: int = 1,
              progress: bool = False):
     """Build ``recipe`` from the FP32 ONNX ``src``, guard it and write ``out``; -> (out, report).
-    One function on purpose: the temporary directory, the candidate loop and the final rename are one
-    transaction (nothing is written unless a candidate passed)."""
+    One function on purpose: the temporary directory, the build, the guard and the final rename are one
+    transaction (nothing is written unless the artifact passed)."""
     import onnxruntime as ort
 
     from tinct.quantization import guard as guard_mod
-    from tinct.quantization.recipes import candidates
+    from tinct.quantization.recipes import build_candidate
     from tinct.runtime.artifact import sha256_file
 
     ort.set_default_logger_severity(3)
@@ -55,30 +55,12 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
         calib = _calibration(recipe, c2e_encoder, progress)
         if calib is not None:
             extra["calibration"] = calib.describe()
-        tried, failures, chosen = [], [], None
         child = dataclasses.replace(parent, precision=recipe.precision, parent_sha256=parent_sha)
-        for cand in candidates(recipe, src, tmpdir, out.name, parent_sha=parent_sha, calib=calib, threads=threads,
-                               props=child.to_props()):
-            report = evaluate(cand.path)
-            label = f"{what} [bf16 variant {cand.label}]" if cand.label else what
-            try:
-                guard_mod.enforce(report, budget, label, max_mean_ab)
-            except guard_mod.GuardError:
-                if cand.label is None:
-                    raise
-                tried.append(_attempt(cand.label, report, "failed"))
-                failures.append(_failure_line(tried[-1], report))
-                continue
-            if cand.label is not None:
-                tried.append(_attempt(cand.label, report, "passed"))
-                extra["bf16_variants"] = tried
-            chosen = cand
-            break
-        if chosen is None:
-            raise guard_mod.GuardError(
-                f"{what}: no BF16 variant passed the guard on this CPU ({'; '.join(failures)}; budget {budget:g} dB, "
-                f"mean |Δab| {max_mean_ab:g}); nothing written. Use --precision int8 (with --ov-float-precision bf16) here")
-        extra.update(chosen.extra)
+        cand = build_candidate(recipe, src, tmpdir, out.name, parent_sha=parent_sha, calib=calib, threads=threads,
+                               props=child.to_props())
+        report = evaluate(cand.path)
+        guard_mod.enforce(report, budget, what, max_mean_ab)
+        extra.update(cand.extra)
         extra["guard"] = {**report.to_dict(), "verified_on": verification_record(recipe.backend)}
         if report.gate_agreement is not None:
             extra["gate_agreement"] = round(report.gate_agreement, 5)
@@ -89,34 +71,21 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
         props = dataclasses.replace(child, extra=extra).to_props()
         final = tmpdir / ("final" + out.suffix)
         if out.suffix == ".xml":
-            from tinct.quantization.openvino_int8 import restamp_ir
+            from tinct.quantization.openvino_int8 import commit_ir, restamp_ir
 
-            restamp_ir(chosen.path, final, props)
-            os.replace(final.with_suffix(".bin"), out.with_suffix(".bin"))
+            commit_ir(restamp_ir(cand.path, final, props), out)
         else:
             import onnx
 
             from tinct.runtime.artifact import set_onnx_props
 
-            m = onnx.load(str(chosen.path))
+            m = onnx.load(str(cand.path))
             set_onnx_props(m, props, producer="tinct quantize")
             onnx.save(m, str(final))
-        os.replace(final, out)
+            os.replace(final, out)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return out, report
-
-
-def _attempt(variant: str, report, verdict: str) -> dict:
-    return {"variant": variant,
-            "delta_psnr": round(float(report.delta.get(getattr(report, "primary", 10), float("nan"))), 4),
-            "mean_ab_err": round(report.mean_ab_err, 5), "nonfinite_outputs": report.nonfinite_outputs,
-            "verdict": verdict}
-
-
-def _failure_line(row: dict, report) -> str:
-    return (f"{row['variant']}: ΔPSNR {row['delta_psnr']:+.3f} dB, mean |Δab| {row['mean_ab_err']:.3f}"
-            + (f", {report.nonfinite_outputs} NaN/inf" if report.nonfinite_outputs else ""))
 
 
 def _calibration(recipe: Recipe, c2e_encoder, progress: bool):

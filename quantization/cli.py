@@ -16,7 +16,6 @@ from __future__ import annotations
 from tinct.quantization import PRECISIONS, WEIGHT_RANGES
 from tinct.quantization.recipes import (
     BACKENDS,
-    BF16_VARIANT_CHOICES,
     METHODS,
     OV_FLOAT_PRECISIONS,
     OV_ROUTES,
@@ -49,9 +48,6 @@ def register(subparsers) -> None:
     p.add_argument("--ov-float-precision", default="f32", choices=OV_FLOAT_PRECISIONS,
                    help="OpenVINO INT8: precision of the ops left unquantized (recorded in the IR; the guard "
                         "evaluates at it). bf16 needs AVX512-BF16/AMX")
-    p.add_argument("--bf16-variant", default="auto", choices=BF16_VARIANT_CHOICES,
-                   help="BF16: which op groups stay out of OpenVINO's bf16 kernels; auto tries them in that order "
-                        "and keeps the first that passes the guard (default auto)")
     p.add_argument("--int8-weights", default="portable", choices=WEIGHT_RANGES,
                    help="INT8 weight range: portable = 7-bit values, right on every x86 CPU (CPUs without VNNI "
                         "saturate u8 x s8 products); full = 8-bit, for VNNI/AMX CPUs and GPUs only (default "
@@ -68,7 +64,7 @@ def run(args) -> int:
 
     recipe = recipe_for(args.onnx, precision=args.precision, backend=args.backend, qdq_tool=args.qdq_tool,
                         method=args.method, ov_route=args.ov_route, ov_float_precision=args.ov_float_precision,
-                        weight_range=args.int8_weights, bf16_variant=args.bf16_variant,
+                        weight_range=args.int8_weights,
                         calibration=Calibration(source=args.calib, size=args.calib_size, seed=args.calib_seed))
     guard = GuardPolicy(max_psnr_drop=args.max_psnr_drop, max_mean_ab_err=args.max_mean_ab_err,
                         images=args.guard_images)

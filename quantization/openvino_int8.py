@@ -12,21 +12,26 @@ same build keys (inference_precision, device, openvino_version, source_onnx, sou
   and runs them as int8); for A-ColViT that is the per-branch quantized ``If`` graph
   (:mod:`quantization.conditional`, NNCF's ONNX backend inside each branch).
 - BF16: the FP32 graph with ``inference_precision`` bf16 in rt_info (the backend then sets
-  ``INFERENCE_PRECISION_HINT=bf16``). Only on CPUs with AVX512-BF16 or AMX-BF16 (else refused:
-  OpenVINO would emulate or silently run f32 and the artifact would lie about itself).
-  :data:`BF16_VARIANTS`: ways to keep suspect op groups out of OpenVINO's bf16 kernels, tried in
-  order by ``tinct quantize --precision bf16`` until one passes the guard (on Intel AMX CPUs plain
-  bf16 lost 4.7 dB PSNR@10 on iColoriT-T while the same CPU with AMX masked off was exact).
+  ``INFERENCE_PRECISION_HINT=bf16``), its patch embedding marked to stay f32 (every IR writer does
+  that: :func:`runtime.backends.openvino_backend.save_ir`; OpenVINO's AMX bf16 convolution is wrong for
+  it). Only on CPUs with AVX512-BF16 or AMX-BF16 (else refused: OpenVINO would emulate or silently run
+  f32 and the artifact would lie about itself).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+# The IR writers and the one ONNX -> ov.Model conversion live with the backend (``tinct build`` uses them too).
+from tinct.runtime.backends.openvino_backend import _ov, commit_ir, convert, restamp_ir, save_ir
 from tinct.runtime.cpu import has_native_bf16
 from tinct.runtime.errors import TinctError
 
+__all__ = ["build_info", "commit_ir", "convert", "nncf_int8", "require_bf16_cpu", "restamp_ir", "save_ir"]
+
 NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see python -m tinct.benchmarks.quantization_sweep --sweep
+
+
 def require_bf16_cpu() -> None:
     from tinct.runtime.cpu import missing_isa
 
@@ -35,45 +40,12 @@ def require_bf16_cpu() -> None:
                          "use --precision int8, or build the IR on a CPU that has it")
 
 
-# The BF16 variants live with the backend that applies them (compile config, "precise" marks).
-# So do the IR writers (``tinct build`` uses them too).
-from tinct.runtime.backends.openvino_backend import (  # noqa: E402
-    BF16_VARIANTS,
-    bf16_build,
-    mark_precise_ir,
-    op_group_names,
-    restamp_ir,
-    save_ir,
-)
-
-__all__ = ["BF16_VARIANTS", "bf16_build", "mark_precise_ir", "op_group_names", "restamp_ir", "save_ir"]
-
-
-def _ov():
-    try:
-        import openvino as ov
-    except ImportError:
-        from tinct.runtime.errors import MissingExtraError
-
-        raise MissingExtraError("quantize --backend openvino", "openvino", "openvino") from None
-    return ov
-
-
 def build_info(source_onnx: str | Path, inference_precision: str, source_sha256: str, device: str = "CPU",
                **extra) -> dict[str, str]:
     ov = _ov()
     return {"inference_precision": inference_precision, "device": device, "openvino_version": ov.__version__,
             "source_onnx": Path(source_onnx).name, "source_onnx_sha256": source_sha256,
             **{k: str(v) for k, v in extra.items()}}
-
-
-def convert(onnx_path: str | Path):
-    ov = _ov()
-    try:
-        return ov.convert_model(str(onnx_path))
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({first[:200]})") from None
 
 
 def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, floats=None,

@@ -11,12 +11,12 @@ int8       openvino                    ``nncf-ir`` IR from NNCF on ``ov.convert_
 int8       openvino                    ``qdq-ir``  IR that OpenVINO reads from the Q/DQ ONNX above
                                                    (A-ColViT default; ``ov_route="qdq"``)
 fp16       onnxruntime, tensorrt       ``fp16``    FP16 ONNX, float32 I/O
-bf16       openvino                    ``bf16-ir`` FP32 IR run with INFERENCE_PRECISION_HINT=bf16, one
-                                                   candidate per BF16 variant (the first that passes wins)
+bf16       openvino                    ``bf16-ir`` FP32 IR run with INFERENCE_PRECISION_HINT=bf16, the
+                                                   patch embedding kept f32 (see the OpenVINO backend)
 =========  ==========================  ==========  ===============================================
 
 :func:`make_recipe` is the one place that maps options (the CLI's flags) to a :class:`Recipe` and
-refuses combinations that cannot work; :func:`candidates` builds a recipe's artifact(s) into a
+refuses combinations that cannot work; :func:`build_candidate` builds a recipe's artifact into a
 temporary directory; :func:`tinct.quantization.api.quantize` guards, stamps and renames.
 Which nodes stay float is one :class:`FloatPolicy`, rendered for ONNX Runtime (``nodes_to_exclude``)
 and NNCF (``IgnoredScope``, ONNX or OpenVINO graph).
@@ -27,10 +27,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from tinct.quantization import PRECISIONS, WEIGHT_RANGES
-from tinct.runtime.backends.openvino_backend import BF16_VARIANTS  # numpy only at import; openvino when used
 from tinct.runtime.errors import TinctError
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
@@ -39,7 +37,6 @@ QDQ_TOOLS = ("onnxruntime", "nncf")
 METHODS = ("minmax", "entropy", "percentile")
 OV_FLOAT_PRECISIONS = ("f32", "bf16")
 OV_ROUTES = ("nncf", "qdq")
-BF16_VARIANT_CHOICES = ("auto", *BF16_VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,6 @@ class Recipe:
     weight_range: str = "portable"
     symmetric_activations: bool = False  # tensorrt: signed INT8, zero point 0
     ov_float_precision: str = "f32"  # OpenVINO INT8: precision of the unquantized ops
-    bf16_variants: tuple[str, ...] = ()
     conditional: bool = False  # A-ColViT: quantized per If branch under the real gates
     floats: FloatPolicy = field(default_factory=FloatPolicy)
     calibration: Calibration | None = None  # INT8 only
@@ -141,14 +137,13 @@ class Recipe:
 
 def make_recipe(*, precision: str, backend: str = "onnxruntime", dynamic: bool = False,
                 qdq_tool: str | None = None, method: str | None = None, ov_route: str | None = None,
-                ov_float_precision: str = "f32", weight_range: str = "portable", bf16_variant: str = "auto",
+                ov_float_precision: str = "f32", weight_range: str = "portable",
                 calibration: Calibration | None = None) -> Recipe:
     """Options -> :class:`Recipe`, refusing what cannot work (one line each). ``dynamic``: the parent
     has A-ColViT's ``If`` gating."""
     for value, allowed, what in ((precision, PRECISIONS, "--precision"), (backend, BACKENDS, "--backend"),
                                  (weight_range, WEIGHT_RANGES, "--int8-weights"),
-                                 (ov_float_precision, OV_FLOAT_PRECISIONS, "--ov-float-precision"),
-                                 (bf16_variant, BF16_VARIANT_CHOICES, "--bf16-variant")):
+                                 (ov_float_precision, OV_FLOAT_PRECISIONS, "--ov-float-precision")):
         if value not in allowed:
             raise TinctError(f"{what} {value!r}: choose one of {', '.join(allowed)}")
     if method is not None and method not in METHODS:
@@ -159,8 +154,7 @@ def make_recipe(*, precision: str, backend: str = "onnxruntime", dynamic: bool =
         if backend != "openvino":
             raise TinctError("BF16 is an OpenVINO route here (--backend openvino): ONNX Runtime's CPU provider has "
                              "no bf16 kernels; for GPUs use --precision fp16")
-        variants = tuple(BF16_VARIANTS) if bf16_variant == "auto" else (bf16_variant,)
-        return Recipe(precision, backend, "bf16-ir", bf16_variants=variants)
+        return Recipe(precision, backend, "bf16-ir")
     if precision == "fp16":
         if backend == "openvino":
             raise TinctError("FP16 for OpenVINO: use 'tinct build --precision fp16' on a device with f16 (GPU/NPU); "
@@ -214,39 +208,39 @@ def _qdq_tool(tool: str | None, backend: str, method: str | None) -> str:
 
 @dataclass
 class Candidate:
-    """One built artifact awaiting the guard: ``path`` in the temporary directory, ``label`` (BF16
-    variant name, else None), ``extra`` (recipe facts for the metadata)."""
+    """The built artifact awaiting the guard: ``path`` in the temporary directory, ``extra`` (recipe facts
+    for the metadata)."""
 
     path: Path
-    label: str | None
     extra: dict
 
 
-def candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha: str, calib=None,
-               threads: int = 1, props: dict | None = None) -> Iterator[Candidate]:
-    """Build ``recipe``'s artifact(s) from the FP32 ONNX ``src`` into ``tmpdir``; BF16 yields one
-    candidate per variant, lazily (the caller stops at the first that passes its guard). ``props``: the
-    provisional tinct metadata an IR candidate carries while it is guarded (its precision, not the
-    parent's: the runtime checks the claim against the graph)."""
+def build_candidate(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha: str, calib=None,
+                    threads: int = 1, props: dict | None = None) -> Candidate:
+    """Build ``recipe``'s artifact from the FP32 ONNX ``src`` into ``tmpdir``. ``props``: the provisional
+    tinct metadata an IR carries while it is guarded (its precision, not the parent's: the runtime checks
+    the claim against the graph)."""
     props = props or {}
-    if recipe.route == "bf16-ir":
-        yield from _bf16_candidates(recipe, src, tmpdir, name, parent_sha, props)
-        return
     out = tmpdir / name
+    if recipe.route == "bf16-ir":
+        from tinct.quantization import openvino_int8 as ovq
+
+        ovq.require_bf16_cpu()
+        ovq.save_ir(ovq.convert(src), out, props, ovq.build_info(src, "bf16", parent_sha))
+        return Candidate(out, {"quantization": {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16",
+                                                "weights": "fp32 in the IR", "f32_layers": "the patch embedding"}})
     if recipe.route == "fp16":
         from tinct.quantization.fp16 import convert_fp16
 
         info = convert_fp16(src, out)
-        yield Candidate(out, None, {"float_ops": info.pop("float_ops"), "quantization": info})
-        return
+        return Candidate(out, {"float_ops": info.pop("float_ops"), "quantization": info})
     if recipe.route == "nncf-ir":
         from tinct.quantization import openvino_int8 as ovq
 
         model, info = ovq.nncf_int8(src, calib, floats=recipe.floats, weight_range=recipe.weight_range)
         ovq.save_ir(model, out, props, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
-        yield Candidate(out, None, {"quantization": info,
-                                    "float_ops": ["as NNCF TRANSFORMER leaves them"] + list(info["ignored_types"])})
-        return
+        return Candidate(out, {"quantization": info,
+                               "float_ops": ["as NNCF TRANSFORMER leaves them"] + list(info["ignored_types"])})
     qdq = out if recipe.route == "qdq" else tmpdir / "qdq.onnx"
     info = _build_qdq(recipe, src, qdq, calib, threads)
     extra = {"float_ops": info.pop("float_ops"), "quantization": info}
@@ -255,7 +249,7 @@ def candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha
 
         info["openvino"] = "Q/DQ ONNX read by OpenVINO (FakeQuantize, int8 kernels)"
         ovq.save_ir(ovq.convert(qdq), out, props, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
-    yield Candidate(out, None, extra)
+    return Candidate(out, extra)
 
 
 def _build_qdq(recipe: Recipe, src: Path, out: Path, calib, threads: int) -> dict:
@@ -280,20 +274,3 @@ def _build_qdq(recipe: Recipe, src: Path, out: Path, calib, threads: int) -> dic
 
     return quantize_model(src, out, calib.ort_reader(), method=recipe.method, float_roles=recipe.floats.roles,
                           symmetric_activations=recipe.symmetric_activations, weight_range=recipe.weight_range)
-
-
-def _bf16_candidates(recipe: Recipe, src: Path, tmpdir: Path, name: str, parent_sha: str,
-                     props: dict) -> Iterator[Candidate]:
-    from tinct.quantization import openvino_int8 as ovq
-    from tinct.runtime.backends.openvino_backend import BF16_VARIANTS, convert_for_variant
-
-    ovq.require_bf16_cpu()
-    for v in recipe.bf16_variants:
-        model = convert_for_variant(src, v)
-        path = tmpdir / v / name
-        path.parent.mkdir()
-        ovq.save_ir(model, path, props, {**ovq.build_info(src, "bf16", parent_sha), **ovq.bf16_build(model, v)})
-        config, groups = BF16_VARIANTS[v]
-        yield Candidate(path, v, {"quantization": {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16",
-                                                   "weights": "fp32 in the IR", "bf16_variant": v,
-                                                   "compile_config": config, "f32_groups": list(groups)}})

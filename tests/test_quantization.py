@@ -90,7 +90,11 @@ def test_int8_openvino_bf16_float_ops(icolorit_onnx, tmp_path):
     import openvino as ov
 
     assert read_ir_props(ov.Core().read_model(str(out)))[1]["inference_precision"] == "bf16"
-    assert open_backend(out, threads=1).describe()["inference_precision"] in ("bf16", "BF16")
+    desc = open_backend(out, threads=1).describe()
+    assert desc["inference_precision"] in ("bf16", "BF16")
+    # the patch embedding never runs in bf16 (OpenVINO's AMX bf16 convolution is wrong for it): NNCF
+    # quantizes it (u8) or it stays f32
+    assert len(desc["f32_layers"]) == 1 and set(desc["f32_layers"].values()) <= {"u8", "i8", "f32"}
     assert _tinct("quantize", icolorit_onnx, "--precision", "int8", "--ov-float-precision", "bf16",
                   *COMMON, "-o", tmp_path / "x.onnx") == 1  # only meaningful for OpenVINO
 

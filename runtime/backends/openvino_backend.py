@@ -157,9 +157,9 @@ def ov_error_line(exc: BaseException) -> str:
     return text.removeprefix("[ GENERAL_ERROR ]").strip()[:200]
 
 
-# Compile properties an artifact may record for its run time (build info "compile_config", JSON).
-# SNIPPETS_MODE=DISABLE: OpenVINO's fused attention subgraphs off (one of the BF16 variants that
-# tinct quantize tries when plain bf16 fails its guard; see quantization.openvino_int8.BF16_VARIANTS).
+# Compile properties an artifact may record for its run time (build info "compile_config", JSON). tinct no
+# longer writes any (its BF16 variants went when the AMX cause was found); IRs built by earlier versions that
+# recorded SNIPPETS_MODE still load with it applied.
 ALLOWED_COMPILE_CONFIG = {"SNIPPETS_MODE": ("ENABLE", "DISABLE", "IGNORE_CALLBACK")}
 
 
@@ -182,50 +182,46 @@ def compile_config_from(build: dict[str, str], name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in cfg.items()}
 
 
-# name -> (compile properties recorded for run time, op groups kept in f32 through the IR's "precise"
-# attribute). Ordered by expected speed; plain bf16 first. "attention": the activation x activation
-# MatMuls (q.k^T, attn.v) and Softmax, which OpenVINO fuses into one "Subgraph" kernel whose matrix
-# products switch to AMX tiles on AMX CPUs; SNIPPETS_MODE=DISABLE runs them as separate oneDNN ops.
-BF16_VARIANTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
-    "default": ({}, ()),
-    "no-snippets": ({"SNIPPETS_MODE": "DISABLE"}, ()),
-    "f32-attention": ({}, ("attention",)),
-    "f32-attention-no-snippets": ({"SNIPPETS_MODE": "DISABLE"}, ("attention",)),
-}
+# --- BF16 on CPUs: the patch embedding stays f32 -------------------------------------------------------------
+# OpenVINO 2026.4 on Intel AMX CPUs computes the ViTs' patch-embedding Convolution wrongly in bf16: one
+# convolution 1 x IC x 224^2 -> 192, kernel 16, stride 16, bf16 vs f32 (primitive brgconv_avx512_amx_bf16),
+# mean relative |delta| 0.0022 for IC 1/2/3/5/32 but 1.06 / 1.12 / 1.23 for IC 4 / 8 / 16 (iColoriT's input
+# has 4 channels); kernels below 16 and AMX masked off are fine (Intel Xeon family 6 model 207,
+# benchmarks/repro_openvino_amx_bf16.py). Every IR tinct writes marks that layer with OpenVINO's "precise"
+# attribute and every bf16 compile applies the mark (an ONNX or an older IR gets it at load), so the CPU plugin
+# runs it in f32 and everything else in bf16. The layer is ~2.7 % of iColoriT-T's MACs: measured on that
+# Xeon, 1 thread, 11.02 ms vs 10.57 ms for plain (wrong) bf16.
+PRECISE_RT_KEY = "DisablePrecisionConversion_0"  # how the IR's "precise" attribute reads back in rt_info
 
 
-def _is_const(output) -> bool:
-    node = output.get_node()
-    while node.get_type_name() == "Convert":
-        node = node.input(0).get_source_output().get_node()
-    return node.get_type_name() == "Constant"
-
-
-def _all_ops(model):
-    for op in model.get_ordered_ops():
-        yield op
-        if op.get_type_name() == "If":
-            yield from _all_ops(op.get_then_body())
-            yield from _all_ops(op.get_else_body())
-
-
-def op_group_names(model, group: str) -> list[str]:
-    """Friendly names of the ops of a group (If bodies included). "attention": MatMuls with no constant
-    input (q.k^T, attn.v) and Softmax."""
-    if group != "attention":
-        raise TinctError(f"unknown op group {group!r}")
+def patch_embedding_names(model) -> list[str]:
+    """Friendly names of the patch embeddings of ``model`` (an ov.Model): top-level Convolutions that cut
+    their input into non-overlapping patches (kernel == strides, every side > 1, no padding). iColoriT and
+    A-ColViT have one; Color2Embed has none (its strided convolutions overlap or are 1x1)."""
     names = []
-    for op in _all_ops(model):
-        t = op.get_type_name()
-        if (t == "MatMul" and not any(_is_const(i.get_source_output()) for i in op.inputs())) or t == "Softmax":
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Convolution":
+            continue
+        kernel = op.input(1).get_partial_shape()
+        if kernel.rank.is_dynamic or not all(d.is_static for d in list(kernel)[2:]):
+            continue
+        k = [d.get_length() for d in list(kernel)[2:]]
+        a = op.get_attributes()
+        if list(a["strides"]) == k and all(s > 1 for s in k) and not any(a["pads_begin"]) \
+                and not any(a["pads_end"]):
             names.append(op.get_friendly_name())
     return names
+
+
+def _is_precise(op) -> bool:
+    return PRECISE_RT_KEY in op.get_rt_info().keys()
 
 
 def mark_precise_ir(xml: str | Path, names) -> int:
     """Give the IR layers named ``names`` OpenVINO's "precise" runtime attribute, which makes the CPU
     plugin keep them in their original f32 under a bf16 inference precision. Done on the saved XML:
-    the Python API cannot create that typed attribute, and a read/save round trip drops it.
+    the Python API cannot create that typed attribute (a plain rt_info entry under its key makes
+    compile_model fail), and ``ov.save_model`` writes it back once it was read from an XML.
     Returns how many layers were marked."""
     import xml.etree.ElementTree as ET
 
@@ -245,52 +241,64 @@ def mark_precise_ir(xml: str | Path, names) -> int:
     return n
 
 
-def convert_for_variant(onnx_path, variant: str | None):
-    """ONNX -> ov.Model for a BF16 variant. Variants that keep the attention core in f32 read the ONNX
-    with the plain frontend (``Core.read_model``), which keeps q.k^T, Softmax and attn.v as separate
-    nodes: ``ov.convert_model`` fuses them into ScaledDotProductAttention, whose decomposition in the
-    CPU plugin drops the "precise" mark (measured: the attention then still ran in bf16)."""
+def with_f32_layers(core, model):
+    """``model`` with its :func:`patch_embedding_names` carrying the "precise" mark: itself when they already do
+    (an IR tinct wrote), else a copy made through an in-memory IR round trip (an ONNX, an older IR)."""
+    import tempfile
+
     ov = _ov()
-    groups = BF16_VARIANTS.get(variant, ({}, ()))[1] if variant else ()
-    try:
-        model = ov.Core().read_model(str(onnx_path)) if groups else ov.convert_model(str(onnx_path))
-    except Exception as exc:
-        raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({ov_error_line(exc)})") from None
-    if groups and any(op.get_type_name() == "ScaledDotProductAttention" for op in _all_ops(model)):
-        raise TinctError(f"{Path(onnx_path).name}: its attention is one fused node here; bf16 variant {variant} "
-                         "cannot keep it in f32")
-    return model
+    names = set(patch_embedding_names(model))
+    if all(_is_precise(op) for op in model.get_ordered_ops() if op.get_friendly_name() in names):
+        return model
+    with tempfile.TemporaryDirectory(prefix="tinct-ir-") as d:
+        xml = Path(d) / "m.xml"
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        mark_precise_ir(xml, names)
+        weights = ov.Tensor(np.fromfile(xml.with_suffix(".bin"), dtype=np.uint8))
+        return core.read_model(xml.read_text(encoding="utf-8"), weights)
 
 
-def bf16_build(model, variant: str) -> dict[str, str]:
-    """Build-info entries for a BF16 variant of ``model`` (an ov.Model): inference precision, the
-    compile properties, and the f32-kept layer names that :func:`save_ir` marks."""
-    import json
-
-    if variant not in BF16_VARIANTS:
-        raise TinctError(f"unknown bf16 variant {variant!r}; choose from {', '.join(BF16_VARIANTS)}")
-    config, groups = BF16_VARIANTS[variant]
-    keep = sorted({n for g in groups for n in op_group_names(model, g)})
-    out = {"bf16_variant": variant}
-    if config:
-        out["compile_config"] = json.dumps(config, sort_keys=True)
-    if keep:
-        out["f32_groups"] = ",".join(groups)
-        out["f32_nodes"] = json.dumps(keep)
+def runtime_precisions(compiled) -> list[tuple[str, str, str]]:
+    """(layer name, layer type, runtime precision) of every executed layer of a compiled model: what the
+    plugin really runs, e.g. to see that the patch embedding ran in f32 under a bf16 hint."""
+    out = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        out.append((op.get_friendly_name(), rt["layerType"].astype(str), rt["runtimePrecision"].astype(str)))
     return out
 
 
 def save_ir(model, out_xml: str | Path, props: dict[str, str], build: dict[str, str]) -> Path:
-    """The one IR writer: tinct metadata and build info into rt_info, ``ov.save_model`` with the weights
-    kept as they are, then the "precise" marks of the layers a BF16 variant keeps in f32."""
+    """The one IR writer: tinct metadata and build info into rt_info (with the layers kept f32 under
+    bf16, ``f32_layers``), ``ov.save_model`` with the weights kept as they are, then the "precise" marks
+    of those layers, so any OpenVINO user of the IR (benchmark_app, Triton) gets the fix too."""
     import json
 
     ov = _ov()
-    write_ir_props(model, props, build)
+    keep = patch_embedding_names(model)
+    write_ir_props(model, props, {**build, **({"f32_layers": json.dumps(keep)} if keep else {})})
     ov.save_model(model, str(out_xml), compress_to_fp16=False)
-    if build.get("f32_nodes"):
-        mark_precise_ir(out_xml, json.loads(build["f32_nodes"]))
+    if keep:
+        mark_precise_ir(out_xml, keep)
     return Path(out_xml)
+
+
+def commit_ir(tmp_xml: str | Path, out: str | Path) -> Path:
+    """Move a finished IR into place: the .bin first, the .xml last, so a visible .xml always has its .bin."""
+    import os
+
+    os.replace(Path(tmp_xml).with_suffix(".bin"), Path(out).with_suffix(".bin"))
+    os.replace(tmp_xml, out)
+    return Path(out)
+
+
+def convert(onnx_path: str | Path):
+    """``ov.convert_model`` of an ONNX file, or a one-line error naming the file."""
+    ov = _ov()
+    try:
+        return ov.convert_model(str(onnx_path))
+    except Exception as exc:
+        raise TinctError(f"OpenVINO cannot convert {Path(onnx_path).name} ({ov_error_line(exc)})") from None
 
 
 def restamp_ir(xml: str | Path, out_xml: str | Path, props: dict[str, str] | None = None,
@@ -363,7 +371,8 @@ class OpenVINOBackend(Backend):
     MAX_BATCH_SHAPES = 4  # compiled batch sizes kept per backend
 
     def __init__(self, path, compiled, meta, build_info, device, precision, threads, ov_version,
-                 model=None, core=None, config=None, static_batch: int | None = None, folded_selects: int = 0):
+                 model=None, core=None, config=None, static_batch: int | None = None, folded_selects: int = 0,
+                 f32_layers=()):
         self.path = path
         self.compiled = compiled
         self._pool = _RequestPool(compiled)
@@ -373,6 +382,7 @@ class OpenVINOBackend(Backend):
         self._batch_lock = threading.Lock()
         self._called = False
         self.folded_selects = folded_selects  # per-sample Where nodes removed by the batch-1 specialization
+        self.f32_layers = list(f32_layers)  # layers a bf16 compile was asked to keep in f32
         self.meta = meta
         self.build_info = build_info
         self.device = device
@@ -422,6 +432,10 @@ class OpenVINOBackend(Backend):
             hint = OV_PRECISION[precision]
         else:
             raise TinctError(f"unknown precision {precision!r} for OpenVINO (fp32, bf16, fp16)")
+        f32_layers = []
+        if hint == "bf16":  # the patch embedding stays f32 (see patch_embedding_names)
+            model = with_f32_layers(core, model)
+            f32_layers = patch_embedding_names(model)
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
                   **compile_config_from(build, path.name)}
         if threads:
@@ -434,7 +448,8 @@ class OpenVINOBackend(Backend):
                 folded = fold_batch1_selects(to_compile)
         compiled = _compile(core, to_compile, device, config, path.name, hint)
         return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
-                   model=model, core=core, config=config, static_batch=static_batch, folded_selects=folded)
+                   model=model, core=core, config=config, static_batch=static_batch, folded_selects=folded,
+                   f32_layers=f32_layers)
 
     def _pool_for(self, inputs: dict[str, np.ndarray]) -> _RequestPool:
         if not self.static_batch:
@@ -482,6 +497,9 @@ class OpenVINOBackend(Backend):
             "performance_hint": "LATENCY", "versions": {"openvino": self.ov_version},
             "shapes": f"static, batch {sorted(self._by_batch)}" if self.static_batch else "dynamic",
             "batch1_folded_selects": self.folded_selects,
+            # what the plugin really runs them in (expected: f32 under a bf16 hint)
+            "f32_layers": {name: prec for name, _t, prec in runtime_precisions(self.compiled)
+                           if name in self.f32_layers},
             "compile_config": {k: v for k, v in self._config.items() if k in ALLOWED_COMPILE_CONFIG}
             if self._config else {},
             "artifact": str(self.path), "build": self.build_info, "meta": meta_summary(self.meta),

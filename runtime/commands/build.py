@@ -28,10 +28,6 @@ def register(subparsers) -> None:
     p.add_argument("--opt-batch", type=int, default=1)
     p.add_argument("--max-batch", type=int, default=1)
     p.add_argument("--no-check", action="store_true", help="OpenVINO: skip compiling the IR after saving")
-    p.add_argument("--bf16-variant", default="auto",
-                   choices=["auto", "default", "no-snippets", "f32-attention", "f32-attention-no-snippets"],
-                   help="OpenVINO bf16: which op groups stay out of the bf16 kernels; auto tries them in that "
-                        "order and writes the first that agrees with FP32 on this CPU (default auto)")
     p.set_defaults(func=run)
 
 
@@ -55,7 +51,7 @@ def run(args) -> int:
 
     if args.backend == "openvino":
         out = build_openvino(args.onnx, args.output, device=args.device or "CPU", precision=args.precision,
-                             threads=args.threads, check=not args.no_check, bf16_variant=args.bf16_variant,
+                             threads=args.threads, check=not args.no_check,
                              log=lambda m: print(m, file=sys.stderr))
     else:
         out = build_tensorrt(args.onnx, args.output, precision=args.precision, workspace_mib=args.workspace,
