@@ -79,6 +79,8 @@ def run(args) -> int:
     print(f"backend    {d['backend']} ({', '.join(f'{k} {v}' for k, v in d['versions'].items())})")
     print(f"precision  {meta.precision}" + (f", run as {d['inference_precision']}" if "inference_precision" in d
                                             else ""))
+    if d.get("f32_layers"):  # layers a bf16 compile keeps f32, as the plugin really runs them
+        print("f32 layers " + ", ".join(f"{n} (runs {p})" for n, p in d["f32_layers"].items()))
     for kind, items in (("input", ins), ("output", outs)):
         for n, shape, dtype in items:
             print(f"{kind:<10} {n} {shape} {dtype}")
