@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/tinct colorize tests/fixtures/photos/horses_herd.jpg --hints tests/fixtures/demo_hints.json -o demo.png
+	$(VENV)/bin/tinct colorize data/samples/horses_herd.jpg --hints data/samples/horses_herd_hints.json -o demo.png
 	@echo "wrote demo.png"
 
 test: $(STAMP) browser

@@ -34,9 +34,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from tinct.benchmarks.datasets import Dataset
 from tinct.benchmarks.metrics import METRICS, compute_all
+from tinct.runtime import __version__
+from tinct.runtime.backends import open_backend
+from tinct.runtime.cpu import cpu_name
 from tinct.runtime.errors import TinctError
 from tinct.runtime.evaluation import gray_baseline_psnr, predict_rgb
 from tinct.runtime.hints import (
@@ -62,10 +66,6 @@ def engine_predictor(path: str | Path, **opts) -> tuple[Predictor, dict]:
     """Any tinct artifact through the runtime's backends: ``open_backend(path, **opts)``, then
     ``infer({"x": x})["ab"]`` (the backend's own input/output names when it declares them).
     ``opts``: ``backend``, ``threads``, ``precision``, ``device`` as :func:`open_backend` takes them."""
-    try:
-        from tinct.runtime.backends import open_backend
-    except ImportError as exc:
-        raise TinctError(f"the runtime backends are not available ({exc}); use --model for a PyTorch model") from None
     backend = open_backend(str(path), **{k: v for k, v in opts.items() if v is not None})
     in_name = (getattr(backend, "input_names", None) or ["x"])[0]
     out_name = (getattr(backend, "output_names", None) or ["ab"])[0]
@@ -164,9 +164,6 @@ def resolve_hints(dataset: Dataset, counts: Sequence[int], hint_dir: str | Path 
 # ----------------------------------------------------------------------------- run
 
 def environment() -> dict:
-    from tinct.runtime import __version__
-    from tinct.runtime.cpu import cpu_name
-
     env = {"tinct": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
            "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -218,7 +215,6 @@ def evaluate(predict: Predictor, dataset: Dataset, counts: Sequence[int], hint_c
 
     Images are streamed in chunks of ``batch``: memory stays bounded for ctest10k.
     """
-    from tqdm import tqdm
 
     rows: list[dict] = []
     gray = []

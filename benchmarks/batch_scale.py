@@ -18,11 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
+from tinct.data.photos import load_train_photos
+from tinct.runtime.catalog import DEFAULT_MODEL, prebuilt_model
+from tinct.runtime.cpu import cpu_record, describe_cpu
+from tinct.serve.batch import EngineSpec, plan, run_local
+from tinct.serve.ray_batch import init, run_ray
+
 
 def _photos(n: int, dest: Path) -> list[Path]:
-    from PIL import Image
-    from tinct.data.photos import load_train_photos
-
     arrays = load_train_photos()[:n]
     if len(arrays) < n:
         raise SystemExit(f"only {len(arrays)} training photos in the cache; run 'tinct data fetch'")
@@ -42,18 +47,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
-    from tinct.runtime.batch import EngineSpec, plan, run_local
-    from tinct.runtime.cpu import cpu_record, describe_cpu
-    from tinct.runtime.ray_batch import init, run_ray
-    from tinct.runtime.shipped import DEFAULT_MODEL, prebuilt_model
-
     engine = args.engine or str(prebuilt_model(DEFAULT_MODEL))
     results = []
     with tempfile.TemporaryDirectory(prefix="tinct-batch-scale-") as td:
         td = Path(td)
         (td / "in").mkdir()
         photos = _photos(args.photos, td / "in")
-        from PIL import Image
 
         mp = sorted(Image.open(p).size[0] * Image.open(p).size[1] / 1e6 for p in photos)
 

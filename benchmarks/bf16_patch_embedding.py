@@ -19,14 +19,22 @@ import json
 import sys
 from pathlib import Path
 
+from tinct.benchmarks import env as envmod
+from tinct.runtime.backends import open_backend
+from tinct.runtime.backends.openvino_backend import runtime_precisions
+from tinct.runtime.backends.openvino_ir import convert, patch_embedding_names
+from tinct.runtime.catalog import prebuilt_model
+from tinct.runtime.color import AB_NORM
+from tinct.runtime.cpu import missing_isa
 from tinct.runtime.errors import TinctError, thread_count
+from tinct.runtime.timing import Case, Timed, run_cases
+from tinct.verify.compare import OutputDiff
+from tinct.verify.probes import parity_inputs
 
 
 def _plain_bf16(onnx_path: Path, threads: int):
     """OpenVINO's own bf16 compile of the ONNX (no f32 layers), batch 1: a ``run_x`` and the compiled model."""
     import openvino as ov
-
-    from tinct.runtime.backends.openvino_backend import convert
 
     model = convert(onnx_path)
     model.reshape({i: [1] + [d.get_length() for d in list(i.get_partial_shape())[1:]] for i in model.inputs})
@@ -37,16 +45,6 @@ def _plain_bf16(onnx_path: Path, threads: int):
 
 
 def measure(model: str = "icolorit-tiny", threads: int = 1, rounds: int = 30, warmup: int = 5) -> dict:
-    from tinct.benchmarks import env as envmod
-    from tinct.benchmarks.latency import Case, Timed, run_cases
-    from tinct.runtime.backends import open_backend
-    from tinct.runtime.backends.openvino_backend import patch_embedding_names, runtime_precisions
-    from tinct.runtime.color import AB_NORM
-    from tinct.runtime.compare import OutputDiff
-    from tinct.runtime.cpu import missing_isa
-    from tinct.runtime.probes import parity_inputs
-    from tinct.runtime.shipped import prebuilt_model
-
     why = missing_isa("bf16")
     if why:
         raise TinctError(f"this CPU cannot run OpenVINO bf16: {why}")

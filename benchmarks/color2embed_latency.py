@@ -15,8 +15,6 @@ reference embedding -> full-resolution RGB (resize to ``size``, model, ab upsamp
 
 from __future__ import annotations
 
-from tinct.runtime.errors import thread_count
-
 import argparse
 import functools
 import json
@@ -24,13 +22,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from tinct.benchmarks.latency.inputs import fixture_photos, parse_size
+from tinct.quantization.api import quantize
+from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
+from tinct.runtime.backends import open_backend
+from tinct.runtime.errors import TinctError, thread_count
+from tinct.runtime.exemplar import ExemplarColorizer
+from tinct.runtime.postprocess import resize_rgb
+from tinct.runtime.timing import Case, Timed, run_cases
 
 
 def _int8(col_path: Path, out: Path, backend: str, random: bool) -> tuple[Path | None, str]:
-    from tinct.quantization.api import quantize
-    from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
-    from tinct.runtime.errors import TinctError
-
     guard = GuardPolicy(max_psnr_drop=float("inf"), max_mean_ab_err=float("inf"), images=4) if random else None
     calib = Calibration(size=32) if random else Calibration()
     try:
@@ -48,8 +52,6 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
 
     from tinct.export.color2embed_export import export_color2embed
     from tinct.models.registry import create_model
-    from tinct.runtime.backends import open_backend
-    from tinct.runtime.exemplar import ExemplarColorizer, _resize
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -77,7 +79,7 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
     l_n = rng.uniform(-0.5, 0.5, (1, 1, size, size)).astype(np.float32)
     enc = open_backend(enc_path, "onnxruntime", threads=threads)
     ref = photos[1]
-    ref_small = np.asarray(_resize(ref, size), np.float32)[None].transpose(0, 3, 1, 2) / 255.0
+    ref_small = np.asarray(resize_rgb(ref, (size, size)), np.float32)[None].transpose(0, 3, 1, 2) / 255.0
     emb = enc.infer({"ref": ref_small})["emb"]
     lt, et = torch.from_numpy(l_n), torch.from_numpy(emb)
     cases = {f"colorizer {size}² pytorch eager fp32": lambda: model.colorize(lt, et)}
@@ -95,7 +97,6 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
             s.set_embedding(emb)
             return s.colorize()
         cases[name] = e2e
-    from tinct.benchmarks.latency import Case, Timed, run_cases
 
     def case(name: str, fn) -> Case:
         backend = next((b for b in ("pytorch", "onnxruntime", "openvino") if f" {b} " in f" {name} "), "pytorch")
@@ -121,9 +122,6 @@ def measure(size: int = 256, threads: int = 2, rounds: int = 20, warmup: int = 3
 
 def _photos(full: tuple[int, int]) -> list[np.ndarray]:
     """Two fixture photos at the full resolution (the image, the reference)."""
-    from PIL import Image
-
-    from tinct.benchmarks.latency import fixture_photos
 
     paths = fixture_photos()
     return [np.asarray(Image.open(p).convert("RGB").resize(full, Image.BICUBIC)) for p in paths[:2]]
@@ -141,7 +139,6 @@ def main(argv=None) -> int:
     p.add_argument("--backends", default="onnxruntime,openvino")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    from tinct.benchmarks.latency.inputs import parse_size
 
     w, h = parse_size(a.full, "--full")
     res = measure(a.size, a.threads, a.rounds, model_name=a.model, random=a.random, full=(w, h),

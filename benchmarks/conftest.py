@@ -41,7 +41,7 @@ def _opt(config, name: str) -> list[str]:
 def pytest_generate_tests(metafunc):
     if "latency_case" not in metafunc.fixturenames:
         return
-    from tinct.benchmarks import latency
+    from tinct.runtime import timing
 
     cfg = metafunc.config
     params, ids = [], []
@@ -56,7 +56,7 @@ def pytest_generate_tests(metafunc):
                     threads = [1] if mode == "throughput" else [int(t) for t in _opt(cfg, "threads")]
                     for t in threads:
                         batch = 8 if mode == "throughput" else 1
-                        params.append(latency.Case(model, backend, precision, t, mode, "own" if gated else "",
+                        params.append(timing.Case(model, backend, precision, t, mode, "own" if gated else "",
                                                    batch=batch))
                         ids.append(f"{model}-{mode}-{backend}-{precision}-{t}t")
     metafunc.parametrize("latency_case", params, ids=ids)
@@ -65,9 +65,9 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def latency_store(request):
     """The models and the artifacts built from them, shared by every benchmark of the session."""
-    from tinct.benchmarks import latency
+    from tinct.benchmarks.latency import artifacts
 
-    return latency.ModelStore(_opt(request.config, "artifacts")[0])
+    return artifacts.ModelStore(_opt(request.config, "artifacts")[0])
 
 
 @pytest.fixture(scope="session")

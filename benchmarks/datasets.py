@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
+from tinct.data.photos import val_dir
 from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import IMG_SIZE
 
@@ -92,7 +94,6 @@ class Dataset:
 
 def load_image(path: Path, size: int = IMG_SIZE) -> np.ndarray:
     """RGB uint8 ``[size, size, 3]``: bilinear resize as the official ``Resize((224, 224))``."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
@@ -193,10 +194,6 @@ def cub(root: str | Path) -> Dataset:
 
 
 def tinct_val(root: str | Path | None = None) -> Dataset:
-    try:
-        from tinct.data.photos import val_dir
-    except ModuleNotFoundError as exc:
-        raise DatasetError(f"tinct-val needs the training package ({exc.name} is missing)") from None
     d = val_dir(root)  # raises a TinctError naming 'tinct data fetch' when absent
     images = d / "images"
     if not images.is_dir():

@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
+from tinct.runtime import __version__
 from tinct.runtime.cpu import cpu_flags, cpu_name, cpu_record, describe_cpu, has_amx
 
 LIBRARIES = ("numpy", "onnxruntime", "openvino", "nncf", "onnx", "torch", "tensorrt", "PIL")
@@ -54,7 +56,6 @@ def _version(name: str) -> str | None:
     if importlib.util.find_spec(name) is None:
         return None
     try:
-        from importlib.metadata import version
 
         dist = {"PIL": "Pillow"}.get(name, name)
         return version(dist)
@@ -110,7 +111,6 @@ def gpu_info() -> list[dict]:
 
 def capture() -> dict:
     """The environment at the start of a run (see the module docstring)."""
-    from tinct.runtime import __version__
 
     cpu = _cpuinfo()
     env = {

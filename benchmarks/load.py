@@ -16,41 +16,29 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from tinct.benchmarks import env as envmod
+from tinct.benchmarks.latency.inputs import drag, fixture_photos, parse_size, photo
+from tinct.benchmarks.limits import LOAD_MAX_SESSIONS, LOAD_MAX_UPDATES
+from tinct.runtime.artifact import atomic_path
 from tinct.runtime.errors import InputError, TinctError
 
-MAX_SESSIONS, MAX_UPDATES = 64, 1000
-
-
-def register(sub) -> None:
-    from tinct.runtime.errors import thread_count
-
-    p = sub.add_parser("load", help="concurrent sessions against tinct serve: latency percentiles, errors, RSS",
-                       description="Load test of tinct serve over loopback HTTP: N clients, each with its own "
-                       "session, make M hint updates at once. Exit 1 if any request failed.")
-    p.add_argument("--url", default=None, help="a running server (default: start 'tinct serve' on a free port)")
-    p.add_argument("--model", default="icolorit-tiny", help="the engine's model when starting a server")
-    p.add_argument("--backend", default="onnxruntime", help="backend when starting a server (default onnxruntime)")
-    p.add_argument("--threads", type=thread_count, default=1, help="intra-op threads of the started server's engine")
-    p.add_argument("--sessions", type=int, default=8, help=f"concurrent clients, 1..{MAX_SESSIONS} (default 8)")
-    p.add_argument("--updates", type=int, default=50, help=f"updates per client, 1..{MAX_UPDATES} (default 50)")
-    p.add_argument("--size", default="1920x1080", metavar="WxH", help="photo size (default 1920x1080)")
-    p.add_argument("--hints", type=int, default=10, help="hints per session (default 10)")
-    p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the result here")
-    p.set_defaults(func=run_command)
+MAX_SESSIONS, MAX_UPDATES = LOAD_MAX_SESSIONS, LOAD_MAX_UPDATES
 
 
 def start_server(*options: str) -> tuple[subprocess.Popen, str, Path]:
     """``tinct serve --port 0 OPTIONS`` in a child process: (process, ``http://127.0.0.1:PORT``, its log file)."""
-    import tempfile
 
     log = Path(tempfile.mkstemp(prefix="tinct-serve-", suffix=".log")[1])
     with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "tinct.runtime.cli", "serve", "--port", "0", "--log-level",
+        proc = subprocess.Popen([sys.executable, "-m", "tinct.cli.main", "serve", "--port", "0", "--log-level",
                                  "warning", *options], stdout=f, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -75,9 +63,6 @@ def stop_server(proc: subprocess.Popen, log: Path | None = None) -> None:
 
 
 def _photo(size: tuple[int, int]) -> bytes:
-    from PIL import Image
-    from tinct.benchmarks.latency.inputs import fixture_photos, photo
-
     buf = io.BytesIO()
     Image.fromarray(photo(fixture_photos()[0], size)).save(buf, "JPEG", quality=92)
     return buf.getvalue()
@@ -85,8 +70,6 @@ def _photo(size: tuple[int, int]) -> bytes:
 
 def _client(k: int, base: str, image: bytes, size, n_hints: int, updates: int, seed: int, deadline: float):
     import httpx
-    import numpy as np
-    from tinct.benchmarks.latency.inputs import drag
 
     rng = np.random.default_rng([seed, k + 1])  # k = -1: the warm-up client
     w, h = size
@@ -130,10 +113,8 @@ def _client(k: int, base: str, image: bytes, size, n_hints: int, updates: int, s
 def run_load(base: str, *, sessions: int, updates: int, size, n_hints: int = 10, seed: int = 0,
              timeout: float = 600.0) -> dict:
     """Run the load against ``base`` (``http://host:port``) and return the record (see the module doc)."""
-    from concurrent.futures import ThreadPoolExecutor
 
     import httpx
-    import numpy as np
 
     def health() -> dict:
         return httpx.get(base + "/api/health", timeout=30).json()
@@ -166,8 +147,6 @@ def run_load(base: str, *, sessions: int, updates: int, size, n_hints: int = 10,
 
 
 def run_command(args) -> int:
-    from tinct.benchmarks import env as envmod
-
     for name, v, hi in (("--sessions", args.sessions, MAX_SESSIONS), ("--updates", args.updates, MAX_UPDATES),
                         ("--hints", args.hints, 1000)):
         if not 1 <= v <= hi:
@@ -176,7 +155,6 @@ def run_command(args) -> int:
         raise InputError(f"--seed {args.seed}: use a non-negative number")
     if not 1 <= args.timeout <= 86400:
         raise InputError(f"--timeout {args.timeout}: use 1..86400 seconds")
-    from tinct.benchmarks.latency.inputs import parse_size
 
     size = parse_size(args.size)
     env = envmod.capture()
@@ -196,7 +174,6 @@ def run_command(args) -> int:
     print(f"machine: {env.get('cpu_line', env.get('cpu'))}, {env.get('cpu_count')} logical cores")
     print(markdown_table([r]))
     if args.json_out:
-        from tinct.runtime.artifact import atomic_path
 
         with atomic_path(Path(args.json_out)) as tmp:
             tmp.write_text(json.dumps({"kind": "load", "schema": 1, "environment": env, "results": [r]}, indent=1))

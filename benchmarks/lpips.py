@@ -19,8 +19,10 @@ Needs torch (the backbone is :class:`models.features.ConvStack`); numpy-only cal
 from __future__ import annotations
 
 import numpy as np
+
+from tinct.benchmarks.metrics import _check_pair
 from tinct.data.pretrained import NETS, SOURCE, load_weights
-from tinct.runtime.errors import InputError, TinctError
+from tinct.runtime.errors import InputError, MissingExtraError, TinctError
 
 SHIFT = (-0.030, -0.088, -0.188)  # lpips' ScalingLayer
 SCALE = (0.458, 0.448, 0.450)
@@ -35,8 +37,6 @@ class LPIPS:
         try:
             import torch
         except ModuleNotFoundError:
-            from tinct.runtime.errors import MissingExtraError
-
             raise MissingExtraError("LPIPS", "torch", "export") from None
         if net not in NETS:
             raise InputError(f"LPIPS network {net!r}: choose from {', '.join(NETS)}")
@@ -73,8 +73,6 @@ class LPIPS:
         return (x - self.shift) / self.scale
 
     def __call__(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-        from tinct.benchmarks.metrics import _check_pair
-
         torch = self.torch
         pred, gt = _check_pair(pred, gt)
         lead = pred.shape[:-3]

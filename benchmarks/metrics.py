@@ -30,11 +30,9 @@ value per image (shape ``[...]``). The definitions follow the official iColoriT
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from tinct.runtime.errors import TinctError
+from tinct.runtime.color import rgb_to_lab
 from tinct.runtime.evaluation import MSE_FLOOR, psnr
 
 PATCH = 16
@@ -102,8 +100,6 @@ def ssim(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def ciede2000(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Mean CIEDE2000 colour difference per image (Lab from :func:`runtime.color.rgb_to_lab`)."""
     from skimage.color import deltaE_ciede2000
-
-    from tinct.runtime.color import rgb_to_lab
 
     pred, gt = _check_pair(pred, gt)
     de = deltaE_ciede2000(rgb_to_lab(gt).astype(np.float64), rgb_to_lab(pred).astype(np.float64), channel_axis=-1)

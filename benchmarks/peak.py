@@ -19,6 +19,9 @@ import time
 from functools import lru_cache
 
 import numpy as np
+import onnxruntime as ort
+
+from tinct.runtime.cpu import missing_isa
 
 TOKENS, DIM, HIDDEN, PAIRS = 197, 192, 768, 6
 
@@ -100,7 +103,6 @@ def _time(call, budget_s: float = 0.6, repeats: int = 5) -> float:
 @lru_cache(maxsize=None)
 def peak_gmacs(backend: str, precision: str, threads: int) -> float | None:
     """Measured matmul peak in GMAC/s, or None when this backend/precision cannot run here."""
-    from tinct.runtime.cpu import missing_isa
 
     x = np.random.default_rng(1).standard_normal((TOKENS, DIM)).astype(np.float32)
     int8 = precision.startswith("int8")
@@ -116,7 +118,6 @@ def peak_gmacs(backend: str, precision: str, threads: int) -> float | None:
         req = ov.Core().compile_model(_openvino_model(int8), "CPU", cfg).create_infer_request()
         call = lambda: req.infer({0: x}, share_inputs=True)  # noqa: E731
     elif backend == "onnxruntime":
-        import onnxruntime as ort
 
         if precision not in ("fp32", "int8"):
             return None

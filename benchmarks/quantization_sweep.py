@@ -13,28 +13,46 @@ gate patterns: ``tinct bench latency --gates``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 
-from tinct.quantization import guard
+from tinct.quantization.builders import stamp_onnx
+from tinct.quantization.calibration import CalibrationSet
 from tinct.quantization.conditional import if_nodes
+from tinct.runtime.artifact import read_onnx_meta, sha256_file
+from tinct.runtime.backends.openvino_ir import build_info, save_ir
+from tinct.runtime.cpu import has_native_bf16
+from tinct.runtime.timing import Case, Timed, run_cases
+from tinct.verify import guard
+from tinct.verify.predictors import ArtifactPredictor
 
 
 def interleave(variants, x, rounds: int, warmup: int = 5) -> list[tuple[str, float, float]]:
     """(label, median ms, IQR ms) per (label, path, kind, hint) variant, through the one scheduler."""
-    from tinct.benchmarks.latency.schedule import Case, Timed, run_cases
 
     def case(label, path, kind, hint):
         def setup():
-            pred = guard.Predictor(path, threads=1, inference_precision=hint if kind == "ov" else None)
+            pred = _open(path, kind, hint)
             return Timed(call=lambda: pred(x))
         return Case(label, "openvino" if kind == "ov" else "onnxruntime", info={"label": label}, setup=setup)
 
     run = run_cases([case(*v) for v in variants], rounds=rounds, warmup=warmup)
     by = {e["label"]: e for e in run.results}
     return [(v[0], by[v[0]]["median_ms"], by[v[0]]["iqr_ms"]) for v in variants if v[0] in by]
+
+
+def _open(path: Path, kind: str, hint: str | None) -> ArtifactPredictor:
+    return ArtifactPredictor.open(path, threads=1, backend="openvino" if kind == "ov" else "onnxruntime",
+                                  precision=hint if kind == "ov" else None)
+
+
+def _stamp_int8(path: Path, parent) -> None:
+    """The sweep's Q/DQ graphs carry their parent's metadata: claim int8, as ``tinct quantize`` does."""
+    stamp_onnx(path, dataclasses.replace(parent, precision="int8").to_props())
 
 
 def print_table(rows, title, extra=None):
@@ -68,15 +86,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-nncf", action="store_true")
     args = ap.parse_args(argv)
 
-    import onnxruntime as ort
-    import openvino as ov
 
-    from tinct.quantization.calibration import CalibrationSet
     from tinct.quantization.openvino_int8 import nncf_int8
-    from tinct.runtime.cpu import has_native_bf16
 
     ort.set_default_logger_severity(3)
     src = Path(args.model)
+    parent = read_onnx_meta(src)
     dynamic = bool(if_nodes(onnx.load(str(src), load_external_data=False)))
     calib = CalibrationSet.from_source(size=args.calib_size)
     names, images, where = guard.guard_images(args.guard_images)
@@ -92,6 +107,7 @@ def main(argv=None) -> int:
             from tinct.quantization.onnx_int8 import quantize_model
 
             quantize_model(src, q8, calib.ort_reader())
+        _stamp_int8(q8, parent)
         variants = [("ORT FP32", src, "ort", None), ("ORT INT8 Q/DQ", q8, "ort", None),
                     ("OV FP32", src, "ov", "f32")]
         if has_native_bf16():
@@ -99,7 +115,8 @@ def main(argv=None) -> int:
         variants.append(("OV INT8 (Q/DQ ONNX)", q8, "ov", "f32"))
         if not dynamic and not args.no_nncf:
             qm, _ = nncf_int8(src, calib)
-            ov.save_model(qm, str(tmp / "nncf.xml"), compress_to_fp16=False)
+            save_ir(qm, tmp / "nncf.xml", dataclasses.replace(parent, precision="int8").to_props(),
+                    build_info(src, "f32", sha256_file(src)))
             variants.append(("OV INT8 (NNCF)", tmp / "nncf.xml", "ov", "f32"))
         extra = {}
         if args.sweep and not dynamic:
@@ -108,13 +125,14 @@ def main(argv=None) -> int:
             for name, (ops, pc) in SWEEP.items():
                 p = tmp / f"sweep{len(extra)}.onnx"
                 quantize_model(src, p, calib.ort_reader(), quantize_ops=ops, per_channel=pc)
-                rep = guard.compare(guard.Predictor(src), guard.Predictor(p), images, names, where, counts=(10,))
+                _stamp_int8(p, parent)
+                rep = guard.compare(_open(src, "ort", None), _open(p, "ort", None), images, names, where, counts=(10,))
                 extra[f"ORT {name}"] = extra[f"OV {name}"] = (rep.delta[10], rep.max_ab_err)
                 variants += [(f"ORT {name}", p, "ort", None), (f"OV {name}", p, "ov", "f32")]
         for label, path, _, hint in variants:
             if label.startswith(("ORT INT8", "OV INT8", "OV BF16")):
-                rep = guard.compare(guard.Predictor(src), guard.Predictor(path, 1, hint), images, names, where,
-                                    counts=(10,))
+                rep = guard.compare(_open(src, "ort", None), _open(path, "ov" if hint else "ort", hint), images,
+                                    names, where, counts=(10,))
                 extra[label] = (rep.delta[10], rep.max_ab_err)
         title = f"{src.name}: 1 thread, batch 1, {args.rounds} interleaved rounds"
         print_table(interleave(variants, x, args.rounds), title, extra)

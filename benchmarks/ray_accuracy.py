@@ -13,7 +13,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from tqdm import tqdm
+
 from tinct.benchmarks.accuracy import chunks, evaluate_chunk, summarize
+from tinct.benchmarks.lpips import LPIPS
+from tinct.runtime.errors import TinctError
+from tinct.serve.ray_batch import cluster_cpus, init
 
 
 def ray_evaluator(make_predictor: Callable, *, address: str, workers: int | None, threads: int = 1):
@@ -21,12 +26,8 @@ def ray_evaluator(make_predictor: Callable, *, address: str, workers: int | None
     :func:`benchmarks.accuracy.run`. ``make_predictor()`` -> (predict, description) is called in each actor
     (a picklable factory: e.g. ``functools.partial(engine_predictor, path, threads=1)``); each actor builds its
     own copies of the driver's LPIPS metrics (same network, same input range)."""
-    from tinct.runtime.errors import TinctError
-    from tinct.runtime.ray_batch import cluster_cpus, init
 
     def evaluate(dataset, counts, coords, batch, progress=True, lpips=()):
-        from tqdm import tqdm
-
         ray = init(address)
         n = workers or max(1, cluster_cpus(ray) // max(1, threads))
         if n * threads > cluster_cpus(ray):
@@ -38,7 +39,6 @@ def ray_evaluator(make_predictor: Callable, *, address: str, workers: int | None
         @ray.remote(num_cpus=threads)
         class Shard:
             def __init__(self, data, hints):
-                from tinct.benchmarks.lpips import LPIPS
 
                 self.data, self.hints = data, hints
                 self.predict, _ = make_predictor()

@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 
 from tinct.benchmarks import papers
-from tinct.benchmarks.compare import load_result
+from tinct.benchmarks.gate import load_result
 from tinct.benchmarks.metrics import METRICS
 from tinct.runtime.errors import TinctError
 

@@ -18,20 +18,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from tinct.benchmarks import env as envmod
+from tinct.benchmarks.latency.inputs import fixture_photos, parse_size, photo
+from tinct.benchmarks.load import start_server, stop_server
+from tinct.runtime.backends import open_backend
+from tinct.runtime.catalog import prebuilt_model
+from tinct.runtime.colorizer import Colorizer
+from tinct.runtime.hints import parse_user_hints
+from tinct.runtime.timing import stats
+
 
 def main(argv=None) -> int:
-    import numpy as np
-    from PIL import Image
     from playwright.sync_api import sync_playwright
-
-    from tinct.benchmarks import env as envmod
-    from tinct.benchmarks.latency.inputs import fixture_photos, parse_size, photo
-    from tinct.benchmarks.latency.schedule import stats
-    from tinct.benchmarks.load import start_server, stop_server
-    from tinct.runtime.backends import open_backend
-    from tinct.runtime.colorizer import Colorizer
-    from tinct.runtime.hints import parse_user_hints
-    from tinct.runtime.shipped import prebuilt_model
 
     p = argparse.ArgumentParser(prog="python -m tinct.benchmarks.serve_rtt", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="1920x1080")

@@ -18,59 +18,36 @@ A case fails the gate (exit 1, like ``tinct bench compare``) when RSS grows by m
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from pathlib import Path
 
-from tinct.benchmarks.latency.inputs import drag
+import numpy as np
+from tqdm import tqdm
+
+from tinct.benchmarks import env as envmod
+from tinct.benchmarks.latency.inputs import drag, fixture_photos, parse_size, photo, user_hints
+from tinct.benchmarks.latency.plan import parse_list
+from tinct.benchmarks.limits import SOAK_MAX_SHARING, SOAK_MAX_UPDATES
+from tinct.runtime.artifact import atomic_path
+from tinct.runtime.backends import open_backend
+from tinct.runtime.catalog import DEFAULT_MODEL, prebuilt_model
+from tinct.runtime.colorizer import Colorizer
 from tinct.runtime.errors import InputError, TinctError
 from tinct.runtime.memory import rss_mb
+from tinct.runtime.timing import stats
 
 SIZE = (1920, 1080)
 N_HINTS = 10
-MAX_UPDATES = 1_000_000
-MAX_SHARING = 64
-
-
-def register(sub) -> None:
-    from tinct.runtime.errors import thread_count
-
-    p = sub.add_parser(
-        "soak", help="memory growth and latency drift over many full-resolution session updates",
-        description="Soak test: N threads share one backend, each drags hints on its own 1920x1080 session; "
-        "reports RSS growth after warm-up and the drift of the median update (first vs last window). "
-        "Exit 1 when a bound is exceeded, 2 on bad input.")
-    p.add_argument("--engine", metavar="ARTIFACT", help="artifact to run (.onnx or .xml; default: the shipped "
-                   "icolorit-tiny ONNX)")
-    p.add_argument("--backends", default="onnxruntime,openvino", metavar="A,B",
-                   help="CPU backends to soak one after the other (default onnxruntime,openvino)")
-    p.add_argument("--sharing", default="1,4", metavar="N,M",
-                   help=f"threads sharing one backend, each with its own session (1..{MAX_SHARING}; default 1,4)")
-    p.add_argument("--threads", type=thread_count, default=1,
-                   help="intra-op threads of the backend and of post-processing (default 1)")
-    p.add_argument("--updates", type=int, default=10_000, help="timed updates per case, all threads together "
-                   "(default 10000)")
-    p.add_argument("--warmup", type=int, default=100, help="untimed updates per thread first (default 100)")
-    p.add_argument("--window", type=int, default=1000, help="updates in the first/last windows (default 1000)")
-    p.add_argument("--rss-every", type=int, default=50, metavar="N", help="sample RSS every N updates (default 50)")
-    p.add_argument("--max-rss-growth", type=float, default=5.0, metavar="MB", help="gate (default 5)")
-    p.add_argument("--max-drift", type=float, default=5.0, metavar="PCT",
-                   help="gate on |last/first - 1| of the window medians, in %% (default 5)")
-    p.add_argument("--size", default="1920x1080", metavar="WxH", help="session photo size (default 1920x1080)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the result here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_command)
+MAX_UPDATES, MAX_SHARING = SOAK_MAX_UPDATES, SOAK_MAX_SHARING
 
 
 class _Walker:
     """One thread's session and its hint moves (seeded: the same run moves the same hints)."""
 
     def __init__(self, colorizer, image, seed: int):
-        import numpy as np
-        from tinct.benchmarks.latency.inputs import user_hints
-
         self.rng = np.random.default_rng(seed)
         self.h, self.w = image.shape[:2]
         self.session = colorizer.session(image)
@@ -101,9 +78,6 @@ class _Walker:
 def soak_case(backend, image, *, sharing: int, updates: int, warmup: int, window: int, rss_every: int,
               seed: int = 0, progress=None) -> dict:
     """Run one case (see the module docstring) and return its record."""
-    import numpy as np
-    from tinct.benchmarks.latency.schedule import stats
-    from tinct.runtime.colorizer import Colorizer
 
     colorizer = Colorizer(backend)
     walkers = [_Walker(colorizer, image, seed + k) for k in range(sharing)]
@@ -182,12 +156,7 @@ def soak_case(backend, image, *, sharing: int, updates: int, warmup: int, window
     }
 
 
-def run_command(args) -> int:
-    from tinct.benchmarks import env as envmod
-    from tinct.benchmarks.latency.inputs import fixture_photos, photo
-    from tinct.benchmarks.latency.plan import parse_list
-    from tinct.runtime.backends import open_backend
-
+def run_command(args) -> int:  # noqa: C901 - flags checked one by one, then the run
     try:
         backends = parse_list(args.backends, ("onnxruntime", "openvino"), "backend")
         sharing = [int(s) for s in parse_list(args.sharing, what="thread count")]
@@ -202,7 +171,6 @@ def run_command(args) -> int:
             raise InputError(f"{name} {v}: use {lo}..{hi}")
     if not backends or not sharing:
         raise InputError("need at least one backend and one --sharing value")
-    from tinct.benchmarks.latency.inputs import parse_size
 
     size = parse_size(args.size)
     if args.engine:
@@ -210,12 +178,14 @@ def run_command(args) -> int:
         if not engine.is_file():
             raise InputError(f"--engine {engine}: no such file")
     else:
-        from tinct.runtime.shipped import DEFAULT_MODEL, prebuilt_model
 
         engine = prebuilt_model(DEFAULT_MODEL)
     image = photo(fixture_photos()[0], size)
     env = envmod.capture()
-    log = lambda m: print(m, file=sys.stderr, flush=True)
+
+    def log(m: str) -> None:
+        print(m, file=sys.stderr, flush=True)
+
     results, failures = [], []
     for name in backends:
         try:
@@ -227,7 +197,6 @@ def run_command(args) -> int:
         for n in sharing:
             bar = None
             if not args.no_progress:
-                from tqdm import tqdm
 
                 bar = tqdm(total=args.updates, desc=f"soak {name} x{n}", unit="upd", file=sys.stderr,
                            mininterval=1.0)
@@ -258,9 +227,6 @@ def run_command(args) -> int:
                                                     "window", "rss_every", "max_rss_growth", "max_drift", "size",
                                                     "seed")}}
     if args.json_out:
-        import json
-
-        from tinct.runtime.artifact import atomic_path
 
         with atomic_path(Path(args.json_out)) as tmp:
             tmp.write_text(json.dumps(doc, indent=1))

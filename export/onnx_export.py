@@ -23,16 +23,12 @@ Graphs (input ``x`` float32 [N,4,224,224], output ``ab`` float32 [N,2,224,224]):
   reference's own decisions on the calibration (parity) inputs, per sub-layer (ties keep it).
 
 Every export is written to a temporary file next to the destination, checked against the PyTorch
-reference with ONNX Runtime (:mod:`export.parity`) and renamed only when parity holds.
+reference with ONNX Runtime (:mod:`tinct.verify.parity`) and renamed only when parity holds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,23 +36,19 @@ import onnx
 import torch
 from torch import nn
 
-from tinct.export import parity
+from tinct.export.reference import torch_reference
+from tinct.export.torch_onnx import DEFAULT_OPSET, EXAMPLE_BATCH, ExportError, export_graph, write_checked
 from tinct.models.registry import REGISTRY
-from tinct.runtime.artifact import ArtifactMeta
-from tinct.runtime.errors import TinctError
+from tinct.runtime.artifact import ArtifactMeta, count_ops, read_onnx_meta, set_onnx_props
+from tinct.verify import parity
+from tinct.verify.predictors import ArtifactPredictor
+from tinct.verify.probes import HINT_COUNTS, parity_inputs
 
 GATINGS = ("dynamic", "static", "none")
-DEFAULT_OPSET = 18
-MIN_OPSET = 18  # the dynamo exporter emits opset-18 ops (Pad, Reduce*); onnx cannot convert them down
-EXAMPLE_BATCH = 2  # torch.export specializes a batch of 1; trace with 2 and mark it dynamic
 BATCH_SEMANTICS = ("per-sample: If condition = any sample of the batch keeps the sub-layer; the then-branch "
                    "computes it for the batch and selects per sample with Where (each sample gets exactly "
                    "its own decision's output); the else-branch is identity")
 GATES_OUTPUT = "gates: bool [N, depth, 2] (attention, MLP), True = the sub-layer ran; auxiliary, may be ignored"
-
-
-class ExportError(TinctError):
-    pass
 
 
 # ----------------------------------------------------------------------------- export-only wrappers
@@ -168,59 +160,12 @@ def majority_gates(decisions: np.ndarray) -> list[list[bool]]:
     return [[bool(a), bool(m)] for a, m in keep.tolist()]
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The exporter prints progress and warns about unrelated optional packages: keep it off stdout."""
-    names = ["torch.onnx", "torch.export", "torch._dynamo", "onnxscript"]
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
-
-
 def to_onnx_proto(module: nn.Module, output_names: list[str], opset: int) -> onnx.ModelProto:
-    """torch.onnx dynamo export with input ``x`` [N,4,224,224] and a symbolic batch ``N``."""
+    """The export of a hint model: input ``x`` [N,4,224,224] with a symbolic batch ``N``."""
     cfg = module.model.cfg if hasattr(module, "model") else module.cfg
     example = torch.zeros(EXAMPLE_BATCH, cfg.in_chans, cfg.img_size, cfg.img_size)
-    batch = torch.export.Dim("N", min=1, max=4096)
-    try:
-        with _quiet(), torch.no_grad():
-            program = torch.onnx.export(
-                module, (example,), input_names=["x"], output_names=output_names, opset_version=opset,
-                dynamo=True, external_data=False, dynamic_shapes={"x": {0: batch}}, verbose=False)
-    except Exception as exc:  # the exporter's own exception types vary between torch releases
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"torch.onnx export failed (opset {opset}): {first}") from exc
-    proto = program.model_proto
-    got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    if got != opset:
-        raise ExportError(f"the exporter produced opset {got}, not the requested {opset}")
-    return proto
-
-
-def count_ops(model: onnx.ModelProto, op_type: str, *, recursive: bool = False) -> int:
-    """:func:`tinct.runtime.artifact.count_ops` of a model (top level unless ``recursive``)."""
-    from tinct.runtime.artifact import count_ops as count_in_graph
-
-    return count_in_graph(model.graph, op_type, recursive=recursive)
-
-
-def _write_atomic(proto: onnx.ModelProto, out: Path, check) -> None:
-    """Serialize next to ``out``, run ``check(path)``, rename; nothing is left behind on failure."""
-    from tinct.runtime.artifact import atomic_path
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        onnx.save_model(proto, str(tmp))
-        check(str(tmp))
-        onnx.save_model(proto, str(tmp))  # check() may have added metadata to proto
+    return export_graph(module, (example,), ["x"], output_names, {"x": {0: torch.export.Dim("N", min=1, max=4096)}},
+                        opset)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -237,11 +182,8 @@ def export_onnx(model_or_source, out_path, *, gating: str | None = None, static_
     reference's decisions on the calibration photos.
     check: compare with the PyTorch reference on real photos with 0/10/50 hints (ONNX Runtime,
     batch 2); fail (TinctError, no file written) when max |d ab_n| > tol or a gate decision differs.
-    images: the photos for parity/calibration (see :func:`export.parity.parity_images`).
+    images: the photos for parity/calibration (see :func:`tinct.verify.probes.parity_images`).
     """
-    if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} is not supported: the exporter emits opset-{MIN_OPSET} operators "
-                          f"(Pad, ReduceMax with axes inputs) that cannot be converted down; use --opset >= {MIN_OPSET}")
     model, name, source_sha, sha_of = resolve_model(model_or_source, model_name)
     is_gated = hasattr(model, "forward_with_gates")
     gating = gating or ("dynamic" if is_gated else "none")
@@ -265,7 +207,7 @@ def export_onnx(model_or_source, out_path, *, gating: str | None = None, static_
 def _export(model, out: Path, *, name, source_sha, sha_of, gating, static_gates, opset, check, images,
             tol) -> Path:
     depth = model.cfg.depth
-    x = parity.parity_inputs(images) if (check or (gating == "static" and static_gates is None)) else None
+    x = parity_inputs(images) if (check or (gating == "static" and static_gates is None)) else None
     extra = {"exporter": "torch.onnx.export(dynamo=True)" + (" + torch.cond" if gating == "dynamic" else ""),
              "opset": opset, "source_sha256_of": sha_of, "outputs": ["ab"]}
     forced = None
@@ -275,7 +217,7 @@ def _export(model, out: Path, *, name, source_sha, sha_of, gating, static_gates,
         module, outputs = DynamicGatedAColViT(model), ["ab", "gates"]
         extra.update(outputs=outputs, gates_output=GATES_OUTPUT, batch_semantics=BATCH_SEMANTICS)
     else:
-        decisions = parity.torch_reference(model)(x)[1] if x is not None else None
+        decisions = torch_reference(model)(x)[1] if x is not None else None
         if static_gates is None:
             forced = majority_gates(decisions)
             extra["static_gates_from"] = (f"majority of the reference's decisions on {len(x)} calibration "
@@ -289,33 +231,38 @@ def _export(model, out: Path, *, name, source_sha, sha_of, gating, static_gates,
         module, outputs = StaticGatedAColViT(model, forced), ["ab"]
 
     proto = to_onnx_proto(module, outputs, opset)
-    if gating == "dynamic" and count_ops(proto, "If") != 2 * depth:
-        raise ExportError(f"expected {2 * depth} If nodes, the exporter produced {count_ops(proto, 'If')}")
-    if gating != "dynamic" and count_ops(proto, "If", recursive=True):
+    n_if = count_ops(proto.graph, "If", recursive=False)
+    if gating == "dynamic" and n_if != 2 * depth:
+        raise ExportError(f"expected {2 * depth} If nodes, the exporter produced {n_if}")
+    if gating != "dynamic" and count_ops(proto.graph, "If", recursive=True):
         raise ExportError("the exported graph has If nodes where none were expected")
 
-    def verify_and_stamp(tmp_path: str) -> None:
-        if check:
-            report = parity.check_parity(parity.onnx_predictor(tmp_path), parity.torch_reference(model, forced),
-                                         x=x, tol=tol, what=f"{name} ({gating} gating)")
-            extra.update(parity_max_abs=report.max_abs, parity_mean_abs=report.mean_abs, parity_tol=tol,
-                         parity_inputs=f"{report.n_inputs} (photos x hints {list(parity.HINT_COUNTS)}), "
-                                       f"batch {report.batch}, onnxruntime CPU vs torch eager fp32",
-                         parity_gate_mismatches=report.gate_mismatches if report.gates_compared else None)
-        else:
-            extra.update(parity_max_abs=None, parity="skipped (--no-check)")
+    def stamp() -> None:
         meta = ArtifactMeta(model=name, architecture=model.arch, config=model.cfg.to_dict(), precision="fp32",
                             gating=gating, static_gates=forced, source_sha256=source_sha, extra=extra)
         set_onnx_props(proto, meta.to_props())
 
-    from tinct.runtime.artifact import set_onnx_props
+    def verify_and_stamp(tmp_path: str) -> None:
+        if not check:
+            extra.update(parity_max_abs=None, parity="skipped (--no-check)")
+            return stamp()
+        candidate = ArtifactPredictor.open(tmp_path, threads=0, backend="onnxruntime")  # as the runtime opens it
+        try:
+            report = parity.check_parity(candidate, torch_reference(model, forced), x=x, tol=tol,
+                                         what=f"{name} ({gating} gating)")
+        finally:
+            candidate.close()
+        extra.update(parity_max_abs=report.max_abs, parity_mean_abs=report.mean_abs, parity_tol=tol,
+                     parity_inputs=f"{report.n_inputs} (photos x hints {list(HINT_COUNTS)}), "
+                                   f"batch {report.batch}, onnxruntime CPU vs torch eager fp32",
+                     parity_gate_mismatches=report.gate_mismatches if report.gates_compared else None)
+        stamp()
 
-    _write_atomic(proto, out, verify_and_stamp)
+    stamp()  # provisional metadata: the runtime reads the graph it checks like any artifact
+    write_checked(proto, out, verify_and_stamp)
     return out
 
 
 def read_meta(path: str | Path) -> ArtifactMeta:
     """The tinct metadata of an exported ONNX file (:func:`tinct.runtime.artifact.read_onnx_meta`)."""
-    from tinct.runtime.artifact import read_onnx_meta
-
     return read_onnx_meta(path)

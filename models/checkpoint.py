@@ -20,18 +20,14 @@ from pathlib import Path
 
 import torch
 
+from tinct.models.errors import CheckpointError
 from tinct.models.icolorit import IColoriTConfig
 from tinct.models.registry import ARCHITECTURES, OFFICIAL_NAMES, REGISTRY, WEIGHTS_DIR, config_for
-from tinct.runtime.errors import TinctError
+from tinct.runtime.artifact import sha256_file
 
 SAFE_GLOBALS = [argparse.Namespace]
 
 
-class CheckpointError(TinctError):
-    pass
-
-
-from tinct.runtime.artifact import sha256_file  # noqa: E402,F401 - one home for file hashes
 
 
 # ----------------------------------------------------------------------------- official pickles

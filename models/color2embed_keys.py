@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 
 from tinct.models.color2embed import VGG19_RELU5_2, Color2EmbedConfig
+from tinct.models.errors import CheckpointError
 
 Transform = Callable[[torch.Tensor], torch.Tensor] | None
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -35,8 +36,6 @@ WB = ("weight", "bias")
 
 
 def _err(msg: str):
-    from tinct.models.checkpoint import CheckpointError
-
     return CheckpointError(msg)
 
 

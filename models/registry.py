@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinct.models.acolvit import AColViT
+from tinct.models.color2embed import Color2Embed, Color2EmbedConfig
 from tinct.models.icolorit import IColoriT, IColoriTConfig
+from tinct.runtime.errors import TinctError
 
 ARCHITECTURES = {"icolorit": IColoriT, "acolvit": AColViT}
 
@@ -41,8 +43,6 @@ DEFAULT_MODEL = "icolorit-tiny"
 
 
 def config_for(name: str, **overrides) -> tuple[str, IColoriTConfig]:
-    from tinct.runtime.errors import TinctError
-
     if name not in REGISTRY:
         raise TinctError(f"unknown model {name!r}; known: {', '.join(sorted(REGISTRY))}")
     arch, cfg = REGISTRY[name]
@@ -51,7 +51,6 @@ def config_for(name: str, **overrides) -> tuple[str, IColoriTConfig]:
 
 def create_model(name_or_arch: str, config: IColoriTConfig | dict | None = None, **overrides):
     """A randomly initialised model (for training): a registry name, or an architecture + config."""
-    from tinct.runtime.errors import TinctError
 
     if name_or_arch in ARCHITECTURES:
         if config is None:
@@ -65,7 +64,6 @@ def create_model(name_or_arch: str, config: IColoriTConfig | dict | None = None,
 # ----------------------------------------------------------------------------- Color2Embed
 # Color2Embed (models/color2embed.py) has its own config class; the two functions below extend
 # config_for / create_model above to it (ViT names keep going through the originals).
-from tinct.models.color2embed import Color2Embed, Color2EmbedConfig
 
 ARCHITECTURES["color2embed"] = Color2Embed
 CONFIG_CLASSES = {"icolorit": IColoriTConfig, "acolvit": IColoriTConfig, "color2embed": Color2EmbedConfig}

@@ -2,7 +2,7 @@
 
 Every artifact is built in a temporary directory next to ``out``, evaluated against its FP32 parent
 (:mod:`quantization.guard`: ΔPSNR@{1,10,50}, mean/max |Δab|, gate agreement; Color2Embed's colorizer:
-:mod:`quantization.color2embed`), refused with :class:`~tinct.quantization.guard.GuardError` when it
+:mod:`quantization.color2embed`), refused with :class:`~tinct.verify.guard.GuardError` when it
 misses the budget, and renamed into place only when it passes, with the recipe, the measurements and
 the CPU it was verified on in its metadata (``extra``). Recipes: :mod:`quantization.recipes`.
 """
@@ -15,8 +15,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tinct.quantization.recipes import GuardPolicy, Recipe
+import onnxruntime as ort
+
+from tinct.quantization.calibration import DEFAULT_SEED, CalibrationSet
+from tinct.quantization.color2embed import C2ECalibrationSet, encoder_for
+from tinct.quantization.recipes import GuardPolicy, Recipe, read_parent
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER, set_onnx_props, sha256_file
+from tinct.runtime.backends.onnxruntime_backend import QDQ_IF_DISABLED
+from tinct.runtime.cpu import cpu_record
 from tinct.runtime.errors import TinctError
+from tinct.verify import color2embed
+from tinct.verify import guard as guard_mod
 
 
 def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, threads: int = 1,
@@ -24,11 +33,8 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
     """Build ``recipe`` from the FP32 ONNX ``src``, guard it and write ``out``; -> (out, report).
     One function on purpose: the temporary directory, the build, the guard and the final rename are one
     transaction (nothing is written unless the artifact passed)."""
-    import onnxruntime as ort
 
-    from tinct.quantization import guard as guard_mod
-    from tinct.quantization.recipes import build_candidate
-    from tinct.runtime.artifact import sha256_file
+    from tinct.quantization.builders import build_candidate
 
     ort.set_default_logger_severity(3)
     src, out = Path(src), Path(out)
@@ -44,7 +50,6 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
 
     def evaluate(candidate: Path):
         if c2e_encoder is not None:
-            from tinct.quantization import color2embed
 
             return color2embed.evaluate(src, candidate, c2e_encoder, threads=threads, limit=guard.images)
         # an IR is evaluated at the inference precision recorded in it (--ov-float-precision)
@@ -65,7 +70,6 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
         if report.gate_agreement is not None:
             extra["gate_agreement"] = round(report.gate_agreement, 5)
         if recipe.conditional and out.suffix == ".onnx":  # Q/DQ inside If: see the ORT backend
-            from tinct.runtime.backends.onnxruntime_backend import QDQ_IF_DISABLED
 
             extra["runtime_options"] = {"onnxruntime": {"disabled_optimizers": list(QDQ_IF_DISABLED)}}
         props = dataclasses.replace(child, extra=extra).to_props()
@@ -76,8 +80,6 @@ def quantize(src, out, recipe: Recipe, guard: GuardPolicy | None = None, *, thre
             commit_ir(restamp_ir(cand.path, final, props), out)
         else:
             import onnx
-
-            from tinct.runtime.artifact import set_onnx_props
 
             m = onnx.load(str(cand.path))
             set_onnx_props(m, props, producer="tinct quantize")
@@ -92,27 +94,13 @@ def _calibration(recipe: Recipe, c2e_encoder, progress: bool):
     """The calibration set an INT8 recipe needs (None for FP16/BF16)."""
     if recipe.precision != "int8":
         return None
-    from tinct.quantization.calibration import DEFAULT_SEED, CalibrationSet
 
     c = recipe.calibration
     seed = DEFAULT_SEED if c.seed is None else c.seed
     if c2e_encoder is not None:
-        from tinct.quantization.color2embed import C2ECalibrationSet
 
         return C2ECalibrationSet.from_source(c2e_encoder, c.source, c.size, seed, progress=progress)
     return CalibrationSet.from_source(c.source, c.size, seed, progress=progress)
-
-
-def read_parent(path: Path):
-    """The FP32 tinct ONNX a recipe starts from (its metadata), or a one-line error."""
-    from tinct.runtime.artifact import read_onnx_meta
-
-    if path.suffix.lower() != ".onnx" or not path.is_file():
-        raise TinctError(f"{path}: 'tinct quantize' takes an existing FP32 .onnx artifact")
-    meta = read_onnx_meta(path)
-    if meta.precision != "fp32":
-        raise TinctError(f"{path.name} is already {meta.precision}: quantize the FP32 parent")
-    return meta
 
 
 def _check_output(recipe: Recipe, out: Path) -> None:
@@ -125,9 +113,6 @@ def _check_output(recipe: Recipe, out: Path) -> None:
 
 def verification_record(backend: str) -> dict:
     """Where a guard ran: the CPU (model, effective ISA, flags) and the library versions."""
-    import onnxruntime as ort
-
-    from tinct.runtime.cpu import cpu_record
 
     rec = {"cpu": cpu_record(), "onnxruntime": ort.__version__}
     if backend == "openvino":
@@ -140,13 +125,11 @@ def verification_record(backend: str) -> dict:
 def _color2embed_encoder(parent, src: Path):
     """Color2Embed: the colorizer's FP32 encoder (calibration and guard embeddings); the encoder
     itself is not quantized (it runs once per reference). Other architectures: None."""
-    from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
 
     if parent.architecture == C2E_ENCODER:
         raise TinctError(f"{src.name} is the Color2Embed colour encoder: it runs once per reference and stays "
                          "FP32; quantize the colorizer graph (*-colorizer.onnx)")
     if parent.architecture != C2E_COLORIZER:
         return None
-    from tinct.quantization.color2embed import encoder_for
 
     return encoder_for(src)

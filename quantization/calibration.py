@@ -17,7 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+from PIL import Image
+from tqdm import tqdm
 
+from tinct.data.photos import CropSampler, load_train_photos
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import GRID, TRAIN_MAX_HINTS, encode_from_lab
@@ -30,14 +34,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 def _progress(iterable, total: int, desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit="img", leave=False)
 
 
 def load_photo_dir(directory: str | Path) -> list[np.ndarray]:
     """Every image under ``directory`` (sorted, recursive) as uint8 RGB HxWx3."""
-    from PIL import Image
 
     d = Path(directory)
     if not d.is_dir():
@@ -60,7 +62,6 @@ class CalibrationSet:
 
     def __init__(self, photos, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED,
                  max_hints: int = TRAIN_MAX_HINTS, progress: bool = False, source: str = "photos"):
-        from tinct.data.photos import CropSampler
 
         if size < 1:
             raise TinctError(f"calibration size must be >= 1, got {size}")
@@ -83,7 +84,6 @@ class CalibrationSet:
         """Photos from ``calib_dir``, else the corpus' training split (error if neither exists)."""
         if calib_dir is not None:
             return cls(load_photo_dir(calib_dir), size, seed, progress=progress, source=str(calib_dir))
-        from tinct.data.photos import load_train_photos
 
         return cls(load_train_photos(), size, seed, progress=progress, source="training split")
 
@@ -122,8 +122,6 @@ class CalibrationSet:
 
 
 def _reader_base():
-    from onnxruntime.quantization import CalibrationDataReader
-
     return CalibrationDataReader
 
 

@@ -38,6 +38,7 @@ from typing import Sequence
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import helper
 
 from tinct.quantization.calibration import ArrayReader
@@ -137,7 +138,6 @@ def activation_refs(model: onnx.ModelProto, node) -> list[str]:
 def capture(model: onnx.ModelProto, calib, threads: int = 1) -> tuple[dict[str, list[dict]], dict[str, list[bool]]]:
     """Run the FP32 model on every calibration sample (batch 1) and return, for each ``If`` node,
     the feeds of its then-branch on the samples where it ran, and the condition per sample."""
-    import onnxruntime as ort
 
     aug = copy.deepcopy(model)
     ifs = if_nodes(aug)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
 FP16_BLOCKED_OPS: tuple[str, ...] = ()  # on top of the converter's DEFAULT_OP_BLOCK_LIST
 
 
 def convert_fp16(src: str | Path | onnx.ModelProto, out_path: str | Path,
                  blocked_ops=FP16_BLOCKED_OPS) -> dict:
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = src if isinstance(src, onnx.ModelProto) else onnx.load(str(src))
     blocked = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(blocked_ops))

@@ -16,13 +16,16 @@ The default set was chosen by measurement (``python -m tinct.benchmarks.quantiza
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import onnx
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+from tinct.quantization import WEIGHT_RANGES
 from tinct.quantization.recipes import METHODS, FloatPolicy
 
 # Chosen by measurement on iColoriT-T (see SWEEP_NOTE): quantize these op types, keep every other
@@ -36,8 +39,6 @@ HIST_CHUNK = 16  # samples held in memory at once by histogram calibration
 
 
 def _method(name: str):
-    from onnxruntime.quantization import CalibrationMethod
-
     return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile}[name]
 
@@ -99,7 +100,6 @@ def _chunked_histograms(chunk: int = HIST_CHUNK):
     histograms across ``collect_data`` calls, so feed them ``chunk`` samples at a time: same result,
     bounded memory. (ORT's own ``CalibMaxIntermediateOutputs`` fails when the sample count is a
     multiple of it: "No data is collected".)"""
-    import importlib
 
     qmod = importlib.import_module("onnxruntime.quantization.quantize")
 
@@ -170,7 +170,6 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
     ``symmetric_activations``: signed INT8 activations with zero point 0 and float biases, the INT8
     Q/DQ form TensorRT's explicit quantization accepts (the default, U8 asymmetric with INT32 biases,
     suits ONNX Runtime's CPU kernels and OpenVINO)."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
@@ -206,8 +205,6 @@ def quantize_model(model: onnx.ModelProto | str | Path, out_path: str | Path, re
 
 
 def _reduce_range(weight_range: str, symmetric_activations: bool) -> bool:
-    from tinct.quantization import WEIGHT_RANGES
-
     if weight_range not in WEIGHT_RANGES:
         raise ValueError(f"unknown weight range {weight_range!r}; choose one of {', '.join(WEIGHT_RANGES)}")
     return weight_range == "portable" and not symmetric_activations
@@ -222,6 +219,15 @@ def nncf_overflow_fix(weight_range: str):
     return AdvancedQuantizationParameters(overflow_fix=fix)
 
 
+def nncf_scope(names, types=()):
+    """NNCF's ``IgnoredScope`` for node names (and op types); None when empty."""
+    import nncf
+
+    if not names and not types:
+        return None
+    return nncf.IgnoredScope(names=list(names), types=list(types), validate=False)
+
+
 def quantize_model_nncf(model: onnx.ModelProto, out_path: str | Path, feeds: Sequence[dict], *,
                         ignored_names: Sequence[str] = (), weight_range: str = "portable") -> dict:
     """Q/DQ ONNX of one (top-level) graph through NNCF's ONNX backend (``model_type=TRANSFORMER``:
@@ -233,9 +239,7 @@ def quantize_model_nncf(model: onnx.ModelProto, out_path: str | Path, feeds: Seq
     ``quantize_static``'s Q/DQ (13.06 ms); ONNX Runtime runs both Q/DQ styles at the same speed."""
     import nncf
 
-    from tinct.quantization.recipes import FloatPolicy
-
-    scope = FloatPolicy.nncf_scope(ignored_names)
+    scope = nncf_scope(ignored_names)
     kw = {"ignored_scope": scope} if scope is not None else {}
     q = nncf.quantize(model, nncf.Dataset(list(feeds)), subset_size=len(feeds),
                       model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=nncf_overflow_fix(weight_range), **kw)

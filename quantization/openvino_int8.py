@@ -23,29 +23,28 @@ from __future__ import annotations
 from pathlib import Path
 
 # The IR writers and the one ONNX -> ov.Model conversion live with the backend (``tinct build`` uses them too).
-from tinct.runtime.backends.openvino_backend import _ov, commit_ir, convert, restamp_ir, save_ir
-from tinct.runtime.cpu import has_native_bf16
+from tinct.quantization.onnx_int8 import nncf_overflow_fix, nncf_scope
+from tinct.quantization.recipes import FloatPolicy
+from tinct.runtime.backends.openvino_ir import build_info, commit_ir, convert, restamp_ir, save_ir
 from tinct.runtime.errors import TinctError
 
-__all__ = ["build_info", "commit_ir", "convert", "nncf_int8", "require_bf16_cpu", "restamp_ir", "save_ir"]
+__all__ = ["build_info", "commit_ir", "convert", "float_nodes", "nncf_int8", "restamp_ir", "save_ir"]
 
 NNCF_IGNORED_TYPES: tuple[str, ...] = ()  # measured: see python -m tinct.benchmarks.quantization_sweep --sweep
 
 
-def require_bf16_cpu() -> None:
-    from tinct.runtime.cpu import missing_isa
-
-    if not has_native_bf16():
-        raise TinctError(f"BF16 for OpenVINO: {missing_isa('bf16')}, so OpenVINO would not run bf16 natively; "
-                         "use --precision int8, or build the IR on a CPU that has it")
-
-
-def build_info(source_onnx: str | Path, inference_precision: str, source_sha256: str, device: str = "CPU",
-               **extra) -> dict[str, str]:
-    ov = _ov()
-    return {"inference_precision": inference_precision, "device": device, "openvino_version": ov.__version__,
-            "source_onnx": Path(source_onnx).name, "source_onnx_sha256": source_sha256,
-            **{k: str(v) for k, v in extra.items()}}
+def float_nodes(model, roles) -> list[str]:
+    """Friendly names of the OpenVINO ops playing the float roles of a
+    :class:`~tinct.quantization.recipes.FloatPolicy` (NNCF on an ``ov.Model``). The IR route has no gate
+    Linears (iColoriT only) and knows the head conv: the last Convolution."""
+    names: list[str] = []
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    for role in roles:
+        if role == "head_conv":
+            names += convs[-1:] if len(convs) > 1 else []
+        elif role != "gate_linear":
+            raise TinctError(f"float role {role!r} is not supported on the OpenVINO IR route")
+    return names
 
 
 def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES, floats=None,
@@ -55,19 +54,16 @@ def nncf_int8(onnx_path: str | Path, calib, *, ignored_types=NNCF_IGNORED_TYPES,
     :class:`~tinct.quantization.recipes.FloatPolicy` (default: the measured one)."""
     import nncf
 
-    from tinct.quantization.onnx_int8 import nncf_overflow_fix
-    from tinct.quantization.recipes import FloatPolicy
-
     floats = floats or FloatPolicy()
     model = convert(onnx_path)
-    ignored_names = floats.openvino_nodes(model)
+    ignored_names = float_nodes(model, floats.roles)
 
     advanced = nncf_overflow_fix(weight_range)
     if smooth_quant_alpha is not None:
         from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
         advanced.smooth_quant_alphas = AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha)
-    scope = FloatPolicy.nncf_scope(ignored_names, ignored_types)
+    scope = nncf_scope(ignored_names, ignored_types)
     q = nncf.quantize(model, calib.nncf_dataset(), subset_size=len(calib), model_type=nncf.ModelType.TRANSFORMER,
                       preset=getattr(nncf.QuantizationPreset, preset.upper()),
                       fast_bias_correction=fast_bias_correction, ignored_scope=scope,

@@ -16,10 +16,11 @@ bf16       openvino                    ``bf16-ir`` FP32 IR run with INFERENCE_PR
 =========  ==========================  ==========  ===============================================
 
 :func:`make_recipe` is the one place that maps options (the CLI's flags) to a :class:`Recipe` and
-refuses combinations that cannot work; :func:`build_candidate` builds a recipe's artifact into a
-temporary directory; :func:`tinct.quantization.api.quantize` guards, stamps and renames.
-Which nodes stay float is one :class:`FloatPolicy`, rendered for ONNX Runtime (``nodes_to_exclude``)
-and NNCF (``IgnoredScope``, ONNX or OpenVINO graph).
+refuses combinations that cannot work. Recipes are data: :func:`tinct.quantization.builders.build_candidate`
+builds a recipe's artifact into a temporary directory; :func:`tinct.quantization.api.quantize` guards, stamps
+and renames. Which nodes stay float is one :class:`FloatPolicy` (roles), rendered for ONNX Runtime and NNCF's
+ONNX backend by :func:`tinct.quantization.onnx_int8.excluded_nodes` and for NNCF on an OpenVINO graph by
+:func:`tinct.quantization.openvino_int8.float_nodes`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinct.quantization import PRECISIONS, WEIGHT_RANGES
+from tinct.runtime.artifact import read_onnx_meta
+from tinct.runtime.cpu import require_isa
 from tinct.runtime.errors import TinctError
+from tinct.verify.budgets import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 ROUTES = ("qdq", "nncf-ir", "qdq-ir", "fp16", "bf16-ir")
@@ -51,34 +55,6 @@ class FloatPolicy:
     Linears always stay float (quantizing them flips decisions)."""
 
     roles: tuple[str, ...] = ("gate_linear", "head_conv")
-
-    def onnx_nodes(self, proto) -> list[str]:
-        """Names of the ONNX nodes playing these roles (ONNX Runtime's ``nodes_to_exclude``,
-        NNCF's ONNX ``IgnoredScope``)."""
-        from tinct.quantization.onnx_int8 import excluded_nodes
-
-        return excluded_nodes(proto, self.roles)
-
-    def openvino_nodes(self, model) -> list[str]:
-        """Friendly names of the OpenVINO ops playing these roles (NNCF on an ``ov.Model``). The
-        IR route has no gate Linears (iColoriT only) and knows the head conv: the last Convolution."""
-        names: list[str] = []
-        convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
-        for role in self.roles:
-            if role == "head_conv":
-                names += convs[-1:] if len(convs) > 1 else []
-            elif role != "gate_linear":
-                raise TinctError(f"float role {role!r} is not supported on the OpenVINO IR route")
-        return names
-
-    @staticmethod
-    def nncf_scope(names, types=()):
-        """NNCF's ``IgnoredScope`` for node names (and op types); None when empty."""
-        import nncf
-
-        if not names and not types:
-            return None
-        return nncf.IgnoredScope(names=list(names), types=list(types), validate=False)
 
 
 @dataclass(frozen=True)
@@ -103,8 +79,6 @@ class GuardPolicy:
     images: int | None = None  # the first N validation images; None: all
 
     def budgets(self, precision: str) -> tuple[float, float]:
-        from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB
-
         budget = DEFAULT_BUDGET_DB[precision] if self.max_psnr_drop is None else float(self.max_psnr_drop)
         ab = DEFAULT_MAX_MEAN_AB[precision] if self.max_mean_ab_err is None else float(self.max_mean_ab_err)
         return budget, ab
@@ -173,19 +147,26 @@ def make_recipe(*, precision: str, backend: str = "onnxruntime", dynamic: bool =
     if ov_route is not None and ov_route not in OV_ROUTES:
         raise TinctError(f"--ov-route {ov_route!r}: choose one of {', '.join(OV_ROUTES)}")
     if ov_float_precision == "bf16":
-        from tinct.quantization.openvino_int8 import require_bf16_cpu
-
-        require_bf16_cpu()
+        require_isa("bf16", "--ov-float-precision bf16")
     return Recipe(precision, backend, route, qdq_tool=tool if route != "nncf-ir" else None,
                   method=method or "minmax", weight_range=weight_range,
                   symmetric_activations=backend == "tensorrt", ov_float_precision=ov_float_precision,
                   conditional=dynamic and route != "nncf-ir", calibration=calibration or Calibration())
 
 
+def read_parent(path: Path):
+    """The FP32 tinct ONNX a recipe starts from (its metadata), or a one-line error."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        raise TinctError(f"{path}: 'tinct quantize' takes an existing FP32 .onnx artifact")
+    meta = read_onnx_meta(path)
+    if meta.precision != "fp32":
+        raise TinctError(f"{path.name} is already {meta.precision}: quantize the FP32 parent")
+    return meta
+
+
 def recipe_for(src, **options) -> Recipe:
     """:func:`make_recipe` for the FP32 ONNX ``src`` (its gating decides the A-ColViT routes)."""
-    from tinct.quantization.api import read_parent
-
     return make_recipe(dynamic=read_parent(Path(src)).gating == "dynamic", **options)
 
 
@@ -204,73 +185,3 @@ def _qdq_tool(tool: str | None, backend: str, method: str | None) -> str:
     if method and tool != "onnxruntime":
         raise TinctError("--method selects ONNX Runtime's calibration: use it with --qdq-tool onnxruntime")
     return tool
-
-
-@dataclass
-class Candidate:
-    """The built artifact awaiting the guard: ``path`` in the temporary directory, ``extra`` (recipe facts
-    for the metadata)."""
-
-    path: Path
-    extra: dict
-
-
-def build_candidate(recipe: Recipe, src: Path, tmpdir: Path, name: str, *, parent_sha: str, calib=None,
-                    threads: int = 1, props: dict | None = None) -> Candidate:
-    """Build ``recipe``'s artifact from the FP32 ONNX ``src`` into ``tmpdir``. ``props``: the provisional
-    tinct metadata an IR carries while it is guarded (its precision, not the parent's: the runtime checks
-    the claim against the graph)."""
-    props = props or {}
-    out = tmpdir / name
-    if recipe.route == "bf16-ir":
-        from tinct.quantization import openvino_int8 as ovq
-
-        ovq.require_bf16_cpu()
-        ovq.save_ir(ovq.convert(src), out, props, ovq.build_info(src, "bf16", parent_sha))
-        return Candidate(out, {"quantization": {"tool": "OpenVINO INFERENCE_PRECISION_HINT=bf16",
-                                                "weights": "fp32 in the IR", "f32_layers": "the patch embedding"}})
-    if recipe.route == "fp16":
-        from tinct.quantization.fp16 import convert_fp16
-
-        info = convert_fp16(src, out)
-        return Candidate(out, {"float_ops": info.pop("float_ops"), "quantization": info})
-    if recipe.route == "nncf-ir":
-        from tinct.quantization import openvino_int8 as ovq
-
-        model, info = ovq.nncf_int8(src, calib, floats=recipe.floats, weight_range=recipe.weight_range)
-        ovq.save_ir(model, out, props, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
-        return Candidate(out, {"quantization": info,
-                               "float_ops": ["as NNCF TRANSFORMER leaves them"] + list(info["ignored_types"])})
-    qdq = out if recipe.route == "qdq" else tmpdir / "qdq.onnx"
-    info = _build_qdq(recipe, src, qdq, calib, threads)
-    extra = {"float_ops": info.pop("float_ops"), "quantization": info}
-    if recipe.route == "qdq-ir":
-        from tinct.quantization import openvino_int8 as ovq
-
-        info["openvino"] = "Q/DQ ONNX read by OpenVINO (FakeQuantize, int8 kernels)"
-        ovq.save_ir(ovq.convert(qdq), out, props, ovq.build_info(src, recipe.ov_float_precision, parent_sha))
-    return Candidate(out, extra)
-
-
-def _build_qdq(recipe: Recipe, src: Path, out: Path, calib, threads: int) -> dict:
-    import onnx
-
-    if recipe.conditional:
-        from tinct.quantization.conditional import quantize_conditional
-
-        return quantize_conditional(src, out, calib, method=recipe.method, threads=threads,
-                                    branch_tool=recipe.qdq_tool, symmetric_activations=recipe.symmetric_activations,
-                                    weight_range=recipe.weight_range)
-    if recipe.qdq_tool == "nncf":
-        from tinct.quantization.onnx_int8 import quantize_model_nncf, unquantized_op_types
-
-        proto = onnx.load(str(src))
-        info = quantize_model_nncf(proto, out, [calib.feed(i) for i in range(len(calib))],
-                                   ignored_names=recipe.floats.onnx_nodes(proto), weight_range=recipe.weight_range)
-        info["float_roles"] = list(recipe.floats.roles)
-        info["float_ops"] = unquantized_op_types(onnx.load(str(out))) + list(recipe.floats.roles)
-        return info
-    from tinct.quantization.onnx_int8 import quantize_model
-
-    return quantize_model(src, out, calib.ort_reader(), method=recipe.method, float_roles=recipe.floats.roles,
-                          symmetric_activations=recipe.symmetric_activations, weight_range=recipe.weight_range)

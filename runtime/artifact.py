@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,7 +164,6 @@ class ArtifactMeta:
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
     """The sha256 of a file, read in chunks: the one hash every artifact record and cache key uses."""
-    import hashlib
 
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -214,12 +216,13 @@ def set_onnx_props(proto, props: dict[str, str], producer: str = "tinct") -> Non
 
 @contextlib.contextmanager
 def atomic_path(dest, mode: int = 0o644):
-    """``with atomic_path(out) as tmp:`` write ``tmp`` (a fresh name in ``out``'s directory); when the
-    block succeeds it is fsynced and renamed onto ``out``, when it fails (or is interrupted) it is
-    removed and ``out`` is untouched. The one atomic file writer: images, ONNX, engines, caches."""
+    """``with atomic_path(out) as tmp:`` write ``tmp`` (a fresh hidden name in ``out``'s directory, ending in
+    ``.tmp`` + ``out``'s suffix, so readers that go by the suffix can check it); when the block succeeds it is
+    fsynced and renamed onto ``out``, when it fails (or is interrupted) it is removed and ``out`` is untouched.
+    The one atomic file writer: images, ONNX, engines, caches."""
     dest = Path(dest)
     parent = dest.parent if str(dest.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -304,8 +307,6 @@ def _onnx_scan(path: str, size: int, mtime_ns: int):
 
     Hand-written on purpose: a protobuf wire walk over the memory-mapped file reads the few kB of
     headers and skips the weights; onnx is not a runtime dependency."""
-    import mmap
-    from collections import Counter
 
     name = path.rsplit("/", 1)[-1]
     props, ops, inits, has_graph = [], Counter(), Counter(), False

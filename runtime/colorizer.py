@@ -1,4 +1,5 @@
-"""Full-resolution colorization around a 224x224 model: :class:`Colorizer` and the interactive :class:`Session`.
+"""Full-resolution colorization around a 224x224 hint model: :class:`Colorizer` and :class:`HintSession`
+(the interactive session of a hint model; the machinery it shares with Color2Embed's is :mod:`runtime.session`).
 
 Pipeline (any-size RGB ``[H, W, 3]`` uint8 or grayscale ``[H, W]`` uint8 + user hints in the
 original image's pixel coordinates):
@@ -27,11 +28,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from typing import ClassVar
 
 import numpy as np
+
 from tinct.runtime.backends.base import AUX_GATES_OUTPUT
 from tinct.runtime.color import L_CENT, L_NORM
-from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import (
     DEFAULT_MAX_USER_HINTS,
     GRID,
@@ -42,7 +44,8 @@ from tinct.runtime.hints import (
     parse_user_hints,
     user_hints_to_cells,
 )
-from tinct.runtime.postprocess import ONE_SHOT, Canvas, fit_size, luminance_l, resize_rgb
+from tinct.runtime.postprocess import ONE_SHOT, luminance_l
+from tinct.runtime.session import ModelOutputError, Session, as_image
 
 
 def post_threads(backend) -> int:
@@ -56,10 +59,6 @@ def _static_gates(backend) -> np.ndarray | None:
     return np.asarray(g, dtype=bool) if g else None
 
 
-class ModelOutputError(TinctError):
-    """The backend returned values that are not finite."""
-
-
 def _checked(h: UserHint, i: int) -> UserHint:
     """A :class:`UserHint` built in code is validated like one parsed from JSON."""
     rgb = h.rgb
@@ -67,17 +66,6 @@ def _checked(h: UserHint, i: int) -> UserHint:
             and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb)):
         raise HintError(f"hint {i}: colour {rgb!r} is not three integers 0..255")
     return UserHint(h.x, h.y, tuple(int(v) for v in rgb))
-
-
-def _as_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 image, got {image.dtype}")
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = image[..., :3]
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
-        raise ValueError(f"expected [H, W, 3] RGB or [H, W] gray, got shape {image.shape}")
-    return np.ascontiguousarray(image)
 
 
 class Colorizer:
@@ -88,82 +76,38 @@ class Colorizer:
         self.max_hints = max_hints
         self.threads = int(threads or post_threads(backend))
 
-    def session(self, image: np.ndarray, preview: int | None = None, postprocess: str = "auto") -> Session:
-        return Session(self, image, preview=preview, postprocess=postprocess)
+    def session(self, image: np.ndarray, preview: int | None = None, postprocess: str = "auto") -> HintSession:
+        return HintSession(self, image, preview=preview, postprocess=postprocess)
 
     def colorize(self, image: np.ndarray, hints: Iterable[UserHint] | str | list = ()) -> np.ndarray:
         """One-shot: uint8 RGB ``[H, W, 3]`` at the input's resolution (numpy post-processing unless the
         fused kernel is already loaded: for one image its import costs more than it saves)."""
-        s = Session(self, image, postprocess=ONE_SHOT)
+        s = HintSession(self, image, postprocess=ONE_SHOT)
         s.set_hints(hints)
         return s.colorize()
 
 
-class Session:
-    """One image loaded once; hints edited; :meth:`colorize` recomputes only what changed.
+class HintSession(Session):
+    """A session of a hint model: hints edited (added, moved, recoloured, removed, replaced); each update
+    encodes the hints into the model input ``x`` when they changed and reruns the model."""
 
-    The returned array is the session's output buffer, overwritten by the next update: copy it to keep it.
-    """
+    kind: ClassVar[str] = "hints"
+    input_stage: ClassVar[str | None] = "hints"
 
     def __init__(self, colorizer: Colorizer, image: np.ndarray, preview: int | None = None,
                  postprocess: str = "auto"):
+        super().__init__(colorizer, image, IMG_SIZE, preview=preview, postprocess=postprocess)
         t0 = time.perf_counter()
-        self.colorizer = colorizer
-        self.backend = colorizer.backend
-        image = _as_image(image)
-        self.height, self.width = image.shape[:2]
         f32 = np.float32
-        self._image = image
-        self._postprocess = postprocess
-        if preview is not None and not 16 <= int(preview) <= 16384:
-            raise ValueError(f"preview size {preview}: use 16..16384 pixels (the longer side)")
-        self.preview_size = fit_size(self.width, self.height, int(preview)) if preview else None
-        # -- the model's 224 L (see module doc)
-        small = resize_rgb(image, (IMG_SIZE, IMG_SIZE))
-        self.l_n_224 = ((luminance_l(small) - f32(L_CENT)) / f32(L_NORM)).astype(f32)[None]
-        # -- reused buffers
-        self.x = np.zeros((1, 4, IMG_SIZE, IMG_SIZE), dtype=f32)
-        self.ab_224 = np.zeros((1, 2, IMG_SIZE, IMG_SIZE), dtype=f32)
-        self._canvases: dict[str, Canvas] = {}
-        self._rendered: dict[str, int] = {}  # canvas -> the model run it shows
-        self._canvas("preview" if self.preview_size else "full")
+        # the model's 224 L: the L of the downscaled photo (see the module doc)
+        self.l_n_224 = ((luminance_l(self.small) - f32(L_CENT)) / f32(L_NORM)).astype(f32)[None]
+        self.x = np.zeros((1, 4, IMG_SIZE, IMG_SIZE), dtype=f32)  # reused model input
         self._hints: dict[tuple[int, int], UserHint] = {}
-        self._stale = {"hints": True, "model": True}
-        self.runs = 0
+        self._hints_stale = True
         self.gates = _static_gates(self.backend)  # [depth, 2] bool, or None for a model without gates
-        self.timings: dict[str, float] = {"prepare": (time.perf_counter() - t0) * 1e3}
-
-    def _canvas(self, which: str) -> Canvas:
-        c = self._canvases.get(which)
-        if c is None:
-            if which == "full":
-                c = Canvas(self._image, self._postprocess)
-                self._image = None  # the full canvas holds all a later update needs (the preview is built first)
-            else:
-                c = Canvas(resize_rgb(self._image, self.preview_size), self._postprocess, rgba=True)
-            self._canvases[which] = c
-        return c
-
-    @property
-    def l_full(self) -> np.ndarray:
-        """CIE L of the photo at full resolution, float32 ``[H, W]``."""
-        return self._canvas("full").l
-
-    @property
-    def ab_full(self) -> np.ndarray:
-        """The last update's ab upsampled to full resolution, in ab units, float32 ``[2, H, W]``."""
-        return self._canvas("full").ab_full(self.ab_224)
-
-    @property
-    def kernel(self) -> str:
-        """The post-processing kernel in use (numba or numpy)."""
-        return next(iter(self._canvases.values())).kernel
+        self.timings["prepare"] += (time.perf_counter() - t0) * 1e3
 
     # ------------------------------------------------------------------ hint editing
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.width, self.height
-
     @property
     def hints(self) -> list[UserHint]:
         return list(self._hints.values())
@@ -175,7 +119,8 @@ class Session:
         return int(x), int(y)
 
     def _touch(self) -> None:
-        self._stale.update(hints=True, model=True)
+        self._hints_stale = True
+        self._model_stale = True
 
     def add_hint(self, x, y=None, color=None) -> UserHint:
         """``add_hint(UserHint)`` or ``add_hint(x, y, color)`` (color '#rrggbb' or (r, g, b))."""
@@ -251,10 +196,19 @@ class Session:
     def hints_json(self) -> str:
         return json.dumps([h.to_json() for h in self._hints.values()])
 
-    # ------------------------------------------------------------------ the pipeline
+    # ------------------------------------------------------------------ the model input
+    def _prepare(self) -> float:
+        if not self._hints_stale:
+            return 0.0
+        t = time.perf_counter()
+        ab, mask = user_hints_to_cells(self.hints, self.size)
+        encode(self.l_n_224, ab[None], mask[None], out=self.x)
+        self._hints_stale = False
+        return (time.perf_counter() - t) * 1e3
+
     def _predict(self) -> np.ndarray:
-        """The model run: normalized ab at the model's resolution (subclasses feed other inputs).
-        A dynamic A-ColViT's auxiliary output is kept in :attr:`gates` (which sub-layers ran)."""
+        """The model run: normalized ab [1, 2, 224, 224]. A dynamic A-ColViT's auxiliary output is kept in
+        :attr:`gates` (which sub-layers ran)."""
         b = self.backend
         if AUX_GATES_OUTPUT not in getattr(b, "output_names", ()):
             return b.run_x(self.x)
@@ -262,65 +216,10 @@ class Session:
         self.gates = np.asarray(out[AUX_GATES_OUTPUT])[0].astype(bool)  # [depth, 2]: (attention, MLP) ran
         return out[next(n for n in b.output_names if n != AUX_GATES_OUTPUT)]
 
-    def colorize(self) -> np.ndarray:
-        """The full-resolution result (uint8 ``[H, W, 3]``, the session's buffer: copy it to keep it)."""
-        return self._update("full")
-
-    def preview(self) -> np.ndarray:
-        """The result at the display size given as ``preview`` (the full result when none was given)."""
-        return self._update("preview" if self.preview_size else "full")
-
-    def preview_rgba(self) -> np.ndarray:
-        """:meth:`preview` as the display buffer it is rendered into: uint8 ``[h, w, 4]``, alpha 255, what a
-        browser's ``ImageData`` takes without a conversion (needs a ``preview`` size)."""
-        if not self.preview_size:
-            raise ValueError("preview_rgba needs a session opened with a preview size")
-        self._update("preview")
-        return self._canvases["preview"].buffer
-
-    def _update(self, which: str) -> np.ndarray:
-        t_all = time.perf_counter()
-        timings = {"hints": 0.0, "model": 0.0, "post": 0.0}
-        if self._stale.get("hints"):
-            t = time.perf_counter()
-            ab, mask = user_hints_to_cells(self.hints, self.size)
-            encode(self.l_n_224, ab[None], mask[None], out=self.x)
-            self._stale["hints"] = False
-            timings["hints"] = (time.perf_counter() - t) * 1e3
-        if self._stale["model"]:
-            t = time.perf_counter()
-            out = self._predict()
-            if out.shape != self.ab_224.shape:
-                raise RuntimeError(f"backend returned shape {out.shape}, expected {self.ab_224.shape}")
-            bad = out.size - int(np.count_nonzero(np.isfinite(out)))
-            if bad:  # a NaN becomes black: refuse instead of writing a wrong image (issue 15)
-                self._stale["model"] = True
-                raise ModelOutputError(f"the model produced {bad} NaN/inf values for this input: the artifact "
-                                       "does not work here (check it with 'tinct doctor ARTIFACT')")
-            np.copyto(self.ab_224, out, casting="same_kind")
-            self.runs += 1
-            self._stale["model"] = False
-            timings["model"] = (time.perf_counter() - t) * 1e3
-        t = time.perf_counter()
-        canvas = self._canvas(which)
-        if self._rendered.get(which) != self.runs:
-            canvas.render(self.ab_224[0], threads=self.colorizer.threads)
-            self._rendered[which] = self.runs
-        timings["post"] = (time.perf_counter() - t) * 1e3
-        timings["total"] = (time.perf_counter() - t_all) * 1e3
-        self.timings = {"prepare": self.timings.get("prepare", 0.0), **timings}
-        return canvas.rgb
-
-    # ------------------------------------------------------------------ for tests / tools
-    def lab(self) -> np.ndarray:
-        """The merged full-resolution Lab (float32 ``[H, W, 3]``) of the last update."""
-        ab = self.ab_full
-        return np.stack([self.l_full, ab[0], ab[1]], axis=-1)
-
 
 def buffer_ids(session: Session) -> dict[str, int]:
     """Data pointers of the per-update buffers (tests check they are reused)."""
-    out = {n: getattr(session, n).__array_interface__["data"][0] for n in ("x", "ab_224")}
+    out = {n: getattr(session, n).__array_interface__["data"][0] for n in ("x", "ab_model") if hasattr(session, n)}
     for name, c in session._canvases.items():
         out[f"{name}.rgb"] = c.rgb.__array_interface__["data"][0]
         for k, v in (getattr(c, "_planes", None) or {}).items():
@@ -328,4 +227,4 @@ def buffer_ids(session: Session) -> dict[str, int]:
     return out
 
 
-__all__ = ["GRID", "Colorizer", "Session", "buffer_ids", "luminance_l"]
+__all__ = ["GRID", "Colorizer", "HintSession", "ModelOutputError", "Session", "as_image", "buffer_ids", "luminance_l"]

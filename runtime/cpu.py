@@ -18,6 +18,8 @@ import os
 import platform
 from pathlib import Path
 
+from tinct.runtime.errors import TinctError
+
 # Flags worth reporting for inference on x86 CPUs.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
              "amx_tile", "amx_bf16", "amx_int8")
@@ -164,6 +166,16 @@ def missing_isa(precision: str) -> str | None:
         raw = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
         where += f" (capped by ONEDNN_MAX_CPU_ISA={raw}; natively {native})"
     return f"{precision} needs the {need.replace('_CORE', '')} instruction set (avx512_bf16 or amx_bf16), and {where}"
+
+
+def require_isa(precision: str, what: str) -> None:
+    """Refuse, in one line naming the missing instruction set, a precision this CPU cannot run natively
+    (OpenVINO itself fails with a cut message under AVX2 and emulates bf16 slowly under AVX512_CORE): the one
+    refusal for ``tinct build``, ``tinct quantize`` and every backend load."""
+
+    why = missing_isa(precision)
+    if why:
+        raise TinctError(f"{what}: cannot run here: {why}; use fp32 or int8 on this CPU, or build on a CPU that has it")
 
 
 def cpu_record() -> dict:

@@ -1,4 +1,6 @@
 """Errors that the CLI turns into one clear line and a non-zero exit code."""
+import argparse
+import os
 
 
 class TinctError(Exception):
@@ -31,7 +33,6 @@ MAX_THREADS = 256
 
 def bounded(lo: float, hi: float, kind=int):
     """argparse type: a number of ``kind`` in ``lo..hi`` (resource arguments are always bounded)."""
-    import argparse
 
     def parse(text: str):
         try:
@@ -47,8 +48,6 @@ def bounded(lo: float, hi: float, kind=int):
 
 def thread_count(text: str) -> int:
     """argparse type for ``--threads``: 0 (the library's default) or 1..:data:`MAX_THREADS`."""
-    import argparse
-    import os
 
     try:
         n = int(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+
 from tinct.runtime.color import lab_n_to_rgb, rgb_to_lab_n, to_uint8
 from tinct.runtime.hints import encode_from_lab, mask_from_coords
 

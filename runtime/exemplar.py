@@ -3,7 +3,7 @@
 Two artifacts (``tinct export color2embed-r18 -o OUT``): the colour encoder (``ref`` -> ``emb``) and
 the colorizer (``l_n``, ``emb`` -> ``ab``), each opened with any backend (:func:`runtime.backends.open_backend`).
 
-Pipeline, sharing :class:`runtime.colorizer.Session`'s full-resolution machinery:
+Pipeline, sharing the full-resolution machinery of :class:`runtime.session.Session`:
 
 1. **L at full resolution** (once per image) and the Lab-inverse caches, exactly as the iColoriT
    session (the output's L is the input's L).
@@ -24,14 +24,17 @@ import hashlib
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-from PIL import Image
-from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER
+
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER, ArtifactError, ArtifactMeta, read_onnx_props
+from tinct.runtime.backends import open_backend
 from tinct.runtime.color import L_CENT, L_NORM
-from tinct.runtime.colorizer import Session, _as_image, luminance_l, post_threads
+from tinct.runtime.colorizer import luminance_l, post_threads
 from tinct.runtime.errors import TinctError
-from tinct.runtime.postprocess import ONE_SHOT
+from tinct.runtime.postprocess import ONE_SHOT, resize_rgb
+from tinct.runtime.session import Session, as_image
 
 DEFAULT_SIZE = 256
 MULTIPLE = 16
@@ -40,11 +43,6 @@ CACHE_SIZE = 32
 
 class ExemplarError(TinctError):
     pass
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    mode = "L" if image.ndim == 2 else "RGB"
-    return np.asarray(Image.fromarray(image, mode).resize((size, size), Image.BILINEAR))
 
 
 def _check_backend(backend, arch: str, what: str) -> None:
@@ -80,21 +78,21 @@ class ExemplarColorizer:
 
     # ------------------------------------------------------------------ references
     def reference_key(self, reference_rgb: np.ndarray) -> str:
-        ref = _as_image(reference_rgb)
+        ref = as_image(reference_rgb)
         h = hashlib.sha256(f"{ref.shape}|{self.size}|".encode())
         h.update(ref.tobytes())
         return h.hexdigest()
 
     def embed(self, reference_rgb: np.ndarray) -> np.ndarray:
         """The reference's embedding ``[1, E]`` float32 (cached by content; a copy is returned)."""
-        ref = _as_image(reference_rgb)
+        ref = as_image(reference_rgb)
         key = self.reference_key(ref)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key].copy()
         if self.encoder is None:
             raise ExemplarError("no encoder artifact: pass an embedding, or open the colour encoder")
-        small = _resize(ref, self.size)
+        small = resize_rgb(ref, (self.size, self.size))
         if small.ndim == 2:
             small = np.repeat(small[..., None], 3, axis=-1)
         x = np.ascontiguousarray(np.moveaxis(small.astype(np.float32) * np.float32(1 / 255.0), -1, 0)[None])
@@ -141,30 +139,28 @@ class ExemplarColorizer:
 
 
 class ExemplarSession(Session):
-    """One image loaded once; references/embeddings swapped; :meth:`colorize` reruns only the model
-    and the post-processing. The returned array is reused by the next update: copy it to keep it."""
+    """A session of a Color2Embed model: one image loaded once; references/embeddings swapped; each update
+    reruns only the model and the post-processing. The returned array is reused by the next update: copy
+    it to keep it."""
+
+    kind: ClassVar[str] = "exemplar"
 
     def __init__(self, colorizer: ExemplarColorizer, image: np.ndarray, preview: int | None = None,
                  postprocess: str = "auto"):
-        t0 = time.perf_counter()
-        super().__init__(colorizer, image, preview=preview, postprocess=postprocess)  # full-res L, Lab caches, output buffers (224-sized parts replaced)
-        image = _as_image(image)
-        s, f32 = colorizer.size, np.float32
-        small = _resize(image, s)
-        self.l_n_small = ((luminance_l(small) - f32(L_CENT)) / f32(L_NORM)).astype(f32)[None, None]
-        self.ab_224 = np.zeros((1, 2, s, s), dtype=f32)  # the model's ab (name kept: Session renders it)
-        self.x = None  # no hint input
+        super().__init__(colorizer, image, colorizer.size, preview=preview, postprocess=postprocess)
+        f32 = np.float32
+        self.l_n_small = ((luminance_l(self.small) - f32(L_CENT)) / f32(L_NORM)).astype(f32)[None, None]
         self.embedding: np.ndarray | None = None
         self.reference_key: str | None = None
-        self._stale = {"model": True, "hints": False}
-        self.timings = {"prepare": (time.perf_counter() - t0) * 1e3}
+        self._embed_ms = 0.0
 
     def set_reference(self, reference_rgb: np.ndarray) -> np.ndarray:
         """Use this reference photo (embedding from the cache when seen before); returns the embedding."""
         t = time.perf_counter()
         key = self.colorizer.reference_key(reference_rgb)
         emb = self.colorizer.embed(reference_rgb)
-        self.timings["embed"] = (time.perf_counter() - t) * 1e3
+        self._embed_ms = (time.perf_counter() - t) * 1e3
+        self.timings["embed"] = self._embed_ms
         self._set(emb, key)
         return emb
 
@@ -176,24 +172,18 @@ class ExemplarSession(Session):
             self.reference_key = key
             return
         self.embedding, self.reference_key = emb, key
-        self._stale.update(model=True, post=True)
+        self._touch()
 
-    def set_hints(self, hints) -> None:
-        if list(hints or []):
-            raise ExemplarError("a Color2Embed session takes a reference, not hints")
+    def _prepare(self) -> float:
+        if self.embedding is None:
+            raise ExemplarError("no reference: call set_reference() or set_embedding() first")
+        return 0.0
 
     def _predict(self) -> np.ndarray:
         return self.backend.infer({"l_n": self.l_n_small, "emb": self.embedding})["ab"]
 
-    def _update(self, which: str) -> np.ndarray:  # colorize() and preview()
-        if self.embedding is None:
-            raise ExemplarError("no reference: call set_reference() or set_embedding() first")
-        self._stale["hints"] = False  # an exemplar session has no hint channels
-        embed_ms = self.timings.get("embed", 0.0)
-        rgb = super()._update(which)
-        self.timings.pop("hints", None)
-        self.timings["embed"] = embed_ms
-        return rgb
+    def _timing_extras(self) -> dict[str, float]:
+        return {"embed": self._embed_ms}
 
 
 # ----------------------------------------------------------------------------- opening artifacts
@@ -227,17 +217,13 @@ def find_artifacts(engine) -> tuple[Path, Path]:
 
 
 def _read_meta(path: Path):
-    from tinct.runtime.artifact import ArtifactMeta
-
     if path.suffix.lower() == ".onnx":
-        from tinct.runtime.artifact import ArtifactError, read_onnx_props
 
         try:
             props = read_onnx_props(path)
         except ArtifactError as exc:
             raise ExemplarError(str(exc)) from None
         return ArtifactMeta.from_props(props, where=path.name)
-    from tinct.runtime.backends import open_backend
 
     with open_backend(path) as b:
         return b.meta
@@ -246,7 +232,6 @@ def _read_meta(path: Path):
 def open_exemplar(engine, backend: str | None = None, size: int = DEFAULT_SIZE, **opts) -> ExemplarColorizer:
     """An :class:`ExemplarColorizer` from a directory or colorizer file (see :func:`find_artifacts`).
     The encoder runs in FP32 with the same backend."""
-    from tinct.runtime.backends import open_backend
 
     enc_path, col_path = find_artifacts(engine)
     col = open_backend(col_path, backend, **opts)

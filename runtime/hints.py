@@ -22,11 +22,13 @@ import math
 import os
 import random
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from tinct.runtime.color import AB_NORM, rgb_to_lab
 from tinct.runtime.errors import InputError
 
@@ -268,8 +270,6 @@ MAX_HINTS_FILE_BYTES = 1 << 20  # 4096 hints take ~250 kB; /dev/zero once grew t
 def load_user_hints(path: str | Path, image_size: tuple[int, int],
                     max_hints: int = DEFAULT_MAX_USER_HINTS) -> list[UserHint]:
     """Read and validate a hints file: a regular file of at most :data:`MAX_HINTS_FILE_BYTES`, UTF-8 JSON."""
-    import os
-    import stat
 
     path = Path(path)
     try:

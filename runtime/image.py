@@ -9,12 +9,14 @@ over ``max_pixels`` are refused from the header, before any pixel is decoded.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from tinct.runtime.artifact import atomic_path
 from tinct.runtime.errors import InputError, TooLargeError
 
@@ -53,7 +55,6 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
 
 def decode_image(data: bytes, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """:func:`load_image` for bytes already in memory (an upload); ``name`` labels the messages only."""
-    import io
 
     if not data:
         raise ImageError(f"{name}: empty upload, not an image")

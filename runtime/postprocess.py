@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 from PIL import Image
+
 from tinct.runtime.color import AB_NORM, RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, srgb_to_linear
 
 KERNELS = ("numba", "numpy")

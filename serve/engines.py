@@ -7,11 +7,18 @@ a :class:`~tinct.runtime.colorizer.Session` belongs to one request at a time (th
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_PROTOCOLS, read_onnx_meta
+from tinct.runtime.backends import open_backend
+from tinct.runtime.backends.base import available_backends, resolve_backend_name
+from tinct.runtime.catalog import DEFAULT_MODEL, prebuilt_model, shipped_models
+from tinct.runtime.colorizer import Colorizer
 from tinct.runtime.errors import InputError
+from tinct.runtime.exemplar import find_artifacts, open_exemplar
 
 EXEMPLAR = "exemplar"
 HINTS = "hints"
@@ -50,11 +57,8 @@ class Engine:
 
     def _open(self):
         if self.kind == EXEMPLAR:
-            from tinct.runtime.exemplar import open_exemplar
 
             return open_exemplar(self.path, self.backend, threads=self.threads)
-        from tinct.runtime.backends import open_backend
-        from tinct.runtime.colorizer import Colorizer
 
         return Colorizer(open_backend(self.path, self.backend, threads=self.threads))
 
@@ -67,12 +71,10 @@ class Engine:
 
 def _describe_artifact(path: Path):
     """(model, architecture, precision, gating) from the artifact's metadata, without opening it."""
-    from tinct.runtime.artifact import read_onnx_meta
 
     if path.suffix.lower() == ".onnx":
         m = read_onnx_meta(path)
         return m.model, m.architecture, m.precision, m.gating
-    from tinct.runtime.backends import open_backend
 
     with open_backend(path, threads=1) as b:  # an IR or engine: its reader is the backend
         m = b.meta
@@ -80,8 +82,6 @@ def _describe_artifact(path: Path):
 
 
 def _engine(path: Path, backend: str, threads: int) -> Engine:
-    from tinct.runtime.artifact import C2E_COLORIZER, C2E_PROTOCOLS
-
     model, arch, precision, gating = _describe_artifact(path)
     if arch in C2E_PROTOCOLS:
         if arch != C2E_COLORIZER:
@@ -109,10 +109,6 @@ class EngineSet:
               threads: int = 1) -> EngineSet:
         """Engines for shipped ``models`` and ``artifacts`` on each of ``backends`` that can run them
         (default: ONNX Runtime, plus OpenVINO when it is installed). Neither given: every shipped model."""
-        import importlib.util
-
-        from tinct.runtime.backends.base import available_backends, resolve_backend_name
-        from tinct.runtime.shipped import DEFAULT_MODEL, prebuilt_model, shipped_models
 
         if backends is None:
             backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
@@ -130,7 +126,6 @@ class EngineSet:
             if not path.exists():
                 raise InputError(f"--engine {a}: no such file")
             if path.is_dir():
-                from tinct.runtime.exemplar import find_artifacts
 
                 path = find_artifacts(path)[1]
             kind = resolve_backend_name(path)

@@ -15,6 +15,9 @@ from __future__ import annotations
 import time
 
 from tinct.runtime.errors import MissingExtraError, TinctError
+from tinct.serve.engines import EngineSet
+from tinct.serve.ray_batch import cluster_cpus, init
+from tinct.serve.sessions import SessionStore
 
 SESSIONS_OFF = ("interactive sessions need 'tinct serve --ray ... --replicas 1' or plain 'tinct serve': Ray Serve "
                 "routes each request to any replica, and a session lives in the memory of the one that made it")
@@ -23,8 +26,6 @@ SESSIONS_OFF = ("interactive sessions need 'tinct serve --ray ... --replicas 1' 
 def build_app(cfg: dict):
     """One replica's ASGI app from a plain config (what travels to the replica)."""
     from tinct.serve.app import Limits, create_app
-    from tinct.serve.engines import EngineSet
-    from tinct.serve.sessions import SessionStore
 
     engines = EngineSet.build(cfg["models"], cfg["engines"], cfg["backends"], threads=cfg["threads"])
     store = SessionStore(max_sessions=cfg["max_sessions"], max_bytes=cfg["max_bytes"], idle_s=cfg["idle_s"])
@@ -50,7 +51,6 @@ def deployment(cfg: dict):
 
 def run(cfg: dict, address: str, host: str, port: int, log=print) -> int:
     """Start (or join) Ray, serve until interrupted, then tear the application down."""
-    from tinct.runtime.ray_batch import cluster_cpus, init
 
     ray = init(address)
     need = cfg["replicas"] * cfg["threads"]

@@ -17,7 +17,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from tinct.runtime.errors import InputError, TinctError, TooLargeError
+from tinct.runtime.postprocess import Canvas
 
 
 class SessionNotFound(TinctError):
@@ -53,7 +55,6 @@ def canvas_bytes_per_pixel(kernel: str, rgba: bool = False) -> float:
     """Bytes a canvas keeps per pixel with this kernel (measured on a small canvas; ``rgba``: a preview's)."""
     key = (kernel, rgba)
     if key not in _PER_PIXEL:
-        from tinct.runtime.postprocess import Canvas
 
         c = Canvas(np.zeros((64, 64, 3), np.uint8), kernel, rgba=rgba)
         c.render(np.zeros((2, 16, 16), np.float32))  # the numpy kernel allocates its planes here

@@ -12,7 +12,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
-FIXTURES = Path(__file__).parent / "fixtures" / "photos"
+FIXTURES = Path(__file__).parent.parent / "data" / "samples"
 COMMON = ["--calib", str(FIXTURES), "--calib-size", "6", "--no-progress"]
 
 
@@ -43,7 +43,7 @@ def acolvit_onnx(tmp_path_factory, randomize_weights):
 
 
 def _tinct(*argv) -> int:
-    from tinct.runtime.cli import main
+    from tinct.cli.main import main
 
     return main([str(a) for a in argv])
 
@@ -56,13 +56,13 @@ def _meta(path: Path):
         return ArtifactMeta.from_props(props)
     import openvino as ov
 
-    from tinct.runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.backends.openvino_ir import read_ir_props
 
     return ArtifactMeta.from_props(read_ir_props(ov.Core().read_model(str(path)))[0])
 
 
 def _check_meta(path: Path, parent: Path, precision: str, int8: bool = True) -> dict:
-    from tinct.runtime.backends.base import sha256_file
+    from tinct.runtime.artifact import sha256_file
 
     meta = _meta(path)
     assert meta.precision == precision

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.runtime.cli import main
+from tinct.cli.main import main
 from tinct.runtime.errors import MAX_THREADS
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTO = ROOT / "tests" / "fixtures" / "photos" / "horses_herd.jpg"
-HINTS = ROOT / "tests" / "fixtures" / "demo_hints.json"
+PHOTO = ROOT / "data" / "samples" / "horses_herd.jpg"
+HINTS = ROOT / "data" / "samples" / "horses_herd_hints.json"
 
 
 def _one_line_error(capsys, rc: int, want: str, code=(1, 2)) -> str:
@@ -170,7 +170,7 @@ def test_export_of_random_bytes_is_one_line(tmp_path, capsys):
 
 
 def test_an_unexpected_exception_is_one_line_and_exit_70(monkeypatch, capsys):
-    from tinct.runtime.commands import info
+    from tinct.cli import info
 
     def boom(args):
         raise KeyError("surprise")

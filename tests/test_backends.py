@@ -51,8 +51,8 @@ def test_onnxruntime_matches_pytorch(tiny, photo_x):
 
 @pytest.mark.skipif(not HAS_OV, reason="openvino is not installed")
 def test_openvino_ir_via_tinct_build_matches_pytorch(tiny, photo_x):
+    from tinct.cli.main import main
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.cli import main
     d, onnx_path, model = tiny
     xml = d / "tiny.xml"
     assert main(["build", str(onnx_path), "--backend", "openvino", "-o", str(xml)]) == 0
@@ -154,7 +154,7 @@ def test_metadata_validation(tiny, tmp_path):
 # ----------------------------------------------------------------------------- TensorRT
 
 def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
-    from tinct.runtime.backends.base import sha256_file
+    from tinct.runtime.artifact import sha256_file
     from tinct.runtime.backends.tensorrt_backend import (
         StaleEngineError,
         check_engine_header,
@@ -188,8 +188,8 @@ def test_tensorrt_engine_header_roundtrip_and_staleness(tmp_path, tiny):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
                     reason="TensorRT is not installed here (it needs an NVIDIA GPU and NVIDIA's own package index)")
 def test_tensorrt_build_and_run_matches_pytorch(tiny, photo_x):
+    from tinct.deploy.build import build_tensorrt
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.backends.loaders import build_tensorrt
     eng = build_tensorrt(tiny[1], tiny[0] / "tiny.engine")
     b = open_backend(eng)
     assert np.abs(b.run_x(photo_x) - _torch_ref(tiny[2], photo_x)).max() <= 1e-3
@@ -211,10 +211,10 @@ def test_missing_extra_is_named(monkeypatch, tmp_path):
 def test_dynamic_acolvit_export_runs_on_both_cpu_backends(tmp_path, photo_x):
     """The dynamic A-ColViT export (If nodes + auxiliary 'gates' output) opens in the runtime, and
     ONNX Runtime and OpenVINO (via tinct build) both match the PyTorch reference."""
+    from tinct.cli.main import main
     from tinct.export.onnx_export import export_onnx
     from tinct.models.registry import create_model
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.cli import main
 
     torch.manual_seed(0)
     model = create_model("acolvit-tiny", depth=2).eval()

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tinct.runtime import batch
-from tinct.runtime.cli import main
+
+from tinct.cli.main import main
 from tinct.runtime.errors import InputError
+from tinct.serve import batch
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PHOTOS = sorted((FIXTURES / "photos").glob("*.jpg"))
+PHOTOS = sorted((FIXTURES.parent.parent / "data" / "samples").glob("*.jpg"))
 MODEL = Path(__file__).resolve().parent.parent / "weights" / "icolorit-tiny.onnx"
 
 

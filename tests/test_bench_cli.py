@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinct.benchmarks import accuracy, datasets
-from tinct.runtime.cli import main
+from tinct.cli.main import main
 from tinct.runtime.errors import TinctError
 from tinct.runtime.hints import make_eval_hints, write_eval_hints
 
@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
 
-PHOTOS = Path(__file__).parent / "fixtures" / "photos"
+PHOTOS = Path(__file__).parent.parent / "data" / "samples"
 COUNTS = "0,2,10"
 
 
@@ -194,7 +194,7 @@ def test_tinct_val_absent(tmp_path, monkeypatch):
 
 def test_engine_path_uses_backend_interface(images, tiny_model, result, tmp_path, monkeypatch):
     """--engine goes through runtime.backends.open_backend(path).infer({"x": x})["ab"]."""
-    import tinct.runtime.backends as runtime_backends
+    from tinct.benchmarks import accuracy
     from tinct.models import load_model
 
     model = load_model(str(tiny_model))
@@ -217,7 +217,7 @@ def test_engine_path_uses_backend_interface(images, tiny_model, result, tmp_path
         opened.update(path=path, **opts)
         return FakeBackend()
 
-    monkeypatch.setattr(runtime_backends, "open_backend", fake_open)
+    monkeypatch.setattr(accuracy, "open_backend", fake_open)
     artifact = tmp_path / "tiny.onnx"
     artifact.write_bytes(b"")
     rc = main(["bench", "accuracy", "--engine", str(artifact), "--threads", "1", "--images", str(images),

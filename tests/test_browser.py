@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTO = ROOT / "tests" / "fixtures" / "photos" / "horses_herd.jpg"
+PHOTO = ROOT / "data" / "samples" / "horses_herd.jpg"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from test_runtime import DEMO_HINTS, PHOTOS, export_tiny
 
-from tinct.runtime.cli import main
+from tinct.cli.main import main
 
 PHOTO = PHOTOS / "horses_herd.jpg"
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None\nfrom tinct.runtime.cli import main\n"
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None\nfrom tinct.cli.main import main\n"
 
 
 def run_cli(args: list[str], tmp_path) -> subprocess.CompletedProcess:

@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tinct.cli.main import main
 from tinct.models import save_model
 from tinct.models.color2embed import Color2Embed, Color2EmbedConfig
-from tinct.runtime.cli import main
 
-PHOTOS = Path(__file__).parent / "fixtures" / "photos"
+PHOTOS = Path(__file__).parent.parent / "data" / "samples"
+WEIGHTS = Path(__file__).parent.parent / "weights"
 IMAGE, REFERENCE = PHOTOS / "cow_in_field.jpg", PHOTOS / "kitten_playing.jpg"
 TINY = {"emb_dim": 32, "width": 8, "enc_width": 8}
 SIZE = 64
@@ -115,7 +116,7 @@ def test_exemplar_matches_pytorch(engines, tiny_model, backend):
         emb_t = tiny_model.encode_reference(torch.from_numpy(np.moveaxis(small_ref, -1, 0)[None].copy()))
         ab_t = tiny_model.colorize(torch.from_numpy(l_n[None, None].astype(np.float32)), emb_t).numpy()
     assert np.abs(emb - emb_t.numpy()).max() <= 1e-4
-    assert np.abs(s.ab_224 - ab_t).max() <= 1e-4
+    assert np.abs(s.ab_model - ab_t).max() <= 1e-4
     assert np.abs(s.l_full - luminance_l(image)).max() < 1e-4  # full-resolution L kept (float rounding aside)
     # the embedding cache and reference swapping
     assert ex.encoder_runs == 1
@@ -170,9 +171,9 @@ def test_cli_colorize_reference_errors(engines, tmp_path, capsys):
     rc = main(["colorize", str(IMAGE), "--reference", str(tmp_path / "missing.jpg"), "--engine",
                str(engines[0]), "-o", str(out)])
     assert rc == 1 and "does not exist" in capsys.readouterr().err and not out.exists()
-    assert main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "-o", str(out)]) == 1
+    assert main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--model", "icolorit-tiny", "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "--engine" in err and "--model color2embed-r18" in err
+    assert "--engine" in err and "--model color2embed-r18" in err and not out.exists()
     assert main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--model", "no-such-model", "-o", str(out)]) == 1
     assert "no shipped model 'no-such-model'" in capsys.readouterr().err
     rc = main(["colorize", str(IMAGE), "--reference", str(REFERENCE), "--engine", str(engines[0]), "-o", str(out),
@@ -185,16 +186,15 @@ def test_cli_colorize_reference_errors(engines, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, capsys):
-    """--model color2embed-r18 runs the shipped ONNX pair (weights/, nothing exported); without them (only the
-    safetensors, e.g. right after training) it is exported once into the engine cache, then reused."""
+    """--reference alone runs the shipped color2embed-r18 ONNX pair (weights/, nothing exported); without them
+    (only the safetensors, e.g. right after training) it is exported once into the engine cache, then reused."""
     import shutil
 
-    from tinct.runtime import shipped as shipped_models
+    from tinct.runtime import catalog as shipped_models
 
     monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out.png"
-    argv = ["colorize", str(IMAGE), "--reference", str(REFERENCE), "--model", "color2embed-r18", "-o", str(out),
-            "--threads", "2"]
+    argv = ["colorize", str(IMAGE), "--reference", str(REFERENCE), "-o", str(out), "--threads", "2"]
     assert main(argv) == 0 and _load(out).shape == _load(IMAGE).shape
     assert "first use" not in capsys.readouterr().out and not (tmp_path / "cache").exists()
     shipped = _load(out)
@@ -205,8 +205,17 @@ def test_cli_colorize_reference_with_the_shipped_model(tmp_path, monkeypatch, ca
     monkeypatch.setattr(shipped_models, "WEIGHTS_DIR", bare)
     out.unlink()
     assert main(argv) == 0 and "first use" in capsys.readouterr().out
-    cached = sorted(p.name for p in (tmp_path / "cache" / "engines").iterdir())
-    assert len(cached) == 2 and cached[0].endswith("-colorizer.onnx") and cached[1].endswith("-encoder.onnx")
+    cached = sorted((tmp_path / "cache" / "engines").iterdir())
+    assert len(cached) == 2 and cached[0].name.endswith("-colorizer.onnx") and cached[1].name.endswith("-encoder.onnx")
+    # a fresh export of the safetensors computes what the shipped pair computes (the same graphs up to float noise)
+    from tinct.export.prebuilt import _feeds
+    from tinct.runtime.backends import open_backend
+
+    for fresh, part in zip(cached, ("colorizer", "encoder")):
+        with open_backend(fresh) as a, open_backend(WEIGHTS / f"color2embed-r18-{part}.onnx") as b:
+            feeds = _feeds(a)
+            for x, y in zip(a.infer(feeds).values(), b.infer(feeds).values()):
+                assert np.abs(x.astype(np.float64) - y).max() <= 1e-6
     assert np.abs(_load(out).astype(int) - shipped.astype(int)).max() <= 1  # the same model either way
     out.unlink()
     assert main(argv) == 0 and out.is_file() and "first use" not in capsys.readouterr().out
@@ -239,9 +248,9 @@ def test_quantize_colorizer_through_guard(engines, tmp_path, precision):
 
 def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
     from tinct.quantization.api import quantize
-    from tinct.quantization.guard import GuardError
     from tinct.quantization.recipes import Calibration, GuardPolicy, make_recipe
     from tinct.runtime.errors import TinctError
+    from tinct.verify.guard import GuardError
 
     out = tmp_path / "q.onnx"
     recipe = make_recipe(precision="int8", calibration=Calibration(source=PHOTOS, size=4))
@@ -255,16 +264,15 @@ def test_quantize_guard_refuses_and_encoder_refused(engines, tmp_path):
 # ----------------------------------------------------------------------------- training
 
 def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
+    # the fixture photos stand in for the corpus (CI fetches only the validation split)
+    import tinct.training.color2embed_train as trainer
     from tinct.runtime.errors import TinctError
     from tinct.training.color2embed_train import C2ETrainConfig, train_color2embed
 
-    # the fixture photos stand in for the corpus (CI fetches only the validation split)
-    import tinct.data.photos as data
-
-    photos = sorted((Path(__file__).parent / "fixtures" / "photos").glob("*.jpg"))
+    photos = sorted((Path(__file__).parent.parent / "data" / "samples").glob("*.jpg"))
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((96, 96))) for p in photos])
-    monkeypatch.setattr(data, "load_train_photos", lambda cache=None: list(images))
-    monkeypatch.setattr(data, "load_val", lambda cache=None: ([p.stem for p in photos], images))
+    monkeypatch.setattr(trainer, "load_train_photos", lambda cache=None: list(images))
+    monkeypatch.setattr(trainer, "load_val", lambda cache=None: ([p.stem for p in photos], images))
     cfg = C2ETrainConfig(out=str(tmp_path / "run"), steps=2, batch=2, size=SIZE, val_every=2, val_limit=3,
                          threads=1, warmup_steps=1, model_overrides=dict(TINY))
     path = train_color2embed(cfg, progress=False)
@@ -342,9 +350,9 @@ def test_latency_benchmark_measures_every_case(engines, monkeypatch):
     real guard (kept or reported as skipped with the guard's reason), the encoder and full-resolution e2e."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from tinct.benchmarks import color2embed_latency as lat
     import dataclasses
 
+    from tinct.benchmarks import color2embed_latency as lat
     from tinct.quantization import api
     from tinct.quantization.recipes import Calibration, GuardPolicy
 

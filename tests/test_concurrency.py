@@ -20,7 +20,7 @@ from tinct.runtime.colorizer import Colorizer
 
 backend_name, n_threads, n_updates = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 b = open_backend("weights/icolorit-tiny.onnx", backend_name, threads=1)
-photos = sorted(__import__("pathlib").Path("tests/fixtures/photos").glob("*.jpg"))
+photos = sorted(__import__("pathlib").Path("data/samples").glob("*.jpg"))
 images = [np.asarray(Image.open(p).convert("RGB").resize((320, 240))) for p in photos]
 
 def script(k):
@@ -35,7 +35,7 @@ def run(k, out, barrier=None):
     for x, y, c in script(k):
         s.set_hints([{"x": x, "y": y, "color": c}])
         s.colorize()
-        out.append(s.ab_224.copy())
+        out.append(s.ab_model.copy())
 
 results = [[] for _ in range(n_threads)]
 barrier = threading.Barrier(n_threads)

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinct.runtime.errors import TinctError
 from tinct.data import corpus as data
 from tinct.data import photos as data_photos
+from tinct.runtime.errors import TinctError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "photos"
+FIXTURES = Path(__file__).parent.parent / "data" / "samples"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -214,7 +214,7 @@ def test_default_cache_env(monkeypatch, tmp_path):
 
 
 def test_cli_registers_data_commands():
-    from tinct.data import cli as cli_data
+    from tinct.cli import data as cli_data
     parser = argparse.ArgumentParser(prog="tinct")
     cli_data.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["data", "fetch", "--split", "val", "--cache", "/x"])

@@ -17,10 +17,13 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from tinct.export import parity
-from tinct.export.onnx_export import count_ops, export_onnx, read_meta, state_dict_sha256
+from tinct.export.onnx_export import export_onnx, read_meta, state_dict_sha256
+from tinct.export.reference import torch_reference
 from tinct.models import create_model
+from tinct.runtime.artifact import count_ops
 from tinct.runtime.errors import TinctError
+from tinct.verify import parity, probes
+from tinct.verify.predictors import ArtifactPredictor
 
 slow = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -30,9 +33,14 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def x_parity():
     try:
-        return parity.parity_inputs()
+        return probes.parity_inputs()
     except TinctError as exc:
         pytest.skip(str(exc))
+
+
+def _ort(path):
+    """The export as the runtime opens it (ONNX Runtime), as a predictor."""
+    return ArtifactPredictor.open(path, threads=0, backend="onnxruntime")
 
 
 def _set_gates(model, decisions):
@@ -96,7 +104,7 @@ def test_icolorit_graph_and_metadata(icolorit_onnx):
     dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
             for v in (m.graph.input[0], m.graph.output[0])]
     assert dims == [["N", 4, 224, 224], ["N", 2, 224, 224]]
-    assert count_ops(m, "If", recursive=True) == 0
+    assert count_ops(m.graph, "If", recursive=True) == 0
     meta = read_meta(path)
     assert (meta.architecture, meta.precision, meta.gating) == ("icolorit", "fp32", "none")
     assert meta.config == model.cfg.to_dict()
@@ -107,7 +115,7 @@ def test_icolorit_graph_and_metadata(icolorit_onnx):
 @slow
 def test_icolorit_batch_parity(icolorit_onnx, x_parity):
     model, path = icolorit_onnx
-    report = parity.compare(parity.onnx_predictor(path), parity.torch_reference(model), x_parity[:3], batch=3)
+    report = parity.compare(_ort(path), torch_reference(model), x_parity[:3], batch=3)
     assert report.ok and report.max_abs <= TOL
 
 
@@ -116,7 +124,7 @@ def test_icolorit_batch_parity(icolorit_onnx, x_parity):
 @slow
 def test_dynamic_has_one_if_per_sublayer(dynamic_onnx, mixed_acolvit):
     m = onnx.load(str(dynamic_onnx))
-    assert count_ops(m, "If") == 2 * len(mixed_acolvit.blocks)
+    assert count_ops(m.graph, "If", recursive=False) == 2 * len(mixed_acolvit.blocks)
     assert [o.name for o in m.graph.output] == ["ab", "gates"]
     meta = read_meta(dynamic_onnx)
     assert meta.gating == "dynamic" and meta.static_gates is None
@@ -127,17 +135,17 @@ def test_dynamic_has_one_if_per_sublayer(dynamic_onnx, mixed_acolvit):
 @slow
 def test_dynamic_batch_with_mixed_per_sample_decisions(dynamic_onnx, mixed_acolvit, x_parity):
     x2 = x_parity[[3, 10]]
-    ab, gates = parity.onnx_predictor(dynamic_onnx)(x2)
-    ref_ab, ref_gates = parity.torch_reference(mixed_acolvit)(x2)
+    ab, gates = _ort(dynamic_onnx)(x2)
+    ref_ab, ref_gates = torch_reference(mixed_acolvit)(x2)
     np.testing.assert_array_equal(gates, ref_gates)
     assert gates[:, 0].tolist() == [[True, False]] * 2  # block 0: same for both samples
     assert (gates[0, 1:] != gates[1, 1:]).all()  # later blocks: the two samples disagree everywhere
     assert np.abs(ab - ref_ab).max() <= TOL
     for i in range(2):  # each sample gets exactly what it gets alone, in ONNX Runtime and in PyTorch
-        alone, g_alone = parity.onnx_predictor(dynamic_onnx)(x2[i:i + 1])
+        alone, g_alone = _ort(dynamic_onnx)(x2[i:i + 1])
         np.testing.assert_array_equal(g_alone[0], gates[i])
         assert np.abs(ab[i:i + 1] - alone).max() <= TOL
-        assert np.abs(parity.torch_reference(mixed_acolvit)(x2[i:i + 1])[0] - alone).max() <= TOL
+        assert np.abs(torch_reference(mixed_acolvit)(x2[i:i + 1])[0] - alone).max() <= TOL
 
 
 # ----------------------------------------------------------------------------- A-ColViT, static
@@ -146,14 +154,14 @@ def test_dynamic_batch_with_mixed_per_sample_decisions(dynamic_onnx, mixed_acolv
 def test_static_given_mask_removes_sublayers(tmp_path, mixed_acolvit, x_parity):
     out = export_onnx(mixed_acolvit, tmp_path / "s.onnx", gating="static", static_gates="1001")
     m = onnx.load(str(out))
-    assert count_ops(m, "If", recursive=True) == 0
-    assert count_ops(m, "LayerNormalization") == 2 + 1  # 2 kept sub-layers + the final norm
+    assert count_ops(m.graph, "If", recursive=True) == 0
+    assert count_ops(m.graph, "LayerNormalization") == 2 + 1  # 2 kept sub-layers + the final norm
     assert not [i for i in m.graph.initializer if "layer_select" in i.name]
     meta = read_meta(out)
     assert meta.gating == "static" and meta.static_gates == [[True, False], [False, True]]
     assert meta.extra["static_gates_from"] == "given"
-    forced = parity.torch_reference(mixed_acolvit, forced_gates=meta.static_gates)
-    assert parity.compare(parity.onnx_predictor(out), forced, x_parity[:4]).max_abs <= TOL
+    forced = torch_reference(mixed_acolvit, forced_gates=meta.static_gates)
+    assert parity.compare(_ort(out), forced, x_parity[:4]).max_abs <= TOL
 
 
 @slow
@@ -176,25 +184,20 @@ def test_failed_parity_leaves_no_file(tmp_path, monkeypatch, icolorit_onnx):
 
     model, good = icolorit_onnx
     monkeypatch.setattr(onnx_export, "to_onnx_proto", lambda *a, **k: onnx.load(str(good)))  # skip re-tracing
-    real = parity.onnx_predictor
+    real = ArtifactPredictor.__call__
 
-    def off_by_a_bit(*a, **k):
-        predict = real(*a, **k)
+    def off_by_a_bit(self, x):
+        ab, gates = real(self, x)
+        return ab + 1e-3, gates
 
-        def wrong(x):
-            ab, gates = predict(x)
-            return ab + 1e-3, gates
-
-        return wrong
-
-    monkeypatch.setattr(parity, "onnx_predictor", off_by_a_bit)
+    monkeypatch.setattr(ArtifactPredictor, "__call__", off_by_a_bit)
     with pytest.raises(TinctError, match="parity check failed"):
         export_onnx(model, tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_no_photos_is_an_error_not_noise(tmp_path, monkeypatch):
-    from tinct.runtime import probes
+    from tinct.verify import probes
 
     monkeypatch.setattr(probes, "FIXTURE_PHOTOS", tmp_path / "none")
     monkeypatch.setenv("TINCT_DATA", str(tmp_path / "nodata"))
@@ -218,7 +221,7 @@ def test_bad_arguments(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_help(capsys):
-    from tinct.runtime.cli import main
+    from tinct.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["export", "--help"])
@@ -229,14 +232,16 @@ def test_cli_help(capsys):
 
 
 def test_cli_imports_are_light():
-    code = "import sys, export, export.cli; sys.exit(1 if 'torch' in sys.modules or 'onnx' in sys.modules else 0)"
+    code = ("import sys, tinct.cli.main, tinct.cli.export; "
+            "sys.exit(1 if 'torch' in sys.modules or 'onnx' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, env={**os.environ}).returncode == 0
 
 
 @slow
 def test_cli_export_checkpoint(tmp_path, capsys, x_parity):
-    from tinct.models.checkpoint import save_model, sha256_file
-    from tinct.runtime.cli import main
+    from tinct.cli.main import main
+    from tinct.models.checkpoint import save_model
+    from tinct.runtime.artifact import sha256_file
 
     torch.manual_seed(4)
     ckpt = save_model(create_model("acolvit-tiny", depth=1), tmp_path / "tiny-a.safetensors")

@@ -23,12 +23,13 @@ from fuzzing import fuzz_target
 from hypothesis import event, given
 from hypothesis import strategies as st
 from PIL import Image
+
+from tinct.cli.main import main
 from tinct.runtime.artifact import ArtifactError, check_graph, read_onnx_props
-from tinct.runtime.cli import main
 from tinct.runtime.hints import HintError, UserHint, parse_user_hints
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTO = ROOT / "tests" / "fixtures" / "photos" / "horses_herd.jpg"
+PHOTO = ROOT / "data" / "samples" / "horses_herd.jpg"
 MODEL = ROOT / "weights" / "icolorit-tiny.onnx"
 
 # ----------------------------------------------------------------------------- shared strategies
@@ -130,7 +131,7 @@ def _snapshot(s):
 
 def _check_output(s, out):
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
-    assert np.isfinite(s.ab_224).all()
+    assert np.isfinite(s.ab_model).all()
 
 
 _good_user_hint = st.builds(UserHint, st.integers(0, 63), st.integers(0, 47), st.tuples(*[st.integers(0, 255)] * 3))

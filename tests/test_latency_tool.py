@@ -6,8 +6,12 @@ import json
 
 import pytest
 
-from tinct.benchmarks import latency
-from tinct.benchmarks.latency import Case, SkipCase, Timed
+from tinct.benchmarks.latency import artifacts, patterns, plan, ratios
+from tinct.benchmarks.latency import common as lat_common
+from tinct.benchmarks.latency import output as lat_output
+from tinct.cli import bench_latency
+from tinct.runtime import timing
+from tinct.runtime.timing import Case, SkipCase, Timed
 
 
 class FakeClock:
@@ -39,7 +43,7 @@ def fake_case(clock, log, name, backend="onnxruntime", precision="fp32", duratio
 def test_round_robin_calls_every_case_once_per_round():
     clock, log = FakeClock(), []
     cases = [fake_case(clock, log, f"m{i}") for i in range(5)]
-    run = latency.run_cases(cases, rounds=7, warmup=2, clock=clock, seed=3)
+    run = timing.run_cases(cases, rounds=7, warmup=2, clock=clock, seed=3)
     assert len(log) == 5 * (7 + 2)
     assert len(run.schedule) == 7
     for rnd in run.schedule:
@@ -54,47 +58,47 @@ def test_burst_times_the_warm_calls_only():
     """--burst 3: each turn of a case is three consecutive calls; the first (cold: 50 ms) is untimed."""
     clock, log = FakeClock(), []
     cases = [fake_case(clock, log, f"m{i}", durations=(50.0, 10.0, 10.0)) for i in range(2)]
-    run = latency.run_cases(cases, rounds=4, warmup=1, clock=clock, burst=3)
+    run = timing.run_cases(cases, rounds=4, warmup=1, clock=clock, burst=3)
     assert len(log) == 2 * 3 * (4 + 1)
     names = [c[0] for c in log]
     assert all(len(set(names[j:j + 3])) == 1 for j in range(0, len(names), 3))  # bursts are consecutive
     assert [r["runs"] for r in run.results] == [8, 8]
     assert all(r["median_ms"] == pytest.approx(10.0) and r["min_ms"] == pytest.approx(10.0) for r in run.results)
     with pytest.raises(ValueError, match="burst"):
-        latency.run_cases(cases, rounds=1, burst=0, clock=clock)
+        timing.run_cases(cases, rounds=1, burst=0, clock=clock)
 
 
 @pytest.mark.parametrize("order", ["shuffle", "rotate", "fixed"])
 def test_round_orders_are_permutations(order):
-    orders = latency.round_orders(6, 20, order, seed=1)
+    orders = timing.round_orders(6, 20, order, seed=1)
     assert all(sorted(o) == list(range(6)) for o in orders)
     if order == "fixed":
         assert all(o == list(range(6)) for o in orders)
     else:
         assert len({tuple(o) for o in orders}) > 1  # the position of a case varies between rounds
-    assert latency.round_orders(6, 20, order, seed=1) == orders  # deterministic
+    assert timing.round_orders(6, 20, order, seed=1) == orders  # deterministic
 
 
 def test_round_orders_rejects_unknown_order():
     with pytest.raises(ValueError):
-        latency.round_orders(3, 2, "random")
+        timing.round_orders(3, 2, "random")
 
 
 def test_statistics():
-    s = latency.stats([1.0, 2.0, 3.0, 4.0, 100.0])
+    s = timing.stats([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["median_ms"] == 3.0
     assert s["min_ms"] == 1.0
     assert s["iqr_ms"] == pytest.approx(4.0 - 2.0)
     assert s["runs"] == 5
     assert s["mean_ms"] == pytest.approx(22.0)
     with pytest.raises(ValueError):
-        latency.stats([])
+        timing.stats([])
 
 
 def test_fake_clock_statistics_flow_into_results():
     clock, log = FakeClock(), []
     case = fake_case(clock, log, "m", durations=(10.0, 12.0, 11.0, 30.0))
-    run = latency.run_cases([case], rounds=4, warmup=0, clock=clock)
+    run = timing.run_cases([case], rounds=4, warmup=0, clock=clock)
     (e,) = run.results
     assert e["median_ms"] == pytest.approx(11.5)
     assert e["min_ms"] == pytest.approx(10.0)
@@ -109,7 +113,7 @@ def test_untimed_hooks_are_not_measured():
                      after=lambda: (clock.advance(100.0), seen.append("a")),
                      extra=lambda: {"stages_median_ms": {"model": 5.0}}, info={"artifact": "x.onnx"})
 
-    run = latency.run_cases([Case("m", "fake", setup=setup)], rounds=3, warmup=1, clock=clock)
+    run = timing.run_cases([Case("m", "fake", setup=setup)], rounds=3, warmup=1, clock=clock)
     (e,) = run.results
     assert e["median_ms"] == pytest.approx(5.0)
     assert seen.count("b") == 4 and seen.count("a") == 4
@@ -125,7 +129,8 @@ def test_ratios_vs_eager_ort_and_all_on():
         fake_case(clock, log, "a", "openvino", "bf16", durations=(16.0,), variant="all"),
         fake_case(clock, log, "a", "openvino", "bf16", durations=(99.0,), variant="0.5", threads=2),
     ]
-    run = latency.run_cases(cases, rounds=3, warmup=0, clock=clock)
+    run = timing.run_cases(cases, rounds=3, warmup=0, clock=clock)
+    ratios.add_ratios(run.results)
     by = {(e["backend"], e["precision"], e["variant"], e["threads"]): e for e in run.results}
     ov = by[("openvino", "bf16", "0.5", 1)]
     assert ov["speedup_vs_eager"] == pytest.approx(4.0)
@@ -157,7 +162,7 @@ def test_skipping_reasons():
         Case("broken", "onnxruntime", setup=broken_setup),
         Case("fails", "onnxruntime", setup=lambda: Timed(call=failing_call)),
     ]
-    run = latency.run_cases(cases, rounds=3, warmup=1, clock=clock)
+    run = timing.run_cases(cases, rounds=3, warmup=1, clock=clock)
     assert [e["model"] for e in run.results] == ["ok"]
     reasons = {s["model"]: s["reason"] for s in run.skipped}
     assert reasons["known"] == "TensorRT is not installed"
@@ -168,7 +173,7 @@ def test_skipping_reasons():
 
 
 def test_json_schema_matches_the_report(tmp_path):
-    from tinct.benchmarks.compare import load_result
+    from tinct.benchmarks.gate import load_result
     from tinct.benchmarks.report import collect
 
     clock, log = FakeClock(), []
@@ -178,11 +183,11 @@ def test_json_schema_matches_the_report(tmp_path):
              fake_case(clock, log, "acolvit-tiny-0.5", "onnxruntime", durations=(15.0,), variant="0.5",
                        info={"kept_ratio": 0.5}),
              Case("x", "openvino", skip="no")]
-    run = latency.run_cases(cases, rounds=5, warmup=1, clock=clock)
-    doc = latency.result_document(run, {"cpu": "fake"}, {"rounds": 5}, ["a note"], {"icolorit-tiny": "random"})
-    path = latency.write_json(doc, tmp_path / "lat.json")
+    run = timing.run_cases(cases, rounds=5, warmup=1, clock=clock)
+    doc = lat_output.result_document(run, {"cpu": "fake"}, {"rounds": 5}, ["a note"], {"icolorit-tiny": "random"})
+    path = lat_output.write_json(doc, tmp_path / "lat.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == latency.SCHEMA and data["kind"] == "latency"
+    assert data["schema"] == lat_common.SCHEMA and data["kind"] == "latency"
     for e in data["results"]:
         for key in ("model", "backend", "precision", "threads", "median_ms", "iqr_ms", "min_ms", "runs"):
             assert key in e
@@ -207,7 +212,7 @@ def test_markdown_table():
     results = [{"model": "m", "model_name": "m", "variant": None, "mode": "model", "batch": 1, "backend": "pytorch",
                 "precision": "fp32", "threads": 1, "median_ms": 40.0, "iqr_ms": 1.0, "min_ms": 39.0, "runs": 5,
                 "speedup_vs_eager": 1.0, "speedup_vs_ort_fp32": None}]
-    md = latency.markdown_table(results, [{"model": "m", "backend": "openvino", "precision": "int8",
+    md = lat_output.markdown_table(results, [{"model": "m", "backend": "openvino", "precision": "int8",
                                            "threads": 1, "reason": "no quantizer"}])
     assert "| m | model | - | pytorch | fp32 | 1 | 40.00 ± 1.00 | 39.00 | 5 | 1.00x | - | 25.0 |" in md
     assert "- no quantizer: m openvino int8 1t" in md
@@ -215,34 +220,34 @@ def test_markdown_table():
 
 @pytest.mark.parametrize("spec,kept", [("all", 24), ("0.5", 12), ("0.3", 7), ("own", None)])
 def test_gate_patterns(spec, kept):
-    g = latency.gate_pattern(spec, 12)
+    g = patterns.gate_pattern(spec, 12)
     if kept is None:
         assert g is None
         return
     assert len(g) == 12 and sum(map(sum, g)) == kept
     attn, mlp = sum(a for a, _ in g), sum(m for _, m in g)
     assert abs(attn - mlp) <= 1  # attention and MLP in equal shares
-    assert latency.kept_fraction(g) == pytest.approx(kept / 24)
+    assert patterns.kept_fraction(g) == pytest.approx(kept / 24)
 
 
 def test_gate_pattern_bits_and_errors():
     bits = "11" * 6 + "10" * 6
-    g = latency.gate_pattern(bits, 12)
-    assert latency.gate_bits(g) == bits
+    g = patterns.gate_pattern(bits, 12)
+    assert patterns.gate_bits(g) == bits
     for bad in ("0", "1.5", "half", "11"):
         with pytest.raises(ValueError):
-            latency.gate_pattern(bad, 12)
+            patterns.gate_pattern(bad, 12)
 
 
 def test_parse_list():
-    assert latency.parse_list("a, b,,c") == ["a", "b", "c"]
+    assert plan.parse_list("a, b,,c") == ["a", "b", "c"]
     with pytest.raises(ValueError, match="unknown mode"):
-        latency.parse_list("model,fast", latency.MODES, "mode")
+        plan.parse_list("model,fast", lat_common.MODES, "mode")
 
 
 def test_plan_without_gpu_records_one_skip(tmp_path, monkeypatch):
-    store = latency.ModelStore(tmp_path)
-    cases = latency.plan_cases(store, ["icolorit-tiny", "acolvit-tiny-0.5"], ["onnxruntime", "openvino"],
+    store = artifacts.ModelStore(tmp_path)
+    cases = plan.plan_cases(store, ["icolorit-tiny", "acolvit-tiny-0.5"], ["onnxruntime", "openvino"],
                                ["fp32", "int8"], [1, 2], ["model", "e2e", "throughput"], gpu=False)
     gpu = [c for c in cases if c.device == "cuda"]
     assert len(gpu) == 1 and "CUDA" in gpu[0].skip
@@ -255,18 +260,18 @@ def test_plan_without_gpu_records_one_skip(tmp_path, monkeypatch):
     assert {c.threads for c in cases if c.mode == "throughput"} == {1}
     # A-ColViT: every gate pattern in model mode, its own decisions elsewhere
     acv = [c for c in cases if c.model == "acolvit-tiny-0.5" and c.backend == "onnxruntime" and c.threads == 1]
-    assert {c.variant for c in acv if c.mode == "model"} == set(latency.DEFAULT_GATES)
+    assert {c.variant for c in acv if c.mode == "model"} == set(lat_common.DEFAULT_GATES)
     assert {c.variant for c in acv if c.mode == "e2e"} == {"own"}
 
 
 def test_random_weights_are_flagged(tmp_path, monkeypatch):
-    store = latency.ModelStore(tmp_path)
+    store = artifacts.ModelStore(tmp_path)
     monkeypatch.setattr(store, "weights_path", lambda name: None)
-    assert store.weights_label("icolorit-tiny") == latency.RANDOM_FLAG
+    assert store.weights_label("icolorit-tiny") == lat_common.RANDOM_FLAG
 
 
 def test_bench_latency_is_registered():
-    from tinct.runtime.cli import build_parser
+    from tinct.cli.main import build_parser
 
     args = build_parser().parse_args(["bench", "latency", "--models", "icolorit-tiny", "--rounds", "3"])
-    assert args.func is latency.run_command and args.rounds == 3
+    assert args.func is bench_latency.run and args.rounds == 3

@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 import pytest
 from lpips_pairs import FIXTURES, pairs
+
 from tinct.runtime.errors import TinctError
 
 torch = pytest.importorskip("torch", reason="LPIPS needs torch (the 'export' extra)")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinct.benchmarks import metrics
-from tinct.benchmarks.compare import Threshold, compare, format_table, parse_threshold
+from tinct.benchmarks.gate import Threshold, compare, format_table, parse_threshold
 from tinct.runtime.errors import TinctError
 from tinct.runtime.evaluation import psnr
 

@@ -90,7 +90,7 @@ def test_cpuinfo_names_family_and_model_when_the_name_is_generic():
 
 
 def test_openvino_error_line_skips_the_source_location():
-    from tinct.runtime.backends.openvino_backend import ov_error_line
+    from tinct.runtime.backends.openvino_ir import ov_error_line
 
     exc = RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n"
                        "Exception from src/plugins/intel_cpu/src/plugin.cpp:42:\n"
@@ -124,7 +124,7 @@ def test_bf16_refused_in_one_line_under_a_capped_isa(tiny_onnx, tmp_path, monkey
     with pytest.raises(TinctError, match=r"cannot run here: bf16 needs the AVX512_BF16 instruction set") as e:
         open_backend(tiny_onnx, "openvino", precision="bf16")
     assert "\n" not in str(e.value)
-    from tinct.runtime.cli import main
+    from tinct.cli.main import main
 
     assert main(["build", str(tiny_onnx), "--backend", "openvino", "--precision", "bf16",
                  "-o", str(tmp_path / "b.xml")]) == 1
@@ -149,7 +149,7 @@ def test_patch_embedding_is_the_non_overlapping_convolution(kernel, stride, pad,
     """The layer kept f32 under bf16 is the patchify convolution (kernel == stride > 1, no padding);
     Color2Embed's strided convolutions (4/2 padded, 1x1 stride 2) are not it."""
     pytest.importorskip("openvino")
-    from tinct.runtime.backends.openvino_backend import patch_embedding_names
+    from tinct.runtime.backends.openvino_ir import patch_embedding_names
 
     assert patch_embedding_names(_conv_model(kernel, stride, pad)) == (["conv"] if found else [])
 
@@ -164,8 +164,8 @@ def test_every_ir_marks_the_patch_embedding_precise(tiny_onnx, tmp_path):
 
     import openvino as ov
 
-    from tinct.runtime.backends.loaders import build_openvino
-    from tinct.runtime.backends.openvino_backend import PRECISE_RT_KEY, read_ir_props, restamp_ir
+    from tinct.deploy.build import build_openvino
+    from tinct.runtime.backends.openvino_ir import PRECISE_RT_KEY, read_ir_props, restamp_ir
 
     def precise_layers(xml):
         return [(layer.get("name"), layer.get("type")) for layer in ET.parse(xml).getroot().iter("layer")
@@ -191,9 +191,10 @@ def test_bf16_runs_the_patch_embedding_in_f32(tiny_onnx, tmp_path):
         pytest.skip(f"this CPU cannot run bf16: {cpu.missing_isa('bf16')}")
     import openvino as ov
 
+    from tinct.deploy.build import build_openvino
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.backends.loaders import build_openvino
-    from tinct.runtime.backends.openvino_backend import patch_embedding_names, runtime_precisions
+    from tinct.runtime.backends.openvino_backend import runtime_precisions
+    from tinct.runtime.backends.openvino_ir import patch_embedding_names
 
     plain_model = ov.convert_model(str(tiny_onnx))
     (patch,) = patch_embedding_names(plain_model)
@@ -256,8 +257,8 @@ def test_compile_config_is_validated(tmp_path):
 # ----------------------------------------------------------------------------- benchmark pieces
 
 def test_fidelity_check_fails_a_broken_engine_and_passes_a_faithful_one(tiny_onnx):
-    from tinct.benchmarks.latency import fidelity_check
     from tinct.runtime.backends import open_backend
+    from tinct.verify.fidelity import fidelity_check
 
     ref = open_backend(tiny_onnx, "onnxruntime", threads=1)
     ok = fidelity_check(tiny_onnx, ref.run_x, "fp32")
@@ -269,19 +270,20 @@ def test_fidelity_check_fails_a_broken_engine_and_passes_a_faithful_one(tiny_onn
 
 
 def test_failed_cases_are_reported_and_never_timed():
-    from tinct.benchmarks import latency
+    from tinct.benchmarks.latency import output as lat_output
+    from tinct.runtime import timing
 
     calls = []
 
     def bad_setup():
-        raise latency.CaseFailed("fidelity vs ONNX Runtime FP32: mean |Δab| 14.5, over the 1 limit")
+        raise timing.CaseFailed("fidelity vs ONNX Runtime FP32: mean |Δab| 14.5, over the 1 limit")
 
-    cases = [latency.Case("m", "openvino", "bf16", 1, setup=bad_setup),
-             latency.Case("m", "onnxruntime", "fp32", 1, setup=lambda: latency.Timed(call=lambda: calls.append(1)))]
-    run = latency.run_cases(cases, rounds=3, warmup=1)
+    cases = [timing.Case("m", "openvino", "bf16", 1, setup=bad_setup),
+             timing.Case("m", "onnxruntime", "fp32", 1, setup=lambda: timing.Timed(call=lambda: calls.append(1)))]
+    run = timing.run_cases(cases, rounds=3, warmup=1)
     assert [r["backend"] for r in run.results] == ["onnxruntime"]
     assert run.failed and run.failed[0]["precision"] == "bf16" and "14.5" in run.failed[0]["reason"]
-    md = latency.markdown_table(run.results, run.skipped, run.failed)
+    md = lat_output.markdown_table(run.results, run.skipped, run.failed)
     assert "FAILED the fidelity check (not timed)" in md and "m openvino bf16 1t: fidelity" in md
     assert len(calls) == 4
 
@@ -341,7 +343,8 @@ import numpy as np
 from tinct.runtime.backends import open_backend
 from tinct.runtime.cpu import cpu_record, missing_isa
 from tinct.runtime.errors import TinctError
-from tinct.quantization import guard
+from tinct.verify import guard
+from tinct.verify.predictors import ArtifactPredictor
 onnx, i8 = sys.argv[1], sys.argv[2]
 out = {"cpu": cpu_record()}
 ref = open_backend(onnx, "onnxruntime", threads=1)
@@ -349,7 +352,7 @@ ov32 = open_backend(onnx, "openvino", threads=1)
 x = np.random.default_rng(0).standard_normal((2, 4, 224, 224)).astype(np.float32)
 out["fp32_max_abs"] = float(np.abs(ov32.run_x(x) - ref.run_x(x)).max())
 names, imgs, where = guard.guard_images()
-rep = guard.compare(guard.Predictor(onnx), guard.Predictor(i8), imgs, names, where)
+rep = guard.compare(ArtifactPredictor.open(onnx), ArtifactPredictor.open(i8), imgs, names, where)
 out["int8_delta10"], out["int8_mean_ab"] = rep.delta[10], rep.mean_ab_err
 out["int8_finite"] = rep.nonfinite_outputs == 0
 try:
@@ -368,12 +371,12 @@ def test_isa_matrix_openvino_fidelity_and_guard(tiny_onnx, tmp_path):
     naming the missing instruction set where the (emulated) CPU lacks it."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from tinct.quantization import DEFAULT_MAX_MEAN_AB
+    from tinct.verify.budgets import DEFAULT_MAX_MEAN_AB
 
-    fixtures = REPO / "tests" / "fixtures" / "photos"
+    fixtures = REPO / "data" / "samples"
     i8 = tmp_path / "i8.xml"
     env = {**os.environ, "TINCT_DATA": str(tmp_path / "no-corpus")}  # the guard on the fixture photos
-    rc = subprocess.run([sys.executable, "-m", "tinct.runtime.cli", "quantize", str(tiny_onnx), "--precision", "int8",
+    rc = subprocess.run([sys.executable, "-m", "tinct.cli.main", "quantize", str(tiny_onnx), "--precision", "int8",
                          "--backend", "openvino", "--calib", str(fixtures), "--calib-size", "6", "--no-progress",
                          "--max-psnr-drop", "inf", "-o", str(i8)], cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=600)
@@ -401,7 +404,7 @@ def test_isa_matrix_openvino_fidelity_and_guard(tiny_onnx, tmp_path):
 
 def test_output_diff_is_the_one_comparator():
     """Golden values: max and mean |Δ| over batches, non-finite candidate values, gate agreement."""
-    from tinct.runtime.compare import OutputDiff
+    from tinct.verify.compare import OutputDiff
 
     d = OutputDiff()
     d.add(np.zeros((1, 2, 2)), np.array([[[0.5, -0.25], [0.0, 0.0]]]), np.array([True, False]), np.array([True, True]))

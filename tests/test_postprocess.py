@@ -13,7 +13,7 @@ from tinct.runtime.color import lab_to_rgb, rgb_to_lab, to_uint8
 from tinct.runtime.postprocess import Canvas, fit_size, kernel_for
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = sorted((ROOT / "tests" / "fixtures" / "photos").glob("*.jpg"))
+PHOTOS = sorted((ROOT / "data" / "samples").glob("*.jpg"))
 SHIPPED = ROOT / "weights" / "icolorit-tiny.onnx"
 KERNELS = ["numpy"] + (["numba"] if kernel_for("auto") == "numba" else [])
 
@@ -44,7 +44,7 @@ def model_ab():
                                                          min(int((x + 0.5) * scale[0]), img.shape[1] - 1)]]}
                          for y, x in coords])
             s.colorize()
-            out.append(s.ab_224[0].copy())
+            out.append(s.ab_model[0].copy())
     return out
 
 
@@ -154,7 +154,7 @@ def test_session_preview_and_full_share_one_model_run(model_ab):
         ref = Colorizer(b).colorize(image, s.hints)
         assert _agree(full, ref) >= 0.999
         preview_ref = Canvas(np.asarray(Image.fromarray(image).resize((1280, 720), Image.BILINEAR)), "numpy")
-        assert _agree(small, preview_ref.render(s.ab_224[0])) >= 0.999
+        assert _agree(small, preview_ref.render(s.ab_model[0])) >= 0.999
         s.move_hint((960, 540), (100, 100))
         s.preview()
         assert s.runs == 2
@@ -167,8 +167,8 @@ def test_one_shot_colorize_does_not_pay_for_numba(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from tinct.runtime.cli import main; "
-            f"rc = main(['colorize', {str(PHOTOS[0])!r}, '--hints', {str(ROOT / 'tests/fixtures/demo_hints.json')!r}, "
+    code = ("import sys; from tinct.cli.main import main; "
+            f"rc = main(['colorize', {str(PHOTOS[0])!r}, '--hints', {str(ROOT / 'data/samples/horses_herd_hints.json')!r}, "
             f"'-o', {str(tmp_path / 'o.png')!r}]); print('numba' in sys.modules); sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-500:]

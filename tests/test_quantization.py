@@ -77,7 +77,7 @@ def test_int8_openvino_bf16_float_ops(icolorit_onnx, tmp_path):
     """--ov-float-precision bf16: recorded in the IR, used by the runtime and by the guard."""
     pytest.importorskip("nncf")
     from tinct.runtime.backends import open_backend
-    from tinct.runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.backends.openvino_ir import read_ir_props
     from tinct.runtime.cpu import has_native_bf16
 
     out = tmp_path / "i8bf.xml"
@@ -112,8 +112,8 @@ def test_fp16_onnx(icolorit_onnx, tmp_path):
 
 
 def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path):
-    from tinct.quantization import guard
     from tinct.runtime.artifact import count_if_nodes
+    from tinct.verify.predictors import ArtifactPredictor
 
     out = tmp_path / "a8.onnx"
     # A random A-ColViT's gates sit near 0.5 on some inputs: one flipped decision moves that sample's
@@ -134,7 +134,7 @@ def test_acolvit_int8_keeps_if_and_reports_gate_agreement(acolvit_onnx, tmp_path
     assert len(rates) == 4
     # runs under ONNX Runtime with QDQPropagationTransformer disabled (recorded in the metadata)
     assert extra["quantization"]["ort_session_needs"]["disabled_optimizers"] == ["QDQPropagationTransformer"]
-    ab = guard.Predictor(out)(np.zeros((1, 4, 224, 224), np.float32))
+    ab, _gates = ArtifactPredictor.open(out)(np.zeros((1, 4, 224, 224), np.float32))
     assert np.isfinite(ab).all()
 
 
@@ -242,8 +242,8 @@ def test_tensorrt_int8_is_symmetric_and_build_refuses_asymmetric(icolorit_onnx, 
     assert _tinct("build", ort_q, "--backend", "tensorrt", "--precision", "int8", "-o", tmp_path / "x.engine") == 1
     err = capsys.readouterr().err
     assert "zero point 0" in err and "--backend tensorrt" in err and not (tmp_path / "x.engine").exists()
+    from tinct.deploy.build import check_trt_int8
     from tinct.runtime.artifact import ArtifactMeta
-    from tinct.runtime.backends.loaders import check_trt_int8
 
     check_trt_int8(_meta(trt_q), "trt.onnx")  # accepted
     with pytest.raises(Exception, match="unknown scheme"):

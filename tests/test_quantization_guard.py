@@ -6,7 +6,6 @@ TINCT_DATA points at an empty directory).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -61,8 +60,8 @@ def test_bf16_refused_by_its_guard_writes_nothing(icolorit_onnx, tmp_path, monke
     """A BF16 artifact that misses its guard (as plain bf16 did on AMX CPUs) is refused in one line and
     nothing is written."""
     pytest.importorskip("openvino")
-    from tinct.quantization import guard
     from tinct.runtime.cpu import missing_isa
+    from tinct.verify import guard
 
     if missing_isa("bf16"):
         pytest.skip(f"this CPU cannot run bf16: {missing_isa('bf16')}")
@@ -115,19 +114,19 @@ def test_guard_refuses_nan_outputs_that_psnr_cannot_see():
     number); the guard must still refuse it."""
     from PIL import Image
 
-    from tinct.quantization import guard
+    from tinct.verify import guard
 
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224)))
                        for p in sorted(FIXTURES.glob("*.jpg"))[:2]])
     names = [f"img{i}" for i in range(len(images))]
 
     def parent(x):
-        return np.zeros((x.shape[0], 2, 224, 224), np.float32)
+        return np.zeros((x.shape[0], 2, 224, 224), np.float32), None
 
     def child(x):
-        ab = parent(x)
+        ab, _ = parent(x)
         ab[:, :, :2, :2] = np.nan
-        return ab
+        return ab, None
 
     with np.errstate(invalid="ignore"):
         import warnings
@@ -160,7 +159,7 @@ def test_precision_auto_keeps_the_fastest_passing_candidate(icolorit_onnx, tmp_p
 
     import openvino as ov
 
-    from tinct.runtime.backends.openvino_backend import read_ir_props
+    from tinct.runtime.backends.openvino_ir import read_ir_props
     from tinct.runtime.cpu import missing_isa
 
     out = tmp_path / "auto.xml"
@@ -206,7 +205,7 @@ def test_doctor_reverifies_a_quantized_artifact_here(icolorit_onnx, tmp_path, ca
     text = capsys.readouterr().out
     assert "recorded: guard on" in text and "PASSED on this machine (int8 budget 0.1 dB" in text
     # a budget this artifact cannot meet on this machine: exit 1 with the reason
-    from tinct.quantization import DEFAULT_MAX_MEAN_AB
+    from tinct.verify.budgets import DEFAULT_MAX_MEAN_AB
 
     monkeypatch.setitem(DEFAULT_MAX_MEAN_AB, "int8", 0.0)
     assert _tinct("doctor", out) == 1

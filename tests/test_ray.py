@@ -18,18 +18,18 @@ from PIL import Image
 
 pytest.importorskip("ray.data", reason="the Ray tests need the 'ray' extra (pip install 'tinct[ray]')")
 
-from tinct.runtime import batch
-from tinct.runtime.cli import main
+from tinct.cli.main import main
+from tinct.serve import batch
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PHOTOS = sorted((FIXTURES / "photos").glob("*.jpg"))
+PHOTOS = sorted((FIXTURES.parent.parent / "data" / "samples").glob("*.jpg"))
 MODEL = Path(__file__).resolve().parent.parent / "weights" / "icolorit-tiny.onnx"
-HINTS = FIXTURES / "demo_hints.json"
+HINTS = FIXTURES.parent.parent / "data" / "samples" / "horses_herd_hints.json"
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from tinct.runtime import ray_batch
+    from tinct.serve import ray_batch
 
     r = ray_batch.init("local", num_cpus=2)
     yield r
@@ -75,7 +75,7 @@ def test_ray_pipeline_gives_the_same_pixels(folder, local_ray, capsys):
 
 @pytest.mark.slow
 def test_ray_pipeline_reports_failures_and_resumes(folder, local_ray):
-    from tinct.runtime.ray_batch import run_ray
+    from tinct.serve.ray_batch import run_ray
 
     (folder / "in" / "broken.jpg").write_bytes(b"not an image")
     (folder / "hints" / "broken.json").write_text("[]")
@@ -117,7 +117,7 @@ def test_bench_accuracy_on_ray_gives_the_same_json(tmp_path, local_ray):
 
 # ----------------------------------------------------------------------------- tinct serve --ray
 
-PHOTO = FIXTURES / "photos" / "horses_herd.jpg"
+PHOTO = FIXTURES.parent.parent / "data" / "samples" / "horses_herd.jpg"
 
 
 def _free_port() -> int:
@@ -145,6 +145,7 @@ def test_two_replicas_answer_like_tinct_serve(local_ray):
     httpx = pytest.importorskip("httpx", reason="needs httpx (the 'bench' or 'browser' extra)")
     from fastapi.testclient import TestClient
     from ray import serve
+
     from tinct.serve import ray_serve
 
     want = _colorize(TestClient(ray_serve.build_app(_cfg(1))), "")  # plain tinct serve's app, in this process
@@ -168,7 +169,7 @@ def test_two_replicas_answer_like_tinct_serve(local_ray):
 
 
 def test_cli_checks_before_starting_ray(capsys):
-    from tinct.runtime.cli import main
+    from tinct.cli.main import main
 
     assert main(["serve", "--replicas", "2"]) == 2
     assert "--replicas applies to --ray" in capsys.readouterr().err

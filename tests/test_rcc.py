@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from tinct.runtime.errors import TinctError
 from tinct.data import rcc
+from tinct.runtime.errors import TinctError
 
 
 def _qt_hash(name: str) -> int:

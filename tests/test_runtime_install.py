@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PHOTO = REPO / "tests" / "fixtures" / "photos" / "horses_herd.jpg"
-HINTS = REPO / "tests" / "fixtures" / "demo_hints.json"
+PHOTO = REPO / "data" / "samples" / "horses_herd.jpg"
+HINTS = REPO / "data" / "samples" / "horses_herd_hints.json"
 HINT_MODELS = ("icolorit-tiny", "acolvit-tiny-0.5", "acolvit-tiny-0.3")
 
 
@@ -69,7 +69,7 @@ def test_shipped_models_run_without_torch(runtime_venv, tmp_path):
         assert out.is_file() and out.stat().st_size > 1000, r.stdout
         assert "exporting" not in r.stdout
     out = tmp_path / "c2e.png"
-    ref = REPO / "tests" / "fixtures" / "photos" / "cow_in_field.jpg"
+    ref = REPO / "data" / "samples" / "cow_in_field.jpg"
     _run([tinct, "colorize", PHOTO, "--reference", ref, "--model", "color2embed-r18", "-o", out], cwd=tmp_path,
          env=env)
     assert out.is_file()

@@ -21,15 +21,15 @@ pytest.importorskip("multipart", reason="the 'serve' extra is not installed (pyt
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from tinct.runtime.cli import main  # noqa: E402
+from tinct.cli.main import main  # noqa: E402
 from tinct.serve.app import Limits, create_app  # noqa: E402
 from tinct.serve.engines import EngineSet  # noqa: E402
 from tinct.serve.sessions import SessionStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = ROOT / "tests" / "fixtures" / "photos"
+PHOTOS = ROOT / "data" / "samples"
 PHOTO = PHOTOS / "horses_herd.jpg"
-HINTS = json.loads((ROOT / "tests" / "fixtures" / "demo_hints.json").read_text())
+HINTS = json.loads((ROOT / "data" / "samples" / "horses_herd_hints.json").read_text())
 ICOLORIT, ACOLVIT = "icolorit-tiny · onnxruntime fp32", "acolvit-tiny-0.5 · onnxruntime fp32"
 
 
@@ -336,10 +336,10 @@ def test_page_static_files_samples_and_docs(client):
 
 
 def test_no_traceback_reaches_a_client(engines, monkeypatch):
-    from tinct.serve import app as app_mod
+    from tinct.serve import service
 
     c = _client(engines)
-    monkeypatch.setattr(app_mod, "image_bytes", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(service, "image_bytes", lambda *a, **k: 1 / 0)
     r = c.post("/api/colorize", files={"image": ("a.jpg", _jpeg())})
     assert r.status_code == 500 and r.json()["error"].startswith("internal error (ZeroDivisionError)")
     assert "Traceback" not in r.text and "File \"" not in r.text
@@ -348,7 +348,7 @@ def test_no_traceback_reaches_a_client(engines, monkeypatch):
 def test_serve_cli_binds_loopback_and_refuses_bad_arguments(capsys):
     import socket
 
-    from tinct.runtime.cli import build_parser
+    from tinct.cli.main import build_parser
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.port == 8000 and args.threads == 1

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tinct.runtime.cli import main
+from tinct.cli.main import main
 
 
 def test_soak_records_rss_and_drift_per_backend_and_sharing(tmp_path, capsys):

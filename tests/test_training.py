@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from tinct.training.losses import huber_loss, sparsity_loss  # noqa: E402
 from tinct.training.train import TrainConfig, lr_at  # noqa: E402
 
-PHOTOS = sorted((Path(__file__).parent / "fixtures" / "photos").glob("*.jpg"))
+PHOTOS = sorted((Path(__file__).parent.parent / "data" / "samples").glob("*.jpg"))
 
 
 def test_huber_matches_the_official_formula():
@@ -47,16 +47,16 @@ def fixture_corpus(monkeypatch, tmp_path):
     """Point the trainer's data access at the fixture photos (train and validation)."""
     from PIL import Image
 
-    import tinct.data.photos as data
+    import tinct.training.train as trainer
     from tinct.runtime.hints import make_eval_hints, write_eval_hints
 
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in PHOTOS])
     names = [p.stem for p in PHOTOS]
     write_eval_hints(make_eval_hints([p.name for p in PHOTOS], counts=(0, 1, 2, 5, 10, 20, 50)),
                      tmp_path / "val" / "hints")
-    monkeypatch.setattr(data, "load_train_photos", lambda cache=None: list(images))
-    monkeypatch.setattr(data, "load_val", lambda cache=None: (names, images))
-    monkeypatch.setattr(data, "val_dir", lambda cache=None: tmp_path / "val")
+    monkeypatch.setattr(trainer, "load_train_photos", lambda cache=None: list(images))
+    monkeypatch.setattr(trainer, "load_val", lambda cache=None: (names, images))
+    monkeypatch.setattr(trainer, "val_dir", lambda cache=None: tmp_path / "val")
     return tmp_path
 
 
@@ -99,8 +99,8 @@ def test_smoke_train_resume_finetune_ship(fixture_corpus, capsys):
                                             == "float16" else scard["shipping"]["fp32_val_psnr"])
 
     # the CLI with --out-dir: weights/ is left alone (its ONNX was once re-exported from the old model there)
+    from tinct.cli.main import main
     from tinct.models.registry import WEIGHTS_DIR
-    from tinct.runtime.cli import main
 
     before = {p.name: p.stat().st_mtime_ns for p in Path(WEIGHTS_DIR).iterdir()}
     capsys.readouterr()
@@ -130,7 +130,8 @@ def test_torch_lab_to_rgb_matches_the_runtime_colour_space():
     photo's Lab and on random Lab values far outside the gamut (both clamp)."""
     from PIL import Image
 
-    from tinct.runtime.color import lab_n_to_rgb as np_lab_n_to_rgb, rgb_to_lab_n
+    from tinct.runtime.color import lab_n_to_rgb as np_lab_n_to_rgb
+    from tinct.runtime.color import rgb_to_lab_n
     from tinct.training.losses import lab_n_to_rgb
 
     photo = np.asarray(Image.open(PHOTOS[0]).convert("RGB").resize((64, 48)))
@@ -203,7 +204,7 @@ def test_speed_step_trains_its_own_copy():
 
 
 def test_train_speed_cli(tmp_path, capsys):
-    from tinct.runtime.cli import main
+    from tinct.cli.main import main
 
     out = tmp_path / "speed.json"
     assert main(["train", "--speed", "--batch", "1", "--speed-rounds", "1", "--threads", "1", "--no-progress",

@@ -11,10 +11,11 @@ import pytest
 pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs the 'triton' extra (tritonclient)")
 
 from google.protobuf import text_format
-from tinct.export import triton
-from tinct.runtime.cli import main
-from tinct.runtime.errors import TinctError
 from tritonclient.grpc import model_config_pb2 as pb
+
+from tinct.cli.main import main
+from tinct.deploy import triton
+from tinct.runtime.errors import TinctError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 

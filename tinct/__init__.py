@@ -6,7 +6,7 @@ In a checkout without an install, the folders next to this one are found too (``
 from pathlib import Path as _Path
 
 _root = _Path(__file__).resolve().parent.parent
-if (_root / "runtime" / "cli.py").is_file() and str(_root) not in __path__:  # a source checkout
+if (_root / "cli" / "main.py").is_file() and str(_root) not in __path__:  # a source checkout
     __path__.append(str(_root))
 
 from tinct.runtime import __version__  # noqa: E402

@@ -12,10 +12,12 @@ import argparse
 
 import numpy as np
 
+from tinct.runtime.color import rgb_to_lab
+from tinct.runtime.evaluation import compose_rgb, psnr
+
 
 def mean_chroma(rgb: np.ndarray) -> float:
     """Mean |a| and |b| (CIE Lab units) over every pixel of uint8 RGB images."""
-    from tinct.runtime.color import rgb_to_lab
 
     return float(np.abs(rgb_to_lab(rgb)[..., 1:]).mean())
 
@@ -24,7 +26,6 @@ def compare(paths, size: int = 256, limit: int | None = None, batch: int = 12) -
     import torch
 
     from tinct.models.checkpoint import load_model
-    from tinct.runtime.evaluation import compose_rgb, psnr
     from tinct.training.color2embed_train import C2EValidator
 
     v = C2EValidator(size, None, limit)

@@ -38,20 +38,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
 
+from tinct.data.corpus import manifest_sha256
+from tinct.data.photos import CropSampler, load_train_photos, load_val
+from tinct.data.pretrained import MOBILENETV2, fetch_mobilenetv2
+from tinct.data.tps import random_reference
 from tinct.models.checkpoint import save_model
 from tinct.models.registry import create_model
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.cpu import cpu_name, has_native_bf16
 from tinct.runtime.errors import TinctError
 from tinct.runtime.evaluation import compose_rgb, gray_baseline_psnr, psnr
-from tinct.data.tps import random_reference
 from tinct.training.losses import PerceptualLoss, lab_n_to_rgb
 from tinct.training.train import (
     Prefetcher,
-    load_parent,
     StepClock,
     load_checkpoint,
+    load_parent,
     lr_at,
     param_groups,
     pick_device,
@@ -103,8 +108,6 @@ class PairMaker(Prefetcher):
     """(l_n [B,1,S,S], ref [B,3,S,S], target ab_n [B,2,S,S]) numpy batches, prepared in the background."""
 
     def __init__(self, photos, cfg: C2ETrainConfig, seed: int, prefetch: int = 3):
-        from tinct.data.photos import CropSampler
-
         self.sampler = CropSampler(photos, seed=seed, size=cfg.size)
         self.rng = np.random.default_rng(seed + 1)
         self.cfg = cfg
@@ -125,10 +128,6 @@ class C2EValidator:
     """The validation split at ``size``, with fixed TPS references and next-image references."""
 
     def __init__(self, size: int, cache=None, limit: int | None = None):
-        from PIL import Image
-
-        from tinct.data.photos import load_val
-
         self.names, images = load_val(cache)
         if limit:
             self.names, images = self.names[:limit], images[:limit]
@@ -179,10 +178,6 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
 
     Long on purpose: one loop that reads top to bottom (data, resume, step, log, validate, checkpoint),
     the same shape as :func:`training.train.train`."""
-    from tqdm import tqdm
-
-    from tinct.data.corpus import manifest_sha256
-    from tinct.data.photos import load_train_photos
 
     _check(cfg)
     out = Path(cfg.out)
@@ -210,7 +205,6 @@ def train_color2embed(cfg: C2ETrainConfig, progress: bool = True) -> Path:
         else:
             raise TinctError(f"--init {cfg.init}: its decoder is not the layout of {cfg.model} (same layout needed)")
     if model.cfg.encoder == "mobilenetv2" and encoder_from == "trained from scratch":
-        from tinct.data.pretrained import MOBILENETV2, fetch_mobilenetv2
         from tinct.models.color2embed import load_mobilenetv2_imagenet
 
         load_mobilenetv2_imagenet(model, fetch_mobilenetv2())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from tinct.data.pretrained import NETS, load_weights
+from tinct.runtime.color import AB_NORM, L_CENT, L_NORM, WHITE_D65, XYZ_TO_RGB
+
 
 def huber_loss(pred: torch.Tensor, target: torch.Tensor, delta: float = 0.01) -> torch.Tensor:
     """Official iColoriT HuberLoss on normalized ab ``[N, 2, H, W]``: per element
@@ -23,7 +26,6 @@ def lab_n_to_rgb(lab_n: torch.Tensor) -> torch.Tensor:
     lab2rgb of :func:`runtime.color.lab_n_to_rgb` (same constants, imported from there) in torch, for
     losses on RGB. The sRGB gamma's power is taken of a clamped argument so its gradient stays finite
     at black; the result is clamped to [0, 1] like the numpy one."""
-    from tinct.runtime.color import AB_NORM, L_CENT, L_NORM, WHITE_D65, XYZ_TO_RGB
 
     lab_n = lab_n.float()
     L = lab_n[:, 0] * L_NORM + L_CENT
@@ -51,7 +53,6 @@ class PerceptualLoss(torch.nn.Module):
 
     def __init__(self, layer: str = "relu5_2", weights: dict | None = None):
         super().__init__()
-        from tinct.data.pretrained import NETS, load_weights
         from tinct.models.features import ConvStack
 
         if layer not in VGG16_LAYERS:

@@ -9,6 +9,7 @@ records both evaluations, so the regression test can check the shipped file agai
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from tinct.models.checkpoint import load_model, save_model
 from tinct.models.registry import WEIGHTS_DIR
 from tinct.runtime.errors import TinctError
+from tinct.runtime.evaluation import gray_baseline_psnr
 from tinct.training.train import CARD_HINT_COUNTS, Validator
 
 
@@ -86,7 +88,6 @@ def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, ma
     train_size = int(card["training"]["resolution"])
     sizes = sorted({train_size, *C2E_EVAL_SIZES})
     rounded = _fp16_rounded(src)
-    from tinct.runtime.evaluation import gray_baseline_psnr
 
     fp32, fp16, gray = {}, {}, {}
     for size in sizes:
@@ -124,8 +125,6 @@ def _ship_color2embed(model, card: dict, src: Path, name: str, out_dir: Path, ma
 
 
 def main(argv=None) -> int:
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m tinct.training.ship", description=__doc__)
     p.add_argument("run_dir")
     p.add_argument("--name", required=True)

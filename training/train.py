@@ -23,14 +23,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from tinct.data.corpus import manifest_sha256
+from tinct.data.photos import CropSampler, load_train_photos, load_val, val_dir
 from tinct.models.checkpoint import load_model, resolve_source, save_model
 from tinct.models.registry import create_model
 from tinct.runtime.artifact import sha256_file
 from tinct.runtime.color import rgb_to_lab_n
 from tinct.runtime.cpu import cpu_name, has_native_bf16
 from tinct.runtime.evaluation import gray_baseline_psnr, psnr_at_k
-from tinct.runtime.hints import HintError, encode_from_lab, find_hint_file, read_hint_file, sample_training_masks
+from tinct.runtime.hints import (
+    HintError,
+    encode_from_lab,
+    find_hint_file,
+    mask_from_coords,
+    read_hint_file,
+    sample_training_masks,
+)
 from tinct.training.losses import huber_loss, sparsity_loss
 
 CARD_HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)
@@ -220,8 +230,6 @@ class BatchMaker(Prefetcher):
     """(x, target) numpy batches: crops -> Lab -> simulated hints, prepared in the background."""
 
     def __init__(self, photos, batch: int, seed: int, max_hints: int, prefetch: int = 3):
-        from tinct.data.photos import CropSampler
-
         self.sampler = CropSampler(photos, seed=seed)
         self.rng = np.random.default_rng(seed + 1)
         self.batch, self.max_hints = batch, max_hints
@@ -235,8 +243,6 @@ class Validator:
     """Fixed validation images and hint files (the official-compatible generator's output)."""
 
     def __init__(self, cache=None, limit: int | None = None):
-        from tinct.data.photos import load_val, val_dir
-
         self.names, self.images = load_val(cache)
         if limit:
             self.names, self.images = self.names[:limit], self.images[:limit]
@@ -263,7 +269,6 @@ class Validator:
             kept = []
             with torch.no_grad():
                 for k in counts:
-                    from tinct.runtime.hints import mask_from_coords
 
                     masks = np.stack([mask_from_coords(c) for c in self.coords[k]])
                     for s in range(0, len(masks), 16):
@@ -282,10 +287,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     Long on purpose: one loop that reads top to bottom (data, resume, step, log, validate, checkpoint)
     is easier to audit against the papers' recipes than the same steps spread over helpers."""
-    from tqdm import tqdm
-
-    from tinct.data.corpus import manifest_sha256
-    from tinct.data.photos import load_train_photos
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

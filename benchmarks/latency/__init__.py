@@ -40,18 +40,7 @@ the gate pattern and mode when they are not the defaults, so the entries stay un
 Models: the shipped weights ``weights/<name>.safetensors`` when present; otherwise a randomly
 initialised model of the same architecture (seeded), flagged "random weights (latency only)".
 
-The package: :mod:`.common` (constants, exceptions), :mod:`.schedule` (cases, round-robin, ratios,
-efficiency), :mod:`.output`, :mod:`.patterns` (gate patterns), :mod:`.inputs`, :mod:`.artifacts`
-(models, exports, quantized artifacts, fidelity), :mod:`.engines`, :mod:`.plan`, :mod:`.cli`.
+The package: :mod:`.common` (constants), :mod:`.ratios` (same-run ratios, efficiency), :mod:`.output`,
+:mod:`.patterns` (gate patterns), :mod:`.inputs`, :mod:`.artifacts` (models, exports, quantized artifacts),
+:mod:`.engines`, :mod:`.plan`; the scheduler is :mod:`tinct.runtime.timing`, the command :mod:`tinct.cli.bench_latency`.
 """
-
-from tinct.benchmarks.latency.artifacts import *  # noqa: F403
-from tinct.benchmarks.latency.cli import *  # noqa: F403
-from tinct.benchmarks.latency.common import *  # noqa: F403
-from tinct.benchmarks.latency.engines import *  # noqa: F403
-from tinct.benchmarks.latency.inputs import *  # noqa: F403
-from tinct.benchmarks.latency.output import *  # noqa: F403
-from tinct.benchmarks.latency.patterns import *  # noqa: F403
-from tinct.benchmarks.latency.plan import *  # noqa: F403
-from tinct.benchmarks.latency.schedule import *  # noqa: F403
-from tinct.benchmarks.latency.schedule import _reason  # noqa: F401

@@ -5,15 +5,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
-
-from tinct.benchmarks.latency.common import FIDELITY_IMAGES, PHOTOS, RANDOM_FLAG, CaseFailed, SkipCase
+from tinct.benchmarks.latency.common import PHOTOS, RANDOM_FLAG, CaseFailed, SkipCase
 from tinct.benchmarks.latency.patterns import gate_bits
-from tinct.benchmarks.latency.schedule import _reason
+from tinct.benchmarks.macs import count_macs
+from tinct.deploy.build import build_openvino
+from tinct.quantization.api import quantize
+from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
+from tinct.runtime.artifact import read_onnx_props
 from tinct.runtime.errors import TinctError
+from tinct.runtime.timing import _reason
+from tinct.verify.fidelity import fidelity_check
+from tinct.verify.guard import GuardError
 
 # ----------------------------------------------------------------------------- models and artifacts
 
@@ -52,10 +55,8 @@ class ModelStore:
         """:class:`benchmarks.macs.MacCount` of an FP32 export (None without onnx)."""
         if str(src) not in self._macs:
             try:
-                from tinct.benchmarks.macs import count_macs
-
                 self._macs[str(src)] = count_macs(src)
-            except ImportError:
+            except ImportError:  # no onnx here
                 self._macs[str(src)] = None
         return self._macs[str(src)]
 
@@ -79,6 +80,7 @@ class ModelStore:
             if not torch_available():
                 raise SkipCase("torch is not installed: PyTorch reference and exports unavailable")
             import torch
+
             from tinct.models.registry import REGISTRY, create_model
 
             path = self.weights_path(name)
@@ -161,12 +163,6 @@ class ModelStore:
         if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
             self._files[key] = out
             return out
-        try:
-            from tinct.quantization.api import quantize
-            from tinct.quantization.guard import GuardError
-            from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
-        except ImportError as exc:
-            raise SkipCase(f"the quantization package ('tinct quantize') is not available ({_reason(exc)})") from None
         random_weights = self.weights_label(model) == RANDOM_FLAG
         base = "int8" if precision.startswith("int8") else precision
 
@@ -205,7 +201,6 @@ class ModelStore:
         out = src.with_suffix(".xml")
         if not (out.is_file() and out.with_suffix(".bin").is_file()
                 and out.stat().st_mtime >= src.stat().st_mtime):
-            from tinct.runtime.backends.loaders import build_openvino
 
             self.log(f"latency: building {out.name}")
             build_openvino(src, out, precision="int8" if _onnx_precision(src) == "int8" else "fp32", check=False)
@@ -213,54 +208,7 @@ class ModelStore:
         return out
 
 
-class _Memo:
-    """A predictor whose outputs are remembered per input (the reference runs once per export)."""
-
-    def __init__(self, fn):
-        self.fn, self.seen = fn, {}
-
-    def __call__(self, x):
-        import hashlib
-
-        key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)
-        if key not in self.seen:
-            self.seen[key] = self.fn(x)
-        return self.seen[key]
-
-
-def fidelity_check(src: Path, run_x: Callable, precision: str, references: dict | None = None,
-                   random_weights: bool = False, images: int = FIDELITY_IMAGES) -> dict:
-    """Compare an engine (``run_x``: x -> ab) with ONNX Runtime FP32 of ``src`` by the guard's
-    criteria for ``precision`` (finite outputs, mean |Δab|, ΔPSNR@10 budget) -> a record with
-    ``verdict`` passed/failed and, when failed, ``reason``. Random weights: no PSNR budget (their
-    PSNR means nothing), the other criteria hold."""
-    import numpy as np
-    from tinct.quantization import DEFAULT_BUDGET_DB, DEFAULT_MAX_MEAN_AB, guard
-
-    refs = references if references is not None else {}
-    if str(src) not in refs:
-        refs[str(src)] = _Memo(guard.Predictor(src, threads=1))
-    names, imgs, where = guard.guard_images(images)
-    base = "int8" if precision.startswith("int8") else precision
-    budget = float("inf") if random_weights else DEFAULT_BUDGET_DB[base]
-    max_ab = DEFAULT_MAX_MEAN_AB[base]
-    rep = guard.compare(refs[str(src)], lambda x: run_x(x), imgs, names, where)
-    d10 = rep.delta.get(10)
-    rec = {"images": f"{len(imgs)} ({where})", "hints": list(guard.GUARD_COUNTS), "reference": "ONNX Runtime FP32",
-           "delta_psnr10": None if d10 is None or not np.isfinite(d10) else round(float(d10), 4),
-           "mean_ab_err": round(float(rep.mean_ab_err), 5), "max_ab_err": round(float(rep.max_ab_err), 4),
-           "nonfinite_outputs": rep.nonfinite_outputs, "budget_db": budget, "max_mean_ab_err": max_ab}
-    try:
-        guard.enforce(rep, budget, f"{precision} engine", max_ab)
-    except guard.GuardError as exc:
-        reason = str(exc).split("; nothing written")[0].split(": ", 1)[-1]
-        return {**rec, "verdict": "failed", "reason": f"fidelity vs ONNX Runtime FP32 on {rec['images']}: {reason}"}
-    return {**rec, "verdict": "passed"}
-
-
 def _onnx_precision(path: Path) -> str:
-    from tinct.runtime.artifact import read_onnx_props
-
     return read_onnx_props(path).get("tinct.precision", "fp32")
 
 

@@ -11,11 +11,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+import copy
+
+import numpy as np
+
 from tinct.benchmarks.latency.artifacts import ModelStore, torch_available
 from tinct.benchmarks.latency.common import SESSION_MODES, CaseFailed, SkipCase
 from tinct.benchmarks.latency.inputs import fixture_photos, model_inputs, photo, user_hints
 from tinct.benchmarks.latency.patterns import gate_bits, gate_pattern, kept_fraction
-from tinct.benchmarks.latency.schedule import Case, Timed
+from tinct.deploy.build import build_tensorrt
+from tinct.runtime.backends import open_backend
+from tinct.runtime.colorizer import Colorizer
+from tinct.runtime.cpu import missing_isa
+from tinct.runtime.hints import IMG_SIZE
+from tinct.runtime.timing import Case, Timed
 
 # ----------------------------------------------------------------------------- engines
 
@@ -87,7 +96,6 @@ def _backend_info(be) -> dict:
 
 def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj, batch: int) -> Timed:
     """The timed call for a mode, around any object with ``run_x`` (a Backend or TorchRunner)."""
-    from tinct.runtime.hints import IMG_SIZE
 
     if mode == "model":
         x = model_inputs(1)
@@ -95,7 +103,6 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
     if mode == "throughput":
         x = model_inputs(batch)
         return Timed(call=lambda: run_x(x))
-    from tinct.runtime.colorizer import Colorizer
 
     col = Colorizer(backend_obj)
     if mode == "e2e":
@@ -129,7 +136,6 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
                     stages.setdefault(k, []).append(v)
 
         def extra():
-            import numpy as np
             med = {k: float(np.median(v)) for k, v in stages.items()}
             out_size = sess.preview_size or size
             return {"stages_median_ms": med, "image_size": list(size), "output_size": list(out_size),
@@ -187,8 +193,6 @@ def _case_macs(store: ModelStore, src: Path, own_bits: list[bool] | None) -> int
 def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
     """ONNX Runtime / OpenVINO on CPU: export (+ quantize) (+ build IR), open, wrap in the mode."""
     def setup() -> Timed:
-        from tinct.runtime.backends import open_backend
-
         gates = _variant_gates(store, case.model, case.variant)
         src = store.onnx(case.model, gates)
         opts: dict = {"threads": case.threads or 0}
@@ -203,7 +207,6 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         elif case.backend == "openvino":
             if importlib.util.find_spec("openvino") is None:
                 raise SkipCase("openvino is not installed")
-            from tinct.runtime.cpu import missing_isa
 
             why = missing_isa("bf16") if case.precision in ("bf16", "int8-bf16") else None
             if why:
@@ -238,11 +241,9 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
     return setup
 
 
-def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
+def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:  # noqa: C901 - one branch per GPU engine
     """CUDA: PyTorch eager, a CUDA-graph replay, or TensorRT (model mode)."""
     def setup() -> Timed:
-        import copy
-
         import torch
 
         if not torch.cuda.is_available():
@@ -253,8 +254,6 @@ def gpu_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         if case.backend == "tensorrt":
             if importlib.util.find_spec("tensorrt") is None:
                 raise SkipCase("TensorRT is not installed")
-            from tinct.runtime.backends import open_backend
-            from tinct.runtime.backends.loaders import build_tensorrt
 
             if case.variant == "own":
                 raise SkipCase("TensorRT If layers cost about both branches: use a static gate pattern")

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+import numpy as np
+from PIL import Image
+
 from tinct.benchmarks.latency.common import N_HINTS, PHOTOS, SkipCase
+from tinct.runtime.color import rgb_to_lab_n
+from tinct.runtime.errors import InputError
+from tinct.runtime.hints import IMG_SIZE, UserHint, encode_from_lab, make_eval_hints, mask_from_coords
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -21,7 +27,6 @@ def fixture_photos() -> list[Path]:
 
 def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
     """``WxH`` -> (W, H), each side 16..8192 pixels, or an :class:`InputError` naming ``flag``."""
-    from tinct.runtime.errors import InputError
 
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -34,8 +39,6 @@ def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 
 def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 [H, W, 3]: centre crop to the aspect of ``size`` (W, H), then bilinear resize."""
-    import numpy as np
-    from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGB")
@@ -53,9 +56,6 @@ def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
 def model_inputs(n: int = 1, hints: int = N_HINTS) -> np.ndarray:
     """``x [n,4,224,224]`` float32: fixture photos with ``hints`` ground-truth hints (the evaluation
     protocol's positions, cell-mean colours), cycling through the photos for n > number of photos."""
-    import numpy as np
-    from tinct.runtime.color import rgb_to_lab_n
-    from tinct.runtime.hints import IMG_SIZE, encode_from_lab, make_eval_hints, mask_from_coords
 
     paths = fixture_photos()
     rgb = np.stack([photo(paths[i % len(paths)], (IMG_SIZE, IMG_SIZE)) for i in range(n)])
@@ -74,8 +74,6 @@ def drag(rng, x: int, y: int, size: tuple[int, int], step: int = 40) -> tuple[in
 
 def user_hints(image: np.ndarray, n: int = N_HINTS, seed: int = 0) -> list:
     """n clicks at seeded positions coloured with the photo's own pixel there."""
-    import numpy as np
-    from tinct.runtime.hints import UserHint
 
     h, w = image.shape[:2]
     rng = np.random.default_rng(seed)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 from tinct.benchmarks.latency.common import SCHEMA
-from tinct.benchmarks.latency.schedule import RunResult
+from tinct.runtime.timing import RunResult
 
 # ----------------------------------------------------------------------------- output
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
+import numpy as np
 
 # ----------------------------------------------------------------------------- gate patterns
 
@@ -42,6 +38,5 @@ def gate_bits(gates: list[list[bool]]) -> str:
 
 
 def kept_fraction(gates) -> float:
-    import numpy as np
     g = np.asarray(gates, dtype=bool)
     return float(g.mean())

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 from tinct.benchmarks.latency.artifacts import ModelStore, torch_available
 from tinct.benchmarks.latency.common import DEFAULT_GATES
 from tinct.benchmarks.latency.engines import engine_case_setup, gpu_case_setup, torch_case_setup
-from tinct.benchmarks.latency.schedule import Case
+from tinct.runtime.timing import Case
 
 # ----------------------------------------------------------------------------- planning
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+
 from tinct.runtime.artifact import C2E_COLORIZER, C2E_ENCODER, C2E_PROTOCOLS, ArtifactError, ArtifactMeta
 from tinct.runtime.errors import MissingExtraError, TinctError
 from tinct.runtime.hints import IMG_SIZE
@@ -262,8 +263,6 @@ def check_io(where: str, inputs: list[tuple[str, list, str]], outputs: list[tupl
         if str(t) != "float32":
             raise ArtifactError(f"{where}: tensor {nm!r} has type {t}, expected float32")
 
-
-from tinct.runtime.artifact import sha256_file  # noqa: F401 - re-exported for the backends' users
 
 
 def meta_summary(meta: ArtifactMeta) -> dict:

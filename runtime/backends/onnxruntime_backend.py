@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from tinct.runtime.artifact import ArtifactError
+
+from tinct.runtime.artifact import (
+    ArtifactError,
+    ArtifactMeta,
+    check_graph,
+    onnx_graph_summary,
+    read_onnx_props,
+)
 from tinct.runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
 from tinct.runtime.errors import TinctError
 
@@ -63,7 +70,6 @@ QDQ_IF_DISABLED = ["QDQPropagationTransformer"]
 def recorded_disabled_optimizers(path: Path) -> list[str] | None:
     """The optimizers an artifact says ONNX Runtime must not run (read with optimizations off, which is
     safe for any graph); None when it needs none or cannot be read (the real load reports that)."""
-    from tinct.runtime.artifact import ArtifactError, ArtifactMeta, read_onnx_props
 
     try:
         meta = ArtifactMeta.from_props(read_onnx_props(path), where=path.name)
@@ -128,7 +134,6 @@ class OnnxRuntimeBackend(Backend):
             raise ArtifactError(f"{path.name}: ONNX Runtime cannot load it ({first[:200]})") from None
         props = dict(session.get_modelmeta().custom_metadata_map)
         meta = meta_from_props(props, path.name)
-        from tinct.runtime.artifact import check_graph, onnx_graph_summary
 
         fp16 = meta.precision == "fp16"
         graph = onnx_graph_summary(path)

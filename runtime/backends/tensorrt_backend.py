@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tinct.runtime.artifact import ArtifactError
-from tinct.runtime.backends.base import AUX_GATES_OUTPUT, Backend, meta_from_props, meta_summary, sha256_file
+
+from tinct.runtime.artifact import ArtifactError, sha256_file
+from tinct.runtime.backends.base import AUX_GATES_OUTPUT, Backend, meta_from_props, meta_summary
 from tinct.runtime.errors import MissingExtraError, TinctError
 
 MAGIC = b"TINCTTRT"

@@ -1,0 +1,135 @@
+"""``tinct serve``: the interactive colorization page and the HTTP API on a local port.
+
+Standard library only at module level (the CLI lists every command without importing FastAPI).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tinct.runtime.errors import InputError, bounded, thread_count
+
+NAME = "serve"
+EXTRA = "serve"  # the extra that installs what this command needs
+
+MAX_SESSIONS = 1024
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="interactive colorization in the browser, and an HTTP API",
+        description="Serve the interactive page (click hints, pick colours, see the result at once) and the "
+        "HTTP API (POST /api/colorize, /api/sessions; documented at /docs) from this machine. "
+        "Binds to 127.0.0.1 unless --host says otherwise. Needs the 'serve' extra: pip install 'tinct[serve]'.")
+    src = p.add_argument_group("engines (default: every shipped model on ONNX Runtime, and on OpenVINO when installed)")
+    src.add_argument("--model", action="append", default=[], metavar="NAME",
+                     help="a shipped model (repeatable): icolorit-tiny, acolvit-tiny-0.5, color2embed-r18, ...")
+    src.add_argument("--engine", action="append", default=[], metavar="ARTIFACT",
+                     help="an artifact (repeatable): .onnx (on each --backends), .xml (OpenVINO), or a Color2Embed "
+                     "colorizer / export directory")
+    src.add_argument("--backends", default=None, metavar="A,B",
+                     help="backends for ONNX engines (default: onnxruntime, plus openvino when installed)")
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    net.add_argument("--port", type=bounded(0, 65535), default=8000, help="port (default 8000; 0 = any free port)")
+    res = p.add_argument_group("resources")
+    res.add_argument("--threads", type=thread_count, default=1,
+                     help="intra-op threads per engine (default 1: requests run side by side)")
+    res.add_argument("--max-sessions", type=bounded(1, MAX_SESSIONS), default=16,
+                     help=f"interactive sessions kept (least recently used dropped first; 1..{MAX_SESSIONS}, default 16)")
+    res.add_argument("--max-session-memory", type=bounded(64, 1 << 20), default=2048, metavar="MiB",
+                     help="memory for all sessions together (default 2048 MiB)")
+    res.add_argument("--idle-timeout", type=bounded(10, 7 * 86400, float), default=900.0, metavar="S",
+                     help="drop a session unused this long (default 900 s)")
+    res.add_argument("--max-upload-mb", type=bounded(1, 1024, float), default=32.0, help="largest upload (default 32)")
+    res.add_argument("--max-pixels", type=bounded(1e4, 2e8, float), default=40e6,
+                     help="largest photo in pixels (default 40e6)")
+    res.add_argument("--preview", type=bounded(64, 4096), default=1280,
+                     help="longer side of the interactive image (default 1280)")
+    ray = p.add_argument_group("scale-out (needs the 'ray' extra)")
+    ray.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                     help="serve the API as a Ray Serve deployment: 'local' starts Ray here, 'auto' joins the running "
+                     "cluster, or a cluster address; each replica holds its own engines")
+    ray.add_argument("--replicas", type=bounded(1, 256), default=1,
+                     help="--ray: replicas (1..256, default 1); with more than one, interactive sessions are off "
+                     "(POST /api/colorize only)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import uvicorn
+
+    from tinct.serve.app import Limits, create_app
+    from tinct.serve.engines import EngineSet
+    from tinct.serve.sessions import SessionStore
+
+    backends = None
+    if args.backends:
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        if not backends:
+            raise InputError("--backends: give at least one backend")
+    if args.replicas != 1 and not args.ray:
+        raise InputError("--replicas applies to --ray")
+    if args.ray:
+        from tinct.serve import ray_serve
+
+        if args.port == 0:
+            raise InputError("--ray needs a fixed --port (Ray Serve's proxy binds it)")
+        EngineSet.build(args.model, args.engine, backends, threads=args.threads).close()  # bad names fail here
+        cfg = {"models": list(args.model), "engines": [str(Path(e).resolve()) for e in args.engine],
+               "backends": backends, "threads": args.threads, "replicas": args.replicas,
+               "max_sessions": args.max_sessions, "max_bytes": int(args.max_session_memory) << 20,
+               "idle_s": args.idle_timeout,
+               "limits": {"max_upload_bytes": int(args.max_upload_mb * 2**20), "max_pixels": int(args.max_pixels),
+                          "preview": args.preview}}
+        return ray_serve.run(cfg, args.ray, args.host, args.port, log=lambda m: print(m, file=sys.stderr, flush=True))
+    engines = EngineSet.build(args.model, args.engine, backends, threads=args.threads)
+    store = SessionStore(max_sessions=args.max_sessions, max_bytes=int(args.max_session_memory) << 20,
+                         idle_s=args.idle_timeout)
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_pixels),
+                    preview=args.preview)
+    app = create_app(engines, store, limits)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"tinct serve: listening on {args.host}: anyone who can reach this address can use the server",
+              file=sys.stderr)
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    # no per-message deflate: the page's WebSocket carries JPEGs, which do not compress, and deflating
+    # them cost more than the transfer
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5, ws_per_message_deflate=False,
+                            ws_max_size=1 << 20)
+    server = uvicorn.Server(config)
+    names = ", ".join(e["id"] for e in engines.describe())
+    shown = f"[{host}]" if ":" in host else host
+    print(f"tinct serve: http://{shown}:{port}/  (API docs: /docs; engines: {names})", file=sys.stderr, flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        engines.close()
+    return 0
+
+
+def _bind(host: str, port: int):
+    """The listening socket, bound here so that a taken port or a foreign address is one line, and port 0
+    reports the port it got."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: {exc.strerror or exc}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock

@@ -1,1 +1,0 @@
-"""`tinct` subcommands of the runtime. Each module: ``register(subparsers)``, stdlib-only imports at module level."""

@@ -1,0 +1,209 @@
+"""The HTTP and WebSocket routes of ``tinct serve``: thin FastAPI routers over :class:`SessionService`
+(``request.app.state.service``). Every failure becomes ``{"error": "<one line>"}`` with its status
+(:func:`tinct.serve.service.status_of`), over HTTP and on the socket alike."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Literal
+
+import anyio
+from fastapi import APIRouter, File, Form, Request, UploadFile, WebSocket
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from tinct.runtime import __version__
+from tinct.runtime.errors import InputError, TinctError
+from tinct.runtime.memory import rss_mb
+from tinct.serve.service import SessionService, log, one_line, safe_stem, status_of
+from tinct.serve.sessions import SessionNotFound
+
+STATIC = Path(__file__).resolve().parent / "static"
+ImageFormat = Literal["png", "rgba", "jpeg", "none"]
+
+pages = APIRouter()
+oneshot = APIRouter()
+sessions = APIRouter(prefix="/api/sessions")
+
+
+def _service(request: Request | WebSocket) -> SessionService:
+    return request.app.state.service
+
+
+def _name(upload: UploadFile, what: str) -> str:
+    return Path(upload.filename or what).name or what  # a label for messages only, never opened
+
+
+def _update_response(meta: dict, body, fmt: str):
+    if fmt in ("rgba", "jpeg"):
+        return Response(body, media_type="application/octet-stream" if fmt == "rgba" else "image/jpeg",
+                        headers={"X-Tinct-Update": json.dumps(meta)})
+    return {**meta, "image": body}
+
+
+# ------------------------------------------------------------------ pages, health, engines, samples
+@pages.get("/", include_in_schema=False)
+def index():
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+@pages.get("/api/health", summary="Liveness, versions and the session store's use")
+def health(request: Request):
+    return {"ok": True, "tinct": __version__, "sessions": _service(request).store.stats(), "rss_mb": round(rss_mb(), 1)}
+
+
+@pages.get("/api/engines", summary="The engines this server offers (model, backend, precision)")
+def list_engines(request: Request):
+    engines = _service(request).engines
+    return {"default": engines.default, "engines": engines.describe()}
+
+
+@pages.get("/api/samples", summary="Names of the sample photos")
+def list_samples(request: Request):
+    return {"samples": sorted(request.app.state.samples)}
+
+
+@pages.get("/api/samples/{name}", summary="One sample photo (by name from the list, never a path)")
+def get_sample(request: Request, name: str):
+    samples = request.app.state.samples
+    p = samples.get(name)
+    if p is None:
+        raise SessionNotFound(f"no sample {name!r}; samples: {', '.join(sorted(samples))}")
+    return FileResponse(p)
+
+
+# ------------------------------------------------------------------ one-shot
+@oneshot.post("/api/colorize", summary="One-shot colorization: the PNG `tinct colorize` writes",
+              response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def colorize(request: Request, image: UploadFile = File(..., description="the photo (any format Pillow reads)"),
+             hints: str = Form("[]", description="the CLI's hint JSON: [{\"x\", \"y\", \"color\"}]"),
+             model: str | None = Form(None, description="an engine id or model name (default: the server's)")):
+    png, engine_id = _service(request).colorize_once(image.file.read(), _name(image, "image"), hints, model)
+    return Response(png, media_type="image/png",
+                    headers={"X-Tinct-Engine": engine_id.encode("ascii", "replace").decode()})
+
+
+# ------------------------------------------------------------------ sessions
+class HintsBody(BaseModel):
+    hints: list = Field(..., description="the CLI's hint JSON objects: {x, y, color}")
+    seq: int | None = Field(None, description="the client's update counter: older updates are refused (409)")
+
+
+class EngineBody(BaseModel):
+    engine: str
+    seq: int | None = None
+
+
+@sessions.post("", summary="Create a session from an uploaded photo")
+async def create_session(request: Request, image: UploadFile = File(...), engine: str | None = Form(None),
+                         preview: int | None = Form(None, description="longer side of the interactive image: "
+                                                    "the page's display size (capped by --preview)")):
+    svc = _service(request)
+    data, name = await image.read(), _name(image, "image")
+    return await anyio.to_thread.run_sync(lambda: svc.describe(svc.open(engine, data, name, preview)))
+
+
+@sessions.get("/{sid}", summary="A session's size, engine and hints")
+def get_session(request: Request, sid: str):
+    svc = _service(request)
+    return svc.describe(svc.store.get(sid))
+
+
+@sessions.put("/{sid}/hints", summary="Replace the hints; returns the preview PNG, timings and gates")
+def set_hints(request: Request, sid: str, body: HintsBody, image: ImageFormat = "png"):
+    svc = _service(request)
+    meta, data = svc.set_hints(svc.store.get(sid), body.hints, body.seq, image)
+    return _update_response(meta, data, image)
+
+
+@sessions.websocket("/{sid}/ws")
+async def session_socket(ws: WebSocket, sid: str, image: str = "jpeg"):
+    """The page's hint updates on one connection (not in the OpenAPI page, which has no WebSockets).
+
+    Each text message ``{"hints": [...], "seq": n}`` is handled like ``PUT .../hints?image=`` (``jpeg`` or
+    ``rgba``) and answered by one binary message: a 4-byte big-endian length, the update's JSON, the image.
+    A refused update is answered by a text message ``{"error", "status", "seq"}`` with the HTTP endpoint's
+    status and message, and the connection stays open. In Chromium a round trip on the socket costs less
+    than a ``fetch`` (``python -m tinct.benchmarks.serve_rtt``)."""
+    svc = _service(ws)
+    await ws.accept()
+    if image not in ("jpeg", "rgba"):
+        await ws.close(code=1003, reason="image: use jpeg or rgba")
+        return
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        seq = None
+        try:
+            body = _socket_message(msg)
+            seq = body.get("seq")
+            entry = svc.store.get(sid)
+            meta, data = await anyio.to_thread.run_sync(svc.set_hints, entry, body["hints"], seq, image)
+        except Exception as exc:  # every failure is answered on the socket, as over HTTP
+            status = status_of(exc) if isinstance(exc, TinctError) else 500
+            if status == 500:
+                log.error("tinct serve: websocket %s failed", sid, exc_info=exc)
+            await ws.send_text(json.dumps({"error": one_line(exc), "status": status, "seq": seq}))
+            continue
+        head = json.dumps(meta).encode()
+        await ws.send_bytes(struct.pack(">I", len(head)) + head + data)
+
+
+def _socket_message(msg: dict) -> dict:
+    try:
+        body = json.loads(msg.get("text") or "")
+    except ValueError:
+        raise InputError("send the hints as JSON text: {\"hints\": [...], \"seq\": n}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("hints"), list):
+        raise InputError("a message is {\"hints\": [...], \"seq\": n}")
+    seq = body.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+        raise InputError(f"seq: an integer, not {seq!r:.40}")
+    return body
+
+
+@sessions.put("/{sid}/engine", summary="Switch the session's engine (same photo, same hints)")
+def set_engine(request: Request, sid: str, body: EngineBody, image: ImageFormat = "png"):
+    svc = _service(request)
+    entry = svc.store.get(sid)
+    meta, data = svc.set_engine(entry, body.engine, body.seq, image)
+    if meta is None:  # an exemplar engine without a reference yet: nothing to render
+        return {**svc.describe(entry), "image": None}
+    return _update_response(meta, data, image)
+
+
+@sessions.put("/{sid}/reference", summary="Color2Embed: set the reference photo; returns the preview")
+async def set_reference(request: Request, sid: str, reference: UploadFile = File(...), seq: int | None = Form(None),
+                        image: ImageFormat = "png"):
+    svc = _service(request)
+    entry = svc.store.get(sid)
+    data, name = await reference.read(), _name(reference, "reference")
+    meta, body = await anyio.to_thread.run_sync(svc.set_reference, entry, data, name, seq, image)
+    return _update_response(meta, body, image)
+
+
+@sessions.get("/{sid}/image", summary="The full-resolution PNG of the last update",
+              response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def full_image(request: Request, sid: str):
+    svc = _service(request)
+    entry = svc.store.get(sid)
+    png = svc.full_png(entry)
+    return Response(png, media_type="image/png",
+                    headers={"Content-Disposition": f'attachment; filename="{safe_stem(entry.filename)}-tinct.png"'})
+
+
+@sessions.get("/{sid}/hints", summary="The session's hints as the CLI's hint JSON")
+def get_hints(request: Request, sid: str):
+    svc = _service(request)
+    entry = svc.store.get(sid)
+    return Response(svc.hints_json(entry), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{safe_stem(entry.filename)}-hints.json"'})
+
+
+@sessions.delete("/{sid}", summary="Delete a session")
+def delete_session(request: Request, sid: str):
+    _service(request).store.delete(sid)
+    return {"deleted": sid}
