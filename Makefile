@@ -19,10 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(VENV)/bin/tinct data fetch --split val --no-progress
-	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider
+	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 # The long fuzz run (issue 15): every target in tests/test_fuzz.py with 10,000 cases, hypothesis' statistics
-# (cases, outcomes, time per target) at the end; the README quotes its last figures.
+# (cases, outcomes, time per target) at the end; docs/reliability.md quotes its last figures.
 fuzz: $(STAMP)
 	TINCT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -p no:cacheprovider -m fuzz --hypothesis-show-statistics tests/test_fuzz.py
 

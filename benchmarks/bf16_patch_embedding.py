@@ -88,7 +88,7 @@ def measure(model: str = "icolorit-tiny", threads: int = 1, rounds: int = 30, wa
 
 
 def markdown(doc: dict) -> str:
-    lines = ["| engine | median ms (IQR) | vs ORT FP32 | mean |Δab| vs ORT FP32 | patch embedding runs in |",
+    lines = ["| engine | median ms (IQR) | vs ORT FP32 | mean \\|Δab\\| vs ORT FP32 | patch embedding runs in |",
              "|---|---|---|---|---|"]
     for r in doc["rows"]:
         lines.append(f"| {r['backend']} {r['precision']} | {r['median_ms']:.2f} ({r['iqr_ms']:.2f}) | "

@@ -5,7 +5,7 @@ Standard library only at module level; each command imports what it needs when i
 
 from __future__ import annotations
 
-from tinct.cli import bench_latency, bench_load, bench_soak
+from tinct.cli import bench_docs, bench_latency, bench_load, bench_soak
 from tinct.runtime.errors import thread_count
 
 NAME = "bench"
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     _register_accuracy(sub)
     _register_report(sub)
     _register_compare(sub)
-    for command in (bench_latency, bench_soak, bench_load):
+    for command in (bench_latency, bench_soak, bench_load, bench_docs):
         command.register(sub)
 
 

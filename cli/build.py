@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from tinct.runtime.errors import thread_count
+from tinct.runtime.errors import bounded, thread_count
 
 NAME = "build"
 EXTRA = "openvino"  # the extra that installs what this command needs
@@ -23,6 +23,10 @@ def register(subparsers) -> None:
                         "allows, guard each, time them interleaved at --threads, keep the fastest that passes")
     p.add_argument("--calib", default=None, metavar="DIR", help="--precision auto: calibration photos for INT8 "
                    "(default: the corpus' training split)")
+    p.add_argument("--calib-size", type=bounded(1, 100_000), default=300, metavar="N",
+                   help="--precision auto: INT8 calibration samples (default 300)")
+    p.add_argument("--guard-images", type=bounded(1, 100_000), default=None, metavar="N",
+                   help="--precision auto: guard each candidate on the first N validation images (default all)")
     p.add_argument("--threads", type=thread_count, default=0, help="OpenVINO: threads used to check the IR compiles")
     p.add_argument("--workspace", type=int, default=1024, metavar="MiB", help="TensorRT workspace limit")
     p.add_argument("--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache (read and updated)")
@@ -44,6 +48,7 @@ def run(args) -> int:
         from tinct.deploy.auto import build_auto, format_table
 
         out, table = build_auto(args.onnx, args.output, threads=args.threads or 1, calib_dir=args.calib,
+                                calib_size=args.calib_size, guard_images=args.guard_images,
                                 log=lambda m: print(m, file=sys.stderr))
         print(format_table(table))
         chosen = next(t for t in table if t.get("chosen"))

@@ -20,6 +20,6 @@ PRECISIONS = ("int8", "fp16", "bf16")
 # INT8 weight range. "portable": 7-bit weight values (ONNX Runtime reduce_range, NNCF overflow_fix=enable),
 # because x86 CPUs without VNNI (AVX2 laptops, AVX-512 before Cascade Lake) multiply u8 x s8 pairs into a
 # saturating int16 (vpmaddubsw); on such a CPU 8-bit weights pushed the shipped icolorit-tiny over the INT8
-# budget (README, "INT8 weights are 7-bit by default"). "full": 8-bit weights,
+# budget (docs/cpus-and-precisions.md, "INT8 weights are 7-bit by default"). "full": 8-bit weights,
 # for VNNI/AMX CPUs and GPUs only. TensorRT's signed Q/DQ route always uses the full range (no saturation).
 WEIGHT_RANGES = ("portable", "full")

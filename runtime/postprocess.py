@@ -11,7 +11,7 @@ gamma + clip + round through a 65536-entry table over linear light (within one l
 Two kernels compute the same thing:
 
 - ``numba``: one fused pass over the pixels (``njit(parallel=True, cache=True)``, rows split over the
-  session's threads), no plane-sized temporaries; several times faster than numpy (measured: README,
+  session's threads), no plane-sized temporaries; several times faster than numpy (measured: docs/performance.md,
   "Interactive update at photo resolution").
 - ``numpy``: the same steps as whole-plane operations into preallocated planes (about 20 passes over
   8 MB planes); used where numba is absent, and for one-shot use, where numba's import costs more

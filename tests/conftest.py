@@ -32,3 +32,52 @@ def _randomize_weights(model, seed: int = 0):
 def randomize_weights():
     """``randomize_weights(model, seed=0)`` -> the model, every parameter re-drawn (in place)."""
     return _randomize_weights
+
+
+class TinyModels:
+    """The small artifacts the suite shares: depth-2 iColoriT-T and A-ColViT-T (dynamic ``If`` gating) with
+    random weights, exported once per test run by the product's own exporter (``export_onnx`` with its parity
+    check), on first use. Read-only: a test that writes next to an artifact copies it first."""
+
+    def __init__(self, root, randomize):
+        self.root, self._randomize, self._made = root, randomize, {}
+
+    def _make(self, name: str):
+        if name not in self._made:
+            import torch
+
+            from tinct.export.onnx_export import export_onnx
+            from tinct.models.registry import create_model
+
+            torch.manual_seed(0)
+            model = self._randomize(create_model(name, depth=2).eval(), seed=0)
+            path = export_onnx(model, self.root / f"{name}-d2.onnx", model_name=name)
+            self._made[name] = (path, model)
+        return self._made[name]
+
+    @property
+    def icolorit(self):
+        """(path, torch model) of the depth-2 iColoriT-T export."""
+        return self._make("icolorit-tiny")
+
+    @property
+    def acolvit(self):
+        """(path, torch model) of the depth-2 A-ColViT-T export (24 -> 4 If nodes)."""
+        return self._make("acolvit-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, randomize_weights):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    return TinyModels(tmp_path_factory.mktemp("tiny-models"), randomize_weights)
+
+
+@pytest.fixture(scope="session")
+def icolorit_onnx(tiny_models):
+    return tiny_models.icolorit[0]
+
+
+@pytest.fixture(scope="session")
+def acolvit_onnx(tiny_models):
+    return tiny_models.acolvit[0]

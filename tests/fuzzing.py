@@ -2,7 +2,7 @@
 
 Every fuzz target is a hypothesis test decorated with :func:`fuzz_target`. ``make fuzz`` runs them all
 with ``TINCT_FUZZ_EXAMPLES=10000`` and hypothesis' statistics (cases per target, outcome events, time);
-the README quotes its last figures.
+docs/reliability.md quotes its last figures.
 """
 
 from __future__ import annotations

@@ -21,27 +21,6 @@ def _no_corpus(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TINCT_DATA", str(tmp_path_factory.mktemp("no-corpus")))
 
 
-def _export(name: str, out: Path, randomize) -> Path:
-    import torch
-
-    from tinct.export.onnx_export import export_onnx
-    from tinct.models.registry import create_model
-
-    torch.manual_seed(0)
-    model = randomize(create_model(name, depth=2).eval(), seed=0)
-    return export_onnx(model, out, check=False)
-
-
-@pytest.fixture(scope="session")
-def icolorit_onnx(tmp_path_factory, randomize_weights):
-    return _export("icolorit-tiny", tmp_path_factory.mktemp("q") / "icolorit-d2.onnx", randomize_weights)
-
-
-@pytest.fixture(scope="session")
-def acolvit_onnx(tmp_path_factory, randomize_weights):
-    return _export("acolvit-tiny", tmp_path_factory.mktemp("q") / "acolvit-d2.onnx", randomize_weights)
-
-
 def _tinct(*argv) -> int:
     from tinct.cli.main import main
 

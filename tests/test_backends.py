@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_runtime import DEMO_HINTS, export_tiny, photo
+from test_runtime import DEMO_HINTS, photo
 
 from tinct.runtime.artifact import ArtifactMeta
 from tinct.runtime.errors import TinctError
@@ -17,10 +17,9 @@ HAS_OV = importlib.util.find_spec("openvino") is not None
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("be")
-    model = export_tiny(d / "tiny.onnx", seed=3)
-    return d, d / "tiny.onnx", model
+def tiny(tmp_path_factory, tiny_models):
+    path, model = tiny_models.icolorit
+    return tmp_path_factory.mktemp("be"), path, model
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ A real server on a free loopback port; the test opens a photo, clicks three poin
 waits for the update, reads the pixels the page shows and compares them with `Colorizer` on the same hints
 (PSNR >= 40 dB at the display size); drags a hint (the image changes), undoes it (the image comes back),
 deletes one with the keyboard. It saves a screenshot (``$TINCT_SCREENSHOT``, else a temporary file); the
-README's is one of these. In CI (``CI`` set) a missing browser is a failure, not a skip.
+docs/browser.md's is one of these. In CI (``CI`` set) a missing browser is a failure, not a skip.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from test_runtime import DEMO_HINTS, PHOTOS, export_tiny
+from test_runtime import DEMO_HINTS, PHOTOS
 
 from tinct.cli.main import main
 
@@ -16,10 +16,8 @@ PHOTO = PHOTOS / "horses_herd.jpg"
 
 
 @pytest.fixture(scope="module")
-def onnx_path(tmp_path_factory):
-    p = tmp_path_factory.mktemp("cli") / "tiny.onnx"
-    export_tiny(p, seed=5)
-    return p
+def onnx_path(tiny_models):
+    return tiny_models.icolorit[0]
 
 
 def _fails(capsys, argv, out_path=None, match=None):

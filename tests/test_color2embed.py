@@ -13,7 +13,6 @@ from tinct.models import create_model, load_model, save_model
 from tinct.models.color2embed import Color2Embed, Color2EmbedConfig, ModulatedConv2d, modulated_conv_grouped
 from tinct.runtime.errors import TinctError
 
-
 # ----------------------------------------------------------------------------- shapes and contract
 
 @pytest.mark.parametrize("encoder,decoder", [("resnet18", "official"), ("vgg19", "official"),

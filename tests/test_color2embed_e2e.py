@@ -299,7 +299,7 @@ def test_training_smoke_writes_model_and_card(tmp_path, capsys, monkeypatch):
     run_card = json.loads(path.with_suffix(".json").read_text())
     assert scard["metrics"]["training_run_val"]["val_psnr"] == run_card["metrics"]["val_psnr"]
 
-    # the comparison tool (README's v2 attempt): own-ref. PSNR as the ship's evaluation, colourfulness in Lab
+    # the comparison tool (docs/models-and-data.md's v2 attempt): own-ref. PSNR as the ship's evaluation, colourfulness in Lab
     from tinct.training.c2e_compare import compare, mean_chroma
 
     res = compare([shipped], size=2 * SIZE)

@@ -16,7 +16,6 @@ from tinct.models import load_model
 from tinct.models.checkpoint import CheckpointError
 from tinct.models.color2embed import Color2EmbedConfig
 
-
 # ----------------------------------------------------------------------------- official layout
 # Restated from zhaohengyuan1/Color2Embed models.py / vgg_model.py (not via the key map).
 

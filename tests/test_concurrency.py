@@ -59,9 +59,10 @@ def test_shared_backend_threads_equal_a_single_threaded_replay(backend):
         pytest.importorskip("openvino")
     for attempt in range(3 if backend == "openvino" else 1):  # OpenVINO's deadlock showed in 2 of 5 fresh processes
         try:
-            r = subprocess.run([sys.executable, "-c", SCRIPT, backend, "4", "25"], cwd=ROOT, capture_output=True,
+            # 4 threads x 10 updates: the shared-request bug mixed 98 of 100 updates (issue 15), so 40 tell
+            r = subprocess.run([sys.executable, "-c", SCRIPT, backend, "4", "10"], cwd=ROOT, capture_output=True,
                                text=True, timeout=240)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{backend}: threads sharing one backend hung (attempt {attempt + 1})")
         assert r.returncode == 0, f"{backend}: {r.stdout.strip()} {r.stderr.strip()[-800:]}"
-        assert "0 of 100 differ" in r.stdout
+        assert "0 of 40 differ" in r.stdout

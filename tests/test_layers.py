@@ -3,7 +3,7 @@
 Read from the source with ``ast`` (every import, at module level or inside functions), for every file of every
 package, the command line included, with no exemptions:
 
-- each package imports only the packages below it in the README's drawing (:data:`ALLOWED`), and none of the
+- each package imports only the packages below it in the drawing of docs/how-it-works.md (:data:`ALLOWED`), and none of the
   third-party packages its layer must run without (:data:`FORBIDDEN_THIRD_PARTY`);
 - an import inside a function is there for a reason the checker can see: the module needs an optional
   dependency (:data:`OPTIONAL`), directly or through the tinct module it imports; the importing module is a
@@ -24,7 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("runtime", "data", "verify", "models", "export", "quantization", "deploy", "training", "benchmarks",
          "serve", "cli")
-# The drawing of the README (docs/architecture.md): each package and the tinct packages it may import.
+# The drawing of docs/how-it-works.md#layout: each package and the tinct packages it may import.
 ALLOWED: dict[str, set[str]] = {
     "runtime": set(),
     "data": {"runtime"},
@@ -71,6 +71,7 @@ def _production_files() -> list[Path]:
     return [p for p in _py_files(*PARTS) if not p.name.startswith(("test_", "conftest"))]
 
 
+@lru_cache(maxsize=None)
 def _imports(path: Path) -> list[tuple[int, str, bool]]:
     """(line, module, at module level) of every absolute import of ``path``; ``from pkg import name`` yields
     ``pkg.name`` when that is a module of the project (so ``from tinct.cli import bench`` is ``tinct.cli.bench``)."""
@@ -114,22 +115,21 @@ def _is_project_module(name: str) -> bool:
     return name in _module_files()
 
 
-@lru_cache(maxsize=None)
-def _needs_optional(module: str, seen: frozenset = frozenset()) -> bool:
+_NEEDS: dict[str, bool] = {}
+
+
+def _needs_optional(module: str) -> bool:
     """True when importing ``module`` imports an optional dependency at module level (transitively)."""
-    path = _module_files().get(module)
-    if path is None or module in seen:
-        return False
-    for _ln, m, top in _imports(path):
-        if not top:
-            continue
-        if m.split(".")[0] in OPTIONAL:
-            return True
-        if m.startswith("tinct.") and _needs_optional(_nearest_module(m), seen | {module}):
-            return True
-    return False
+    if module not in _NEEDS:
+        _NEEDS[module] = False  # a module being looked at (a cycle, which another test reports) adds nothing
+        path = _module_files().get(module)
+        _NEEDS[module] = path is not None and any(
+            top and (m.split(".")[0] in OPTIONAL or (m.startswith("tinct.") and _needs_optional(_nearest_module(m))))
+            for _ln, m, top in _imports(path))
+    return _NEEDS[module]
 
 
+@lru_cache(maxsize=None)
 def _nearest_module(name: str) -> str:
     """``tinct.a.b.c`` -> the longest prefix that is a project module (``from tinct.a.b import c``)."""
     parts = name.split(".")

@@ -24,8 +24,6 @@ from quantization_common import (  # noqa: F401 - fixtures and helpers shared by
     _no_corpus,
     _run_runtime,
     _tinct,
-    acolvit_onnx,
-    icolorit_onnx,
 )
 
 

@@ -21,8 +21,6 @@ from quantization_common import (  # noqa: F401 - fixtures and helpers shared by
     _no_corpus,
     _run_runtime,
     _tinct,
-    acolvit_onnx,
-    icolorit_onnx,
 )
 
 
@@ -164,7 +162,7 @@ def test_precision_auto_keeps_the_fastest_passing_candidate(icolorit_onnx, tmp_p
 
     out = tmp_path / "auto.xml"
     assert _tinct("build", icolorit_onnx, "--backend", "openvino", "--precision", "auto", "--threads", "1",
-                  "--calib", FIXTURES, "-o", out) == 0
+                  "--calib", FIXTURES, "--calib-size", "16", "-o", out) == 0
     build = read_ir_props(ov.Core().read_model(str(out)))[1]
     table = json.loads(build["auto_candidates"])
     assert [t["precision"] for t in table] == ["fp32", "bf16", "int8", "int8-bf16"]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.runtime.artifact import ArtifactMeta
 from tinct.runtime.color import lab_to_rgb, rgb_to_lab, to_uint8
 from tinct.runtime.errors import TinctError
 
@@ -19,32 +18,9 @@ PHOTOS = ROOT / "data" / "samples"
 DEMO_HINTS = ROOT / "data" / "samples" / "horses_herd_hints.json"
 
 
-def export_tiny(path: Path, seed: int = 0, props: dict | None = None, meta: dict | None = None):
-    """Export a randomly initialised depth-2 iColoriT-T to ``path``; returns the torch model."""
-    torch = pytest.importorskip("torch")
-    onnx = pytest.importorskip("onnx")
-    from tinct.models.registry import create_model
-
-    torch.manual_seed(seed)
-    model = create_model("icolorit-tiny", depth=2).eval()
-    torch.onnx.export(model, (torch.zeros(1, 4, 224, 224),), str(path), input_names=["x"], output_names=["ab"],
-                      dynamic_axes={"x": {0: "N"}, "ab": {0: "N"}}, dynamo=False, opset_version=17)
-    mp = onnx.load(str(path))
-    cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {"depth": 2}
-    all_props = ArtifactMeta(model="icolorit-tiny", architecture="icolorit", config=cfg,
-                             **(meta or {})).to_props() if props is None else props
-    for k, v in all_props.items():
-        p = mp.metadata_props.add()
-        p.key, p.value = k, v
-    onnx.save(mp, str(path))
-    return model
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
-    model = export_tiny(path)
-    return path, model
+def tiny(tiny_models):
+    return tiny_models.icolorit
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +110,20 @@ def test_session_hint_errors(ort_backend):
     assert s.colorize().shape == (10, 20, 3)
 
 
-def test_grayscale_input_without_hints_keeps_gray_level(ort_backend):
+def test_grayscale_input_without_hints_keeps_gray_level():
+    """A gray photo (2-D) without hints: the result's lightness is the photo's, only colour is added (uint8
+    rounding and the sRGB gamut move L by a fraction of a unit). The shipped model: its colours are the
+    natural ones a user sees (a random model's saturated ones leave the gamut and change L by clipping)."""
+    from tinct.runtime.backends import open_backend
     from tinct.runtime.colorizer import Colorizer
+
     gray = np.asarray(Image.fromarray(photo()).convert("L"))
-    out = Colorizer(ort_backend).colorize(gray)
+    out = Colorizer(open_backend(ROOT / "weights" / "icolorit-tiny.onnx", threads=1)).colorize(gray)
     assert out.shape == gray.shape + (3,)
+    l_in = rgb_to_lab(np.repeat(gray[..., None], 3, -1))[..., 0]
+    dl = np.abs(rgb_to_lab(out)[..., 0] - l_in)
+    assert dl.mean() < 0.5 and np.percentile(dl, 99) < 1.0, (dl.mean(), np.percentile(dl, 99))
+    assert np.abs(out[..., 0].astype(int) - out[..., 2]).mean() > 1  # and colour was added
 
 
 # ----------------------------------------------------------------------------- image I/O

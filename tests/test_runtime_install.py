@@ -42,7 +42,7 @@ def runtime_venv(tmp_path_factory):
 
             shutil.rmtree(REPO / "build", ignore_errors=True)
     wheel = next(wheel_dir.glob("tinct-*.whl"))
-    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel])
+    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", wheel])
     return py
 
 

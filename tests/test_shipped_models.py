@@ -113,7 +113,7 @@ def test_color2embed_reproduces_its_card(val):
     model, card = load_model(C2E, with_card=True)
     torch.set_num_threads(2)
     size = int(card["training"]["resolution"])
-    measured = C2EValidator(size).evaluate(model, torch.device("cpu"))
+    measured = C2EValidator(size).evaluate(model, torch.device("cpu"), cosine=False)  # the card's PSNR is the check
     for ref in ("tps", "other"):
         assert abs(measured["psnr"][ref] - card["metrics"]["val_psnr"][ref]) <= PSNR_TOLERANCE_DB, (ref, measured)
 

@@ -1,4 +1,4 @@
-"""`tinct bench soak` and `tinct bench load`: small runs that check the records and the gates (the README's
+"""`tinct bench soak` and `tinct bench load`: small runs that check the records and the gates (docs/reliability.md's
 figures come from the full-size runs: 10,000 updates per backend; 8 sessions x 50 updates)."""
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ class FakeCuda:
         self.mem: dict[int, np.ndarray] = {}
         self.freed = 0
         self.streams = 0
+        self.live_streams = self.max_live_streams = 0  # one stream per execution context alive
+        self._lock = threading.Lock()
 
     def _alloc(self, n):
         a = np.zeros(n, np.uint8)
@@ -42,13 +44,18 @@ class FakeCuda:
         return (0,)
 
     def cudaStreamCreate(self):
-        self.streams += 1
+        with self._lock:
+            self.streams += 1
+            self.live_streams += 1
+            self.max_live_streams = max(self.max_live_streams, self.live_streams)
         return 0, object()
 
     def cudaStreamSynchronize(self, s):
         return (0,)
 
     def cudaStreamDestroy(self, s):
+        with self._lock:
+            self.live_streams -= 1
         return (0,)
 
     def cudaSetDevice(self, d):
@@ -131,7 +138,9 @@ def test_each_concurrent_caller_gets_its_own_context_and_copies(fake_trt, tmp_pa
         outs = list(pool.map(lambda x: b.infer({"x": x})["ab"], xs))
     for k, out in enumerate(outs):
         assert np.array_equal(out, 2 * xs[k]), k  # no result mixed with another caller's
-    assert 1 < engine.contexts <= 8  # contexts made on demand, one per concurrent caller at most
+    # contexts made on demand: more than one, and never more alive at once than concurrent callers (a freed
+    # idle context may be made again later, so the count of creations is not bounded, the live count is)
+    assert engine.contexts > 1 and cuda.max_live_streams <= 8
     first = b.infer({"x": xs[1]})["ab"]
     b.infer({"x": xs[2]})
     assert np.array_equal(first, 2 * xs[1])  # the returned array is not the reused buffer

@@ -198,9 +198,14 @@ def test_speed_step_trains_its_own_copy():
     from tinct.training.train import speed_step
 
     cfg = TrainConfig(model="acolvit-tiny", batch=2, beta=0.5, model_overrides={"depth": 2})
-    step = speed_step(cfg, bf16=False)
+    step, other = speed_step(cfg, bf16=False), speed_step(cfg, bf16=False)
+    assert step.model is not other.model
+    before = {k: v.clone() for k, v in step.model.state_dict().items()}
     step()
     step()  # a second optimizer step on the same batch works (no stale graph)
+    after, untouched = step.model.state_dict(), other.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trains its model...
+    assert all(torch.equal(before[k], untouched[k]) for k in before)  # ...and only its own
 
 
 def test_train_speed_cli(tmp_path, capsys):

@@ -141,7 +141,8 @@ class C2EValidator:
                      "other": np.roll(images.astype(np.float32) / 255.0, -1, axis=0)}
 
     @torch.no_grad()
-    def evaluate(self, model, device, batch: int = 16) -> dict:
+    def evaluate(self, model, device, batch: int = 16, cosine: bool = True) -> dict:
+        """PSNR per reference kind and (``cosine``) the embedding cosine between a result and its reference."""
         model.eval()
         res = {"psnr": {}, "cosine": {}}
         for name, refs in self.refs.items():
@@ -153,10 +154,12 @@ class C2EValidator:
                 ab = model.colorize(l_n, emb).float().cpu().numpy()
                 rgb = compose_rgb(self.l_n[s:s + batch, 0], ab)
                 preds.append(rgb)
-                out = torch.from_numpy(np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 1).copy()).to(device)
-                cos.append(F.cosine_similarity(model.encode_reference(out).float(), emb, dim=1).cpu())
+                if cosine:
+                    out = torch.from_numpy(np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 1).copy()).to(device)
+                    cos.append(F.cosine_similarity(model.encode_reference(out).float(), emb, dim=1).cpu())
             res["psnr"][name] = round(float(psnr(np.concatenate(preds), self.images).mean()), 4)
-            res["cosine"][name] = round(float(torch.cat(cos).mean()), 4)
+            if cosine:
+                res["cosine"][name] = round(float(torch.cat(cos).mean()), 4)
         return res
 
 

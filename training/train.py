@@ -152,7 +152,8 @@ def training_loss(fwd, is_gated: bool, x, target, beta, use_bf16: bool, device_t
 def speed_step(cfg: TrainConfig, bf16: bool, seed: int = 0):
     """A callable that runs one optimizer step of ``cfg``'s recipe (model, AdamW, loss, autocast when
     ``bf16``) on one fixed batch of random crops with simulated hints, for timing: images/s does not
-    depend on the pixels. Each call trains its own copy of the model."""
+    depend on the pixels. Each call of :func:`speed_step` makes its own model (``step.model``), which the step
+    trains."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = create_model(cfg.model, **cfg.model_overrides)
@@ -173,6 +174,7 @@ def speed_step(cfg: TrainConfig, bf16: bool, seed: int = 0):
         if not math.isfinite(loss.item()):
             raise RuntimeError(f"loss is {loss.item()}")
 
+    step.model = model
     return step
 
 

@@ -120,7 +120,7 @@ class OnnxRuntimeBackend(Backend):
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
         # no busy-waiting after a run: the session's post-processing threads run right after the model and
-        # ONNX Runtime's spinning threads slowed them (measured: README, "Interactive update at photo resolution")
+        # ONNX Runtime's spinning threads slowed them (measured: docs/performance.md, "Interactive update at photo resolution")
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         disabled = list(disabled_optimizers or [])

@@ -6,7 +6,7 @@ bf16 on CPUs with AVX512-BF16/AMX (measured: ~54 dB PSNR vs fp32), so an fp32 ar
 ``PERFORMANCE_HINT=LATENCY``; ``INFERENCE_NUM_THREADS`` from ``threads``; a pool of infer requests, one per
 concurrent caller (thread-safe). With the LATENCY hint the CPU plugin runs one stream, so concurrent callers'
 inferences take turns: 4 threads sharing one engine (1 thread each) gave 1.3x the updates/s of one thread on
-2 cores, where ONNX Runtime gave 2.0x (``tinct bench soak``, README *Reliability*).
+2 cores, where ONNX Runtime gave 2.0x (``tinct bench soak``, docs/reliability.md).
 
 Static batch: when only the batch dimension of the inputs is dynamic (every iColoriT / A-ColViT
 artifact), the model is compiled for batch 1 at load and re-compiled, once per new batch size, for
