@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tinct colorize data/samples/horses_herd.jpg --hints data/samples/horses_herd_hints.json -o demo.png
 	@echo "wrote demo.png"
 
-test: $(STAMP) browser
+test: $(STAMP) browser arm64-tools
 	$(VENV)/bin/tinct data fetch --split val --no-progress
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
@@ -34,4 +34,16 @@ browser:
 	  apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	fi
 
-.PHONY: install demo test browser fuzz
+# The arm64 leg of the suite (tests/test_arm64.py) runs tinct's runtime in an arm64 Debian root under QEMU user
+# emulation. As root the tools come from the Debian archive; otherwise that leg says what is missing (and fails
+# under CI).
+arm64-tools:
+	@if ! command -v debootstrap >/dev/null || ! command -v qemu-aarch64-static >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's qemu-user-static, binfmt-support and debootstrap for the arm64 leg"; \
+	    apt-get install -y -q qemu-user-static binfmt-support debootstrap >/dev/null || { apt-get update -q >/dev/null \
+	      && apt-get install -y -q qemu-user-static binfmt-support debootstrap >/dev/null; }; \
+	  fi; \
+	fi
+
+.PHONY: install demo test browser arm64-tools fuzz

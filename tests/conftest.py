@@ -81,3 +81,29 @@ def icolorit_onnx(tiny_models):
 @pytest.fixture(scope="session")
 def acolvit_onnx(tiny_models):
     return tiny_models.acolvit[0]
+
+
+@pytest.fixture(scope="session")
+def runtime_wheel(tmp_path_factory):
+    """tinct's wheel (``pip wheel --no-deps .``), built once per test process. Builds in the checkout take a lock:
+    setuptools writes build/ there, and two test workers may build at once."""
+    import fcntl
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path_factory.mktemp("wheel")
+    with open(Path(tempfile.gettempdir()) / "tinct-wheel-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_existed = (repo / "build").exists()
+        try:
+            r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(repo)],
+                               capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stderr[-2000:]
+        finally:
+            if not build_existed:  # setuptools' build/ in the checkout (git-ignored): leave the tree as it was
+                shutil.rmtree(repo / "build", ignore_errors=True)
+    return next(out.glob("tinct-*.whl"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -26,23 +25,13 @@ def _run(cmd, **kw):
 
 
 @pytest.fixture(scope="module")
-def runtime_venv(tmp_path_factory):
+def runtime_venv(tmp_path_factory, runtime_wheel):
     missing = [f"weights/{n}.onnx" for n in HINT_MODELS if not (REPO / "weights" / f"{n}.onnx").is_file()]
     assert not missing, f"shipped ONNX missing (run 'tinct ship --onnx-only --name NAME'): {missing}"
     d = tmp_path_factory.mktemp("rtvenv")
     venv.EnvBuilder(with_pip=True, clear=True).create(d / "venv")
     py = d / "venv" / "bin" / "python"
-    wheel_dir = d / "wheel"
-    build_existed = (REPO / "build").exists()
-    try:
-        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheel_dir, REPO])
-    finally:
-        if not build_existed:  # setuptools' build/ in the checkout (git-ignored): leave the tree as it was
-            import shutil
-
-            shutil.rmtree(REPO / "build", ignore_errors=True)
-    wheel = next(wheel_dir.glob("tinct-*.whl"))
-    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", wheel])
+    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", runtime_wheel])
     return py
 
 
