@@ -20,6 +20,7 @@ from tinct.benchmarks import bf16_patch_embedding, load, soak
 from tinct.benchmarks.accuracy import SCHEMA as ACCURACY_SCHEMA
 from tinct.benchmarks.latency.common import SCHEMA as LATENCY_SCHEMA
 from tinct.benchmarks.latency.output import markdown_table as latency_markdown_table
+from tinct.benchmarks.profile import profile_table
 from tinct.runtime.errors import InputError
 
 
@@ -352,12 +353,13 @@ def _skipped(skipped: list[dict], opts: dict) -> str:
 def render_latency(sources: list[Source], opts: dict) -> str:
     """``pivot=threads``: one row per model x engine, a "ms (IQR)" column per thread count, then the ratios at
     the lowest thread count; ``pivot=gates``: one row per A-ColViT gate pattern, one column per engine (median
-    ms); no pivot: the suite's own table. Filters: models, backends, precisions, modes, threads; ``ratios=`` picks
+    ms); ``pivot=profile``: where the time goes (``--profile`` runs: each layer type's share); no pivot: the suite's
+    own table. Filters: models, backends, precisions, modes, threads; ``ratios=`` picks
     the ratio columns (eager, ort, efficiency, dpsnr, or none); ``digits=`` the ms decimals; ``skipped=yes`` lists
     the cases the run skipped, with the reason."""
     pivot = opts.get("pivot", "none")
-    if pivot not in ("threads", "gates", "none"):
-        raise InputError(f"pivot={pivot}: use threads, gates or none")
+    if pivot not in ("threads", "gates", "profile", "none"):
+        raise InputError(f"pivot={pivot}: use threads, gates, profile or none")
     if opts.get("skipped", "no") not in ("yes", "no"):
         raise InputError(f"skipped={opts['skipped']}: use yes or no")
     digits = opts.get("digits", "2")
@@ -368,7 +370,9 @@ def render_latency(sources: list[Source], opts: dict) -> str:
         results = [e for e in s.doc.get("results") or [] if _keep(e, opts)]
         if not results:
             raise InputError(f"{s.path}: no result matches the block's filters")
-        if pivot == "none":
+        if pivot == "profile":
+            md = profile_table(results)
+        elif pivot == "none":
             md = latency_markdown_table(results, s.doc.get("skipped") or (), s.doc.get("failed") or ())
         else:
             md = (_pivot_threads if pivot == "threads" else _pivot_gates)(results, opts, int(digits))

@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--artifacts", default=DEFAULT_ARTIFACTS, metavar="DIR",
                    help="where exported/quantized/compiled artifacts are cached (default "
                         f"{DEFAULT_ARTIFACTS}, git-ignored)")
+    p.add_argument("--profile", action="store_true",
+                   help="after timing, profile each CPU engine's model call (OpenVINO performance counters, ONNX "
+                        "Runtime's profiler, torch.profiler): time per layer type, printed and in the JSON")
     p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the latency result here")
     p.add_argument("--no-gpu", action="store_true", help="do not add GPU cases even when CUDA is present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,6 +68,7 @@ def run(args) -> int:
     from tinct.benchmarks.latency.patterns import gate_pattern
     from tinct.benchmarks.latency.plan import parse_list, plan_cases
     from tinct.benchmarks.latency.ratios import add_efficiency, add_ratios
+    from tinct.benchmarks.profile import profile_table
     from tinct.runtime.errors import TinctError
     from tinct.runtime.timing import run_cases
 
@@ -94,7 +98,8 @@ def run(args) -> int:
     env = envmod.capture()
     store = ModelStore(args.artifacts, seed=args.seed, log=log)
     cases = plan_cases(store, models, backends, precisions, threads, modes, gates, args.batch,
-                       gpu=False if args.no_gpu else None, gate_modes=gate_modes)
+                       gpu=False if args.no_gpu else None, gate_modes=gate_modes,
+                       profile=args.profile)
     notes = []
     weights = {m: store.weights_label(m) for m in models}
     for m, w in weights.items():
@@ -113,12 +118,16 @@ def run(args) -> int:
     add_efficiency(run.results, log=log)
     config = {k: getattr(args, k) for k in ("models", "backends", "precisions", "threads", "modes", "gates",
                                             "gate_modes", "rounds", "warmup", "batch", "order", "seed", "gap_ms", "burst",
-                                            "artifacts")}
+                                            "artifacts", "profile")}
     doc = result_document(run, env, config, notes, weights)
     for n in notes:
         print(f"note: {n}")
     print(f"machine: {env.get('cpu_line', env.get('cpu'))}, {env.get('cpu_count')} logical cores")
     print(markdown_table(run.results, run.skipped, run.failed))
+    if args.profile:
+        print("\nWhere the time goes (share of the profiled model call per layer type; "
+              "docs/performance.md explains the categories):\n")
+        print(profile_table(run.results))
     la, lb = env.get("loadavg_start"), env.get("loadavg_end")
     if la and lb:
         print(f"\nload average start {la[0]:.2f}, end {lb[0]:.2f} (cpu count {env.get('cpu_count')})")

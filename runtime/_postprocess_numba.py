@@ -36,36 +36,50 @@ def _prepare(rgb, lin_lut, yw, yn, l_out, fy_out, y_out):  # pragma: no cover - 
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
-def _render(ab, r0, r1, wr, c0, c1, wc, fy, yv, m, wxz, lut, out):  # pragma: no cover - compiled
-    h, w = fy.shape
-    n_in = ab.shape[2]
-    top = np.float32(lut.shape[0] - 1)
-    zero = np.float32(0.0)
-    m00, m01, m02 = m[0, 0], m[0, 1], m[0, 2]
-    m10, m11, m12 = m[1, 0], m[1, 1], m[1, 2]
-    m20, m21, m22 = m[2, 0], m[2, 1], m[2, 2]
-    for i in nb.prange(h):
-        t = wr[i]
-        ra, rb = r0[i], r1[i]
-        arow = np.empty(n_in, np.float32)
-        brow = np.empty(n_in, np.float32)
-        for k in range(n_in):  # the row's ab, interpolated once, pre-scaled to fx/fz offsets
-            arow[k] = (ab[0, ra, k] * (np.float32(1.0) - t) + ab[0, rb, k] * t) * np.float32(110.0 / 500.0)
-            brow[k] = (ab[1, ra, k] * (np.float32(1.0) - t) + ab[1, rb, k] * t) * np.float32(-110.0 / 200.0)
-        xs = np.empty(w, np.float32)
-        zs = np.empty(w, np.float32)
+def _columns(ab, c0, c1, wc, ah, bh):  # pragma: no cover - compiled
+    """The model's ab rows upsampled along x to the output width, pre-scaled to fx/fz offsets: [n, W] each."""
+    n_in, w = ab.shape[1], c0.shape[0]
+    sa, sb = np.float32(110.0 / 500.0), np.float32(-110.0 / 200.0)
+    for k in nb.prange(n_in):
         for j in range(w):
             u = wc[j]
-            f = fy[i, j]
-            fx = f + arow[c0[j]] * (np.float32(1.0) - u) + arow[c1[j]] * u
-            fz = max(f + brow[c0[j]] * (np.float32(1.0) - u) + brow[c1[j]] * u, zero)
-            xs[j] = (fx * fx * fx if fx > _F_THRESH else (fx - _K0) * _K1) * wxz[0]
-            zs[j] = (fz * fz * fz if fz > _F_THRESH else (fz - _K0) * _K1) * wxz[1]
-        for j in range(w):
-            x, y, z = xs[j], yv[i, j], zs[j]
-            out[i, j, 0] = lut[np.int32(min(max(m00 * x + m01 * y + m02 * z, zero), top))]
-            out[i, j, 1] = lut[np.int32(min(max(m10 * x + m11 * y + m12 * z, zero), top))]
-            out[i, j, 2] = lut[np.int32(min(max(m20 * x + m21 * y + m22 * z, zero), top))]
+            ah[k, j] = (ab[0, k, c0[j]] * (np.float32(1.0) - u) + ab[0, k, c1[j]] * u) * sa
+            bh[k, j] = (ab[1, k, c0[j]] * (np.float32(1.0) - u) + ab[1, k, c1[j]] * u) * sb
+
+
+@nb.njit(cache=True, fastmath=True, boundscheck=False, inline="always")
+def _row(i, ah, bh, r0, r1, wr, fy, yv, m, wxz, top, lut, out, i0, i1, i2):  # pragma: no cover - compiled
+    """One output row: the two source rows blended along y (contiguous, vectorized), Lab -> XYZ -> linear RGB as
+    gamma-table indices (``i0..i2``, the caller's scratch), then the table into the interleaved output."""
+    zero, one = np.float32(0.0), np.float32(1.0)
+    t = wr[i]
+    ra, rb = r0[i], r1[i]
+    for j in range(fy.shape[1]):
+        f = fy[i, j]
+        fx = f + ah[ra, j] * (one - t) + ah[rb, j] * t
+        fz = max(f + bh[ra, j] * (one - t) + bh[rb, j] * t, zero)
+        x = (fx * fx * fx if fx > _F_THRESH else (fx - _K0) * _K1) * wxz[0]
+        z = (fz * fz * fz if fz > _F_THRESH else (fz - _K0) * _K1) * wxz[1]
+        y = yv[i, j]
+        i0[j] = np.int32(min(max(m[0, 0] * x + m[0, 1] * y + m[0, 2] * z, zero), top))
+        i1[j] = np.int32(min(max(m[1, 0] * x + m[1, 1] * y + m[1, 2] * z, zero), top))
+        i2[j] = np.int32(min(max(m[2, 0] * x + m[2, 1] * y + m[2, 2] * z, zero), top))
+    for j in range(fy.shape[1]):  # the table lookups and the interleaved stores, apart from the vectorized math
+        out[i, j, 0] = lut[i0[j]]
+        out[i, j, 1] = lut[i1[j]]
+        out[i, j, 2] = lut[i2[j]]
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
+def _rows(ah, bh, r0, r1, wr, fy, yv, m, wxz, lut, out):  # pragma: no cover - compiled
+    """Every output row, in up to 64 chunks split over the threads (a chunk allocates its scratch once)."""
+    h, w = fy.shape
+    top = np.float32(lut.shape[0] - 1)
+    n_chunks = min(h, 64)
+    for ci in nb.prange(n_chunks):
+        i0, i1, i2 = np.empty(w, np.int32), np.empty(w, np.int32), np.empty(w, np.int32)
+        for i in range(ci * h // n_chunks, (ci + 1) * h // n_chunks):
+            _row(i, ah, bh, r0, r1, wr, fy, yv, m, wxz, top, lut, out, i0, i1, i2)
 
 
 def _threads(n: int) -> int:
@@ -78,6 +92,8 @@ def prepare(rgb, lin_lut, yw, yn, l_out, fy_out, y_out, threads: int = 0) -> Non
         _prepare(rgb, lin_lut, yw, yn, l_out, fy_out, y_out)
 
 
-def render(ab, r0, r1, wr, c0, c1, wc, fy, yv, m, wxz, lut, out, threads: int = 1) -> None:
+def render(ab, r0, r1, wr, c0, c1, wc, fy, yv, m, wxz, lut, out, cols, threads: int = 1) -> None:
+    """``cols``: the caller's [2, n, W] float32 buffer for the x-upsampled rows (a canvas keeps one)."""
     nb.set_num_threads(_threads(threads))  # per calling thread (numba's setting is thread-local)
-    _render(ab, r0, r1, wr, c0, c1, wc, fy, yv, m, wxz, lut, out)
+    _columns(ab, c0, c1, wc, cols[0], cols[1])
+    _rows(cols[0], cols[1], r0, r1, wr, fy, yv, m, wxz, lut, out)

@@ -70,7 +70,8 @@ def estimate_bytes(width: int, height: int, preview: tuple[int, int] | None, ker
     n = 3 * width * height + canvas_bytes_per_pixel(kernel) * width * height  # the photo + the full canvas
     if preview:
         n += canvas_bytes_per_pixel(kernel, rgba=True) * preview[0] * preview[1]
-    return int(n + 2 * 4 * 224 * 224 * 4)  # model input/output buffers
+    cols = 2 * 4 * 256 * (width + (preview[0] if preview else 0))  # the kernel's x-upsampled model rows, per canvas
+    return int(n + cols + 2 * 4 * 224 * 224 * 4)  # + model input/output buffers
 
 
 class SessionStore:

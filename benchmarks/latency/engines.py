@@ -19,6 +19,7 @@ from tinct.benchmarks.latency.artifacts import ModelStore, torch_available
 from tinct.benchmarks.latency.common import SESSION_MODES, CaseFailed, SkipCase
 from tinct.benchmarks.latency.inputs import fixture_photos, model_inputs, photo, user_hints
 from tinct.benchmarks.latency.patterns import gate_bits, gate_pattern, kept_fraction
+from tinct.benchmarks.profile import profile_backend, profile_torch
 from tinct.deploy.build import build_tensorrt
 from tinct.runtime.backends import open_backend
 from tinct.runtime.colorizer import Colorizer
@@ -146,11 +147,32 @@ def _workload(mode: str, run_x: Callable[[np.ndarray], np.ndarray], backend_obj,
     raise SkipCase(f"unknown mode {mode!r}")
 
 
+PROFILED_MODES = ("model", "throughput")  # --profile: the model call of these modes is profiled
+
+
+def _with_profile(t: Timed, case: Case, profiler: Callable[[np.ndarray], dict]) -> None:
+    """After the timed rounds, profile the case's model call (its own profiled run) into ``profile``; a
+    profiler that fails is reported in the entry (``profile_error``), never silently dropped."""
+    if case.mode not in PROFILED_MODES:
+        return
+    previous = t.extra
+
+    def extra() -> dict:
+        out = previous() if previous else {}
+        try:
+            out["profile"] = profiler(model_inputs(case.batch))
+        except Exception as exc:  # noqa: BLE001 - reported in the result
+            out["profile_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    t.extra = extra
+
+
 def _variant_gates(store: ModelStore, name: str, variant: str):
     return gate_pattern(variant, store.depth(name)) if variant else None
 
 
-def torch_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
+def torch_case_setup(store: ModelStore, case: Case, profile: bool = False) -> Callable[[], Timed]:
     def setup() -> Timed:
         model = store.model(case.model)[0]
         gates = _variant_gates(store, case.model, case.variant)
@@ -163,6 +185,8 @@ def torch_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         with contextlib.suppress(SkipCase, ImportError):
             macs = _case_macs(store, store.onnx(case.model, gates), bits)
         t.info.update(weights=store.weights_label(case.model), **kept, macs=macs)
+        if profile:
+            _with_profile(t, case, lambda x: profile_torch(runner.run_x, x))
         return t
     return setup
 
@@ -190,7 +214,7 @@ def _case_macs(store: ModelStore, src: Path, own_bits: list[bool] | None) -> int
     return mc.executed()
 
 
-def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
+def engine_case_setup(store: ModelStore, case: Case, profile: bool = False) -> Callable[[], Timed]:
     """ONNX Runtime / OpenVINO on CPU: export (+ quantize) (+ build IR), open, wrap in the mode."""
     def setup() -> Timed:
         gates = _variant_gates(store, case.model, case.variant)
@@ -237,6 +261,8 @@ def engine_case_setup(store: ModelStore, case: Case) -> Callable[[], Timed]:
         kept, bits = _kept_info(store, case, gates)
         t.info.update(weights=store.weights_label(case.model), **_backend_info(be), **kept,
                       fidelity=fidelity, macs=_case_macs(store, src, bits))
+        if profile:
+            _with_profile(t, case, lambda x: profile_backend(path, case.backend, x, **opts))
         return t
     return setup
 

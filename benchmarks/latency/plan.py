@@ -24,11 +24,13 @@ def parse_list(text: str | Sequence[str] | None, allowed: Sequence[str] | None =
 
 def plan_cases(store: ModelStore, models: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
                threads: Sequence[int], modes: Sequence[str], gates: Sequence[str] = DEFAULT_GATES,
-               batch: int = 8, gpu: bool | None = None, gate_modes: Sequence[str] = ("model",)) -> list[Case]:
+               batch: int = 8, gpu: bool | None = None, gate_modes: Sequence[str] = ("model",),
+               profile: bool = False) -> list[Case]:
     """Every case of a run. The PyTorch eager FP32 reference is always included (skipped with the
     reason when torch is absent); ``throughput`` runs single-threaded only; A-ColViT gets one
     case per gate pattern in the ``gate_modes`` (other modes: its own decisions only);
-    GPU cases are added when ``gpu`` (default: torch.cuda is available) or skipped once with a reason."""
+    GPU cases are added when ``gpu`` (default: torch.cuda is available) or skipped once with a reason;
+    ``profile``: CPU cases also profile their model call after timing (``tinct bench latency --profile``)."""
     cases: list[Case] = []
     has_torch = torch_available()
     for name in models:
@@ -43,7 +45,7 @@ def plan_cases(store: ModelStore, models: Sequence[str], backends: Sequence[str]
                     if not has_torch:
                         ref.skip = "torch is not installed: no PyTorch eager reference (ratios vs eager are null)"
                     else:
-                        ref.setup = torch_case_setup(store, ref)
+                        ref.setup = torch_case_setup(store, ref, profile)
                     cases.append(ref)
                     for be in backends:
                         if be == "pytorch":
@@ -55,7 +57,7 @@ def plan_cases(store: ModelStore, models: Sequence[str], backends: Sequence[str]
                             elif be == "onnxruntime" and p in ("bf16",):
                                 c.skip = "ONNX Runtime CPU has no bf16 kernels for this model; use openvino bf16"
                             else:
-                                c.setup = engine_case_setup(store, c)
+                                c.setup = engine_case_setup(store, c, profile)
                             cases.append(c)
     cases += plan_gpu_cases(store, models, precisions, gates, gpu)
     return cases

@@ -77,6 +77,11 @@ class Backend(ABC):
         main = next(n for n in self.output_names if n != AUX_GATES_OUTPUT)
         return self.infer({self.input_names[0]: x})[main]
 
+    def profile_records(self) -> list[dict]:
+        """The per-layer times since the backend was opened with ``profile=True``: one record per executed layer
+        and call, ``{"name", "op", "ms"}`` (+ backend-specific keys). Backends without a profiler raise."""
+        raise TinctError(f"the {self.name} backend has no per-layer profiler")
+
     def close(self) -> None:  # backends holding device memory override this
         pass
 
@@ -114,8 +119,8 @@ def backend_class(name: str) -> type[Backend]:
 # backend is accepted only when unset (None): a misspelt or misplaced option is an error, never dropped.
 COMMON_OPTIONS = frozenset({"threads", "precision", "device"})
 BACKEND_OPTIONS = {
-    "onnxruntime": frozenset({"providers", "disabled_optimizers", "optimization"}),
-    "openvino": frozenset({"core"}),
+    "onnxruntime": frozenset({"providers", "disabled_optimizers", "optimization", "profile"}),
+    "openvino": frozenset({"core", "profile", "specialize_gates"}),
     "tensorrt": frozenset({"onnx"}),
 }
 

@@ -9,6 +9,9 @@ One InferenceSession per backend, reused for every call; outputs come back as fr
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +105,8 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def load(cls, path, providers=None, threads: int = 0, disabled_optimizers=None,
-             optimization: str = "all", precision: str | None = None, device: str | None = None
-             ) -> OnnxRuntimeBackend:
+             optimization: str = "all", precision: str | None = None, device: str | None = None,
+             profile: bool = False) -> OnnxRuntimeBackend:
         path = Path(path)
         if disabled_optimizers is None and optimization != "disable":
             disabled_optimizers = recorded_disabled_optimizers(path)
@@ -123,6 +126,11 @@ class OnnxRuntimeBackend(Backend):
         # ONNX Runtime's spinning threads slowed them (measured: docs/performance.md, "Interactive update at photo resolution")
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
+        profile_dir = None
+        if profile:  # ONNX Runtime's own profiler: a JSON trace per session, read by profile_records()
+            profile_dir = Path(tempfile.mkdtemp(prefix="tinct-ort-profile-"))
+            so.enable_profiling = True
+            so.profile_file_prefix = str(profile_dir / "profile")
         disabled = list(disabled_optimizers or [])
         kwargs = {"providers": _resolve_providers(providers)}
         if disabled:
@@ -142,7 +150,26 @@ class OnnxRuntimeBackend(Backend):
         check_io(path.name,
                  [(i.name, _shape(i.shape), _TYPES.get(i.type, i.type)) for i in session.get_inputs()],
                  [(o.name, _shape(o.shape), _TYPES.get(o.type, o.type)) for o in session.get_outputs()])
-        return cls(path, session, meta, int(threads), optimization, disabled)
+        backend = cls(path, session, meta, int(threads), optimization, disabled)
+        backend._profile_dir = profile_dir
+        return backend
+
+    _profile_dir: Path | None = None
+
+    def profile_records(self) -> list[dict]:
+        """Per-node records of every call since the load (``profile=True``); ends the session's profiling.
+        Keys: name, op, ms, and ts/tid (microseconds, thread) to tell nested subgraph nodes of an ``If``."""
+        if self._profile_dir is None:
+            raise TinctError(f"{self.path.name}: opened without profile=True")
+        trace = Path(self.session.end_profiling())
+        try:
+            events = json.loads(trace.read_text())
+        finally:
+            shutil.rmtree(self._profile_dir, ignore_errors=True)
+            self._profile_dir = None
+        return [{"name": e["name"].removesuffix("_kernel_time"), "op": e.get("args", {}).get("op_name", "?"),
+                 "ms": e["dur"] / 1e3, "ts": e["ts"], "tid": e.get("tid", 0)}
+                for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, inputs)

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from tinct.runtime.artifact import ArtifactError, check_graph
-from tinct.runtime.backends.base import Backend, check_io, meta_from_props, meta_summary
+from tinct.runtime.backends.base import AUX_GATES_OUTPUT, Backend, check_io, meta_from_props, meta_summary
+from tinct.runtime.backends.openvino_gates import GateSpecializer, if_ops, specialize
 from tinct.runtime.backends.openvino_ir import (
     _ov,
     ov_error_line,
@@ -159,10 +160,11 @@ class _RequestPool:
     tensors, so sharing one between threads mixed their results (issue 15). Idle requests are kept
     (at most ``keep``); a caller never waits for another caller's request."""
 
-    def __init__(self, compiled, keep: int = 8):
+    def __init__(self, compiled, keep: int = 8, records: list | None = None):
         self.compiled, self.keep = compiled, keep
         self._idle = [compiled.create_infer_request()]
         self._lock = threading.Lock()
+        self.records = records  # profiling: each call's per-layer counters are appended here
 
     def infer(self, inputs):
         with self._lock:
@@ -170,7 +172,13 @@ class _RequestPool:
         if req is None:
             req = self.compiled.create_infer_request()
         try:
-            return req.infer(inputs, share_inputs=True, share_outputs=False)
+            res = req.infer(inputs, share_inputs=True, share_outputs=False)
+            if self.records is not None:
+                info = req.get_profiling_info()
+                with self._lock:
+                    self.records.extend({"name": p.node_name, "op": p.node_type, "exec": p.exec_type,
+                                         "ms": p.real_time.total_seconds() * 1e3} for p in info)
+            return res
         finally:
             with self._lock:
                 if len(self._idle) < self.keep:
@@ -184,10 +192,11 @@ class OpenVINOBackend(Backend):
 
     def __init__(self, path, compiled, meta, build_info, device, precision, threads, ov_version,
                  model=None, core=None, config=None, static_batch: int | None = None, folded_selects: int = 0,
-                 f32_layers=()):
+                 f32_layers=(), profile: bool = False):
         self.path = path
         self.compiled = compiled
-        self._pool = _RequestPool(compiled)
+        self._records: list | None = [] if profile else None  # per-layer counters (profile=True)
+        self._pool = _RequestPool(compiled, records=self._records)
         self._model, self._core, self._config = model, core, config
         self.static_batch = static_batch  # None: compiled with its dynamic shapes
         self._by_batch = {static_batch: self._pool} if static_batch else {}  # batch 1 is never evicted
@@ -206,7 +215,7 @@ class OpenVINOBackend(Backend):
 
     @classmethod
     def load(cls, path, device: str = "CPU", precision: str | None = None, threads: int = 0,
-             core=None) -> OpenVINOBackend:
+             core=None, profile: bool = False, specialize_gates: bool = True) -> OpenVINOBackend:
         ov = _ov()
         path = Path(path)
         if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
@@ -249,6 +258,8 @@ class OpenVINOBackend(Backend):
                   **compile_config_from(build, path.name)}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        if profile:  # the CPU plugin's per-layer performance counters, read by profile_records()
+            config["PERF_COUNT"] = True
         static_batch = 1 if _only_batch_dynamic(model) else None
         to_compile, folded = model, 0
         if static_batch:
@@ -256,9 +267,21 @@ class OpenVINOBackend(Backend):
             if meta.gating == "dynamic":  # tinct's If export: any-sample condition + per-sample Where
                 folded = fold_batch1_selects(to_compile)
         compiled = _compile(core, to_compile, device, config, path.name, hint)
-        return cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
-                   model=model, core=core, config=config, static_batch=static_batch, folded_selects=folded,
-                   f32_layers=f32_layers)
+        backend = cls(path, compiled, meta, build, device, hint, int(threads), ov.__version__,
+                      model=model, core=core, config=config, static_batch=static_batch, folded_selects=folded,
+                      f32_layers=f32_layers, profile=profile)
+        if (specialize_gates and static_batch and meta.gating == "dynamic" and if_ops(to_compile)
+                and AUX_GATES_OUTPUT in backend.output_names):  # see runtime.backends.openvino_gates
+            backend._specializer = GateSpecializer(
+                len(if_ops(to_compile)), lambda pattern: backend._compile_pool(specialize(to_compile, pattern)))
+        return backend
+
+    _specializer: GateSpecializer | None = None
+
+    def _compile_pool(self, model) -> _RequestPool:
+        """``model`` compiled like this backend's own graph, as a request pool."""
+        return _RequestPool(_compile(self._core, model, self.device, self._config, self.path.name, self.precision),
+                            records=self._records)
 
     def _pool_for(self, inputs: dict[str, np.ndarray]) -> _RequestPool:
         if not self.static_batch:
@@ -271,19 +294,43 @@ class OpenVINOBackend(Backend):
                     self._by_batch.pop(next(k for k in self._by_batch if k != self.static_batch))
                 compiled = _compile(self._core, _with_batch(self._model, batch), self.device, self._config,
                                     self.path.name, self.precision)
-                pool = self._by_batch[batch] = _RequestPool(compiled)
+                pool = self._by_batch[batch] = _RequestPool(compiled, records=self._records)
         return pool
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Thread-safe: concurrent callers get their own infer requests (see :class:`_RequestPool`)."""
         pool = self._pool_for(inputs)
+        run = pool.infer
+        if self._specializer is not None and pool is self._pool:  # batch 1 of a dynamic A-ColViT
+            def run(feed):
+                return self._specializer.infer(feed, pool.infer)
         if not self._called:
             with _FIRST_CALL:
-                res = pool.infer(inputs)
+                res = run(inputs)
                 self._called = True
         else:
-            res = pool.infer(inputs)
+            res = run(inputs)
         return {o.get_any_name(): np.asarray(v) for o, v in res.items()}
+
+    def profile_records(self) -> list[dict]:
+        """Per-layer records of every call since the load (``profile=True``), then cleared. Keys: name (the
+        executed layer, a fused layer named after its main node), op (its layer type), exec (the kernel), ms.
+        An ``If`` is one layer: the plugin does not report the layers of its bodies."""
+        if self._records is None:
+            raise TinctError(f"{self.path.name}: opened without profile=True")
+        out = list(self._records)
+        self._records.clear()
+        return out
+
+    def fused_layers(self) -> dict[str, list[str]]:
+        """Executed layer name -> the types of the original operations fused into it (from the runtime model)."""
+        types = {op.get_friendly_name(): op.get_type_name() for op in self._model.get_ordered_ops()}
+        out = {}
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            rt = op.get_rt_info()
+            names = rt["originalLayersNames"].astype(str) if "originalLayersNames" in rt.keys() else ""
+            out[op.get_friendly_name()] = [types.get(n, "?") for n in names.split(",") if n]
+        return out
 
     def io(self):
         c = self.compiled
@@ -306,6 +353,7 @@ class OpenVINOBackend(Backend):
             "performance_hint": "LATENCY", "versions": {"openvino": self.ov_version},
             "shapes": f"static, batch {sorted(self._by_batch)}" if self.static_batch else "dynamic",
             "batch1_folded_selects": self.folded_selects,
+            "gate_specialization": self._specializer.describe() if self._specializer else None,
             # what the plugin really runs them in (expected: f32 under a bf16 hint)
             "f32_layers": {name: prec for name, _t, prec in runtime_precisions(self.compiled)
                            if name in self.f32_layers},
