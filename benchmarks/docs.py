@@ -103,6 +103,7 @@ def _latency_command(doc: dict, path: str) -> str:
     flags = _flags(c, {"models": None, "backends": None, "precisions": None, "threads": None, "modes": None,
                        "gates": ",".join(DEFAULT_GATES), "gate_modes": "model", "rounds": 50, "warmup": 5,
                        "batch": 8, "order": "shuffle", "seed": 0, "gap_ms": 2.0, "burst": 1})
+    flags += ["--profile"] if c.get("profile") else []
     return _env_prefix(doc) + " ".join(["tinct bench latency", *flags, f"--json {path}"])
 
 

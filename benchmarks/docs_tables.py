@@ -4,8 +4,8 @@ and how its files were measured.
 
 Kinds (:func:`kind_of`, from the file's ``schema``/``kind`` or its shape): ``latency`` (``tinct bench latency``),
 ``accuracy`` (``tinct bench accuracy``), ``color2embed-latency``, ``bf16-patch-embedding``, ``serve-rtt``,
-``serve-load`` (``tinct bench load``), ``soak`` (``tinct bench soak``), ``batch-scale`` and ``train-speed``
-(``tinct train --speed``). The suites' own renderers are reused where they exist (latency, soak, load, bf16
+``serve-load`` (``tinct bench load``), ``soak`` (``tinct bench soak``), ``batch-scale``, ``train-speed``
+(``tinct train --speed``) and ``if-overhead`` (``python -m tinct.benchmarks.if_overhead``). The suites' own renderers are reused where they exist (latency, soak, load, bf16
 patch embedding); the others are here. A renderer takes every file of a block (all of one kind) and the block's
 options (unknown options are refused by the caller, from :data:`RENDERERS`).
 """
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinct.benchmarks import bf16_patch_embedding, load, soak
+from tinct.benchmarks import bf16_patch_embedding, if_overhead, load, soak
 from tinct.benchmarks.accuracy import SCHEMA as ACCURACY_SCHEMA
 from tinct.benchmarks.latency.common import SCHEMA as LATENCY_SCHEMA
 from tinct.benchmarks.latency.output import markdown_table as latency_markdown_table
@@ -45,7 +45,7 @@ def kind_of(doc) -> str | None:
         return "latency"
     if doc.get("schema") == ACCURACY_SCHEMA:
         return "accuracy"
-    if doc.get("kind") in ("serve-rtt", "soak"):
+    if doc.get("kind") in ("serve-rtt", "soak", if_overhead.KIND):
         return doc["kind"]
     if doc.get("kind") == "load":
         return "serve-load"
@@ -155,6 +155,10 @@ def _c2e_table(doc: dict) -> str:
             "the INT8 guard against its FP32 parent on the validation split, with the photo's own TPS-warped "
             "reference / another photo's.")
     return _table(["case", "median ms (IQR)", "vs eager", "ΔPSNR own / other ref."], rows) + "\n\n" + note
+
+
+def render_if_overhead(sources: list[Source], opts: dict) -> str:
+    return _merge([(s, if_overhead.markdown(s.doc)) for s in sources])
 
 
 def render_c2e(sources: list[Source], opts: dict) -> str:
@@ -330,6 +334,23 @@ def _pivot_gates(results: list[dict], opts: dict, digits: int) -> str:
     return _table(head, out)
 
 
+def _skipping(results: list[dict], path: str) -> str:
+    rows = [e for e in results if e.get("skipping_paid") is not None]
+    if not rows:
+        raise InputError(f"{path}: no A-ColViT entry with its iColoriT in the same run")
+    head = ["model", "workload", "engine", "threads", "kept", "ms (IQR)", "iColoriT ms", "speedup", "MAC ratio",
+            "speedup / MAC ratio", "specialized calls"]
+    out = []
+    for e in rows:
+        g = e.get("gate_specialization") or {}
+        spec = f"{g['hits']}/{g['calls']}" if g.get("calls") else "–"
+        out.append([e.get("model_name") or e["model"], _workload(e), engine_label(e), str(e.get("threads")),
+                    f"{e['kept_ratio']:.2f}", f"{e['median_ms']:.2f} ({e.get('iqr_ms', 0):.2f})",
+                    f"{e['median_ms'] * e['speedup_vs_dense']:.2f}", f"{e['speedup_vs_dense']:.2f}×",
+                    f"{e['mac_ratio']:.2f}×", f"{e['skipping_paid']:.2f}", spec])
+    return _table(head, out)
+
+
 def _keep(e: dict, opts: dict) -> bool:
     for key, value in (("models", e.get("model_name") or e["model"]), ("backends", e["backend"]),
                        ("precisions", e["precision"]), ("modes", e.get("mode", "model")),
@@ -353,13 +374,14 @@ def _skipped(skipped: list[dict], opts: dict) -> str:
 def render_latency(sources: list[Source], opts: dict) -> str:
     """``pivot=threads``: one row per model x engine, a "ms (IQR)" column per thread count, then the ratios at
     the lowest thread count; ``pivot=gates``: one row per A-ColViT gate pattern, one column per engine (median
-    ms); ``pivot=profile``: where the time goes (``--profile`` runs: each layer type's share); no pivot: the suite's
+    ms); ``pivot=skipping``: A-ColViT against the same engine's iColoriT (realized speedup, MAC ratio, their
+    quotient); ``pivot=profile``: where the time goes (``--profile`` runs: each layer type's share); no pivot: the suite's
     own table. Filters: models, backends, precisions, modes, threads; ``ratios=`` picks
     the ratio columns (eager, ort, efficiency, dpsnr, or none); ``digits=`` the ms decimals; ``skipped=yes`` lists
     the cases the run skipped, with the reason."""
     pivot = opts.get("pivot", "none")
-    if pivot not in ("threads", "gates", "profile", "none"):
-        raise InputError(f"pivot={pivot}: use threads, gates, profile or none")
+    if pivot not in ("threads", "gates", "profile", "skipping", "none"):
+        raise InputError(f"pivot={pivot}: use threads, gates, profile, skipping or none")
     if opts.get("skipped", "no") not in ("yes", "no"):
         raise InputError(f"skipped={opts['skipped']}: use yes or no")
     digits = opts.get("digits", "2")
@@ -372,6 +394,8 @@ def render_latency(sources: list[Source], opts: dict) -> str:
             raise InputError(f"{s.path}: no result matches the block's filters")
         if pivot == "profile":
             md = profile_table(results)
+        elif pivot == "skipping":
+            md = _skipping(results, s.path)
         elif pivot == "none":
             md = latency_markdown_table(results, s.doc.get("skipped") or (), s.doc.get("failed") or ())
         else:
@@ -398,4 +422,5 @@ RENDERERS = {
     "soak": (render_soak, set()),
     "batch-scale": (render_batch, set()),
     "train-speed": (render_train_speed, set()),
+    if_overhead.KIND: (render_if_overhead, set()),
 }

@@ -210,6 +210,7 @@ def main(argv=None) -> int:
     print(f"machine: {doc['environment'].get('cpu_line', doc['environment'].get('cpu'))}")
     print(markdown(doc))
     if a.json:
+        doc["command"] += f" --json {a.json}"
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(doc, indent=2, default=str) + "\n")
         print(f"wrote {a.json}")

@@ -67,7 +67,7 @@ def run(args) -> int:
     from tinct.benchmarks.latency.output import markdown_table, result_document, write_json
     from tinct.benchmarks.latency.patterns import gate_pattern
     from tinct.benchmarks.latency.plan import parse_list, plan_cases
-    from tinct.benchmarks.latency.ratios import add_efficiency, add_ratios
+    from tinct.benchmarks.latency.ratios import add_efficiency, add_ratios, add_skipping
     from tinct.benchmarks.profile import profile_table
     from tinct.runtime.errors import TinctError
     from tinct.runtime.timing import run_cases
@@ -115,6 +115,7 @@ def run(args) -> int:
                     gap_s=args.gap_ms / 1e3, progress=not args.no_progress, log=log, burst=args.burst)
     envmod.finish(env)
     add_ratios(run.results)
+    add_skipping(run.results)
     add_efficiency(run.results, log=log)
     config = {k: getattr(args, k) for k in ("models", "backends", "precisions", "threads", "modes", "gates",
                                             "gate_modes", "rounds", "warmup", "batch", "order", "seed", "gap_ms", "burst",

@@ -12,9 +12,9 @@ Two kernels compute the same thing:
 
 - ``numba``: the model's rows upsampled along x once (``n x W``, small), then one fused pass over the output rows
   (``njit(parallel=True, cache=True)``, rows split over the session's threads) whose arithmetic runs on
-  contiguous rows (vectorized) and whose only gathers are the gamma table's; no plane-sized temporaries. 2.7 ns
-  per output pixel at 1 thread on a Zen 4 (1080p: 5.6 ms), 2x the earlier per-pixel-gather kernel (measured:
-  docs/performance.md, "Interactive update at photo resolution").
+  contiguous rows (vectorized) and whose only gathers are the gamma table's; no plane-sized temporaries. 2.6 ns
+  per output pixel at 1 thread on a Zen 4 (1080p: 5.3-5.5 ms, median of 90 updates in each engine's session
+  case), 2x the earlier per-pixel-gather kernel (11.0 ms): docs/performance.md, "Close to the machine".
 - ``numpy``: the same steps as whole-plane operations into preallocated planes (about 20 passes over
   8 MB planes); used where numba is absent, and for one-shot use, where numba's import costs more
   than it saves. ``TINCT_POSTPROCESS=numpy|numba`` forces one.

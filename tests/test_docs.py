@@ -31,6 +31,7 @@ KINDS = {
     "soak": ("soak-zen3-run1.json", "AMD EPYC (family 25, model 1) [AVX2]"),
     "batch-scale": ("batch-scale-zen4.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
     "train-speed": ("train-speed-zen4-icolorit-tiny.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
+    "if-overhead": ("if-overhead-zen4.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
 }
 
 
@@ -126,7 +127,7 @@ def test_a_number_edited_by_hand_fails_the_check(tmp_path, capsys):
 @pytest.mark.parametrize("marker, message", [
     ("<!-- table: docs/data/no-such.json -->", "docs/data/no-such.json: no such file"),
     ("<!-- table: docs/data/latency-zen4.json pivot=threads colour=red -->", "unknown option 'colour' for a latency"),
-    ("<!-- table: docs/data/latency-zen4.json pivot=sideways -->", "pivot=sideways: use threads, gates or none"),
+    ("<!-- table: docs/data/latency-zen4.json pivot=sideways -->", "pivot=sideways: use threads, gates, profile, skipping or none"),
     ("<!-- table: docs/data/soak-zen3-run1.json pivot=threads -->", "unknown option 'pivot' for a soak table"),
     ("<!-- table: docs/data/soak-zen3-run1.json docs/data/latency-zen4.json -->", "one block renders files of one kind"),
     ("<!-- table: ../README.md -->", "neither a docs/data/*.json file nor an option"),
@@ -184,3 +185,25 @@ def test_a_file_without_a_cpu_says_so_and_invents_none():
     line = docs.provenance([src])
     assert line.startswith("CPU not recorded in this file; date not recorded; made with: `python -m "
                            "tinct.benchmarks.color2embed_latency --size 256 --threads 2 --rounds 3 --json docs/data/x.json`")
+
+
+def test_skipping_and_if_overhead_tables():
+    from tinct.benchmarks import if_overhead
+    from tinct.benchmarks.latency import ratios
+
+    results = [{"model": m, "model_name": m, "backend": "openvino", "precision": "int8", "threads": 1,
+                "mode": "model", "batch": 1, "median_ms": ms, "iqr_ms": 0.1, "macs": macs, "kept_ratio": kept}
+               for m, ms, macs, kept in (("icolorit-tiny", 16.0, 1.6e9, None), ("acolvit-tiny-0.5", 10.0, 0.8e9, 0.5))]
+    results[1]["gate_specialization"] = {"hits": 29, "calls": 30}
+    ratios.add_skipping(results)
+    render, _ = RENDERERS["latency"]
+    md = render([Source("docs/data/x.json", {"results": results}, "data/x.json")], {"pivot": "skipping"})
+    assert "| acolvit-tiny-0.5 | model only, 224² |" in md and "| 1.60× | 2.00× | 0.80 | 29/30 |" in md
+    with pytest.raises(InputError, match="no A-ColViT entry with its iColoriT"):
+        render([Source("docs/data/x.json", {"results": results[:1]}, "data/x.json")], {"pivot": "skipping"})
+    row = if_overhead._row("openvino", "gates off", 0.0, {"median_ms": 7.7, "iqr_ms": 0.1},
+                           {"median_ms": 5.1, "iqr_ms": 0.1}, 24)
+    doc = {"kind": if_overhead.KIND, "rows": [row]}
+    assert kind_of(doc) == if_overhead.KIND
+    render, opts = RENDERERS[if_overhead.KIND]
+    assert opts == set() and "| openvino | gates off |" in render([Source("docs/data/y.json", doc, "data/y.json")], {})

@@ -275,3 +275,23 @@ def test_bench_latency_is_registered():
 
     args = build_parser().parse_args(["bench", "latency", "--models", "icolorit-tiny", "--rounds", "3"])
     assert args.func is bench_latency.run and args.rounds == 3
+
+
+def _entry(name, backend="openvino", precision="int8", ms=10.0, macs=1.4e9, kept=None, threads=1, mode="model"):
+    return {"model": name, "model_name": name, "backend": backend, "precision": precision, "threads": threads,
+            "mode": mode, "batch": 1, "median_ms": ms, "iqr_ms": 0.1, "macs": macs, "kept_ratio": kept}
+
+
+def test_skipping_paid_is_speedup_over_mac_ratio_same_engine_only():
+    results = [_entry("icolorit-tiny", ms=16.0, macs=1.6e9),
+               _entry("acolvit-tiny-0.5", ms=10.0, macs=0.8e9, kept=0.5),
+               _entry("acolvit-tiny-0.5", backend="onnxruntime", ms=10.0, macs=0.8e9, kept=0.5),
+               _entry("acolvit-tiny-0.5", ms=9.0, macs=0.8e9, kept=0.5, threads=2),
+               _entry("icolorit-small", ms=40.0, macs=4e9)]
+    ratios.add_skipping(results)
+    a = results[1]
+    assert a["speedup_vs_dense"] == pytest.approx(1.6) and a["mac_ratio"] == pytest.approx(2.0)
+    assert a["skipping_paid"] == pytest.approx(0.8)
+    # no iColoriT-T of the same engine / thread count in the run: no ratio, never one across engines
+    assert "skipping_paid" not in results[2] and "skipping_paid" not in results[3]
+    assert "skipping_paid" not in results[0] and "skipping_paid" not in results[4]

@@ -258,6 +258,14 @@ def engine_case_setup(store: ModelStore, case: Case, profile: bool = False) -> C
             raise
         t = _workload(case.mode, be.run_x, be, case.batch)
         t.close = be.close
+        if desc.get("gate_specialization") is not None:  # OpenVINO A-ColViT: how often the If graph was skipped
+            timed_extra = t.extra
+
+            def extra() -> dict:
+                out = timed_extra() if timed_extra else {}
+                return {**out, "gate_specialization": be.describe()["gate_specialization"]}
+
+            t.extra = extra
         kept, bits = _kept_info(store, case, gates)
         t.info.update(weights=store.weights_label(case.model), **_backend_info(be), **kept,
                       fidelity=fidelity, macs=_case_macs(store, src, bits))

@@ -40,6 +40,29 @@ def add_ratios(results: list[dict]) -> list[dict]:
     return results
 
 
+def add_skipping(results: list[dict]) -> list[dict]:
+    """In place, for A-ColViT entries: ``speedup_vs_dense`` (the same engine's iColoriT of the same size, same
+    threads/mode/batch, median over median), ``mac_ratio`` (its MACs over the executed graph's) and
+    ``skipping_paid`` = speedup / MAC ratio (1.0: the skipped compute is saved in full)."""
+    dense = {}
+    for e in results:
+        if e.get("kept_ratio") is None and str(e.get("model_name") or "").startswith("icolorit-"):
+            dense[(e["model_name"], e["backend"], e["precision"], e.get("threads"), e.get("mode"),
+                   e.get("batch"), e.get("device"))] = e
+    for e in results:
+        name = str(e.get("model_name") or "")
+        if e.get("kept_ratio") is None or not name.startswith("acolvit-"):
+            continue
+        ref = dense.get(("icolorit-" + name.split("-")[1], e["backend"], e["precision"], e.get("threads"),
+                         e.get("mode"), e.get("batch"), e.get("device")))
+        if not ref or not e.get("median_ms") or not e.get("macs") or not ref.get("macs"):
+            continue
+        e["speedup_vs_dense"] = ref["median_ms"] / e["median_ms"]
+        e["mac_ratio"] = ref["macs"] / e["macs"]
+        e["skipping_paid"] = e["speedup_vs_dense"] / e["mac_ratio"]
+    return results
+
+
 def add_efficiency(results: list[dict], log: Callable[[str], None] | None = None) -> list[dict]:
     """In place: ``peak_gmacs`` (this machine's matmul peak through the case's library, precision and
     thread count; :mod:`benchmarks.peak`) and ``efficiency`` = MACs / (median x peak). Measured after
