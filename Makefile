@@ -21,10 +21,10 @@ test: $(STAMP) browser arm64-tools
 	$(VENV)/bin/tinct data fetch --split val --no-progress
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
-# The long fuzz run (issue 15): every target in tests/test_fuzz.py with 10,000 cases, hypothesis' statistics
+# The long fuzz run (issue 15): every target in tests/test_fuzz.py and tests/test_fuzz_serve.py with 10,000 cases, hypothesis' statistics
 # (cases, outcomes, time per target) at the end; docs/reliability.md quotes its last figures.
 fuzz: $(STAMP)
-	TINCT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -p no:cacheprovider -m fuzz --hypothesis-show-statistics tests/test_fuzz.py
+	TINCT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -p no:cacheprovider -m fuzz --hypothesis-show-statistics tests/test_fuzz.py tests/test_fuzz_serve.py
 
 # The browser test of `tinct serve` drives Debian's chromium (Playwright's own download is not reachable here).
 # As root it is installed from the Debian archive; otherwise that test says how to get it (and fails under CI).

@@ -1,8 +1,18 @@
 """Image I/O for the runtime: strict loading with one-line errors, atomic saving.
 
 :func:`load_image` returns uint8 RGB ``[H, W, 3]`` (grayscale, palette, 16-bit and RGBA inputs are
-converted; alpha is dropped onto nothing, i.e. ignored) with the EXIF orientation applied. Images
-over ``max_pixels`` are refused from the header, before any pixel is decoded.
+converted; alpha is dropped onto nothing, i.e. ignored) with the EXIF orientation applied. It is the one loader
+of the CLI, ``tinct batch`` and ``tinct serve``, and it keeps decoders on a leash:
+
+- only the formats in :data:`FORMATS` are opened (JPEG, PNG, WebP, BMP, TIFF, GIF; the first frame or page):
+  formats whose readers decode inside ``Image.open`` (ICO, ICNS with embedded PNGs; EPS through Ghostscript)
+  never reach Pillow's other plugins;
+- images over ``max_pixels`` are refused from the header, before any pixel is decoded;
+- a JPEG with more than :data:`MAX_JPEG_SCANS` scans is refused before decoding: each progressive scan is one
+  more pass over the whole image, so a small file repeating a tiny scan decodes for minutes (a 1.3 MB 36 MP
+  file with 20,000 scans: ~55 s of CPU); real progressive files have about 10.
+:func:`image_header` reads the size and format alone (what a server charges to its memory budget before it
+decodes).
 :func:`save_image` writes PNG or JPEG through a temporary file in the target directory and an
 ``os.replace``, so a failure never leaves a partial or stale-looking output.
 """
@@ -10,7 +20,9 @@ over ``max_pixels`` are refused from the header, before any pixel is decoded.
 from __future__ import annotations
 
 import io
+import mmap
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -21,6 +33,11 @@ from tinct.runtime.artifact import atomic_path
 from tinct.runtime.errors import InputError, TooLargeError
 
 DEFAULT_MAX_PIXELS = 50_000_000
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+MAX_JPEG_SCANS = 256
+_SOS = b"\xff\xda"  # start of scan: never inside entropy-coded data (a 0xff there is followed by 0x00)
+_PIL_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: lifted around Image.open only
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
@@ -61,16 +78,53 @@ def decode_image(data: bytes, name: str, max_pixels: int | None = DEFAULT_MAX_PI
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
+def image_header(data: bytes, name: str) -> tuple[int, int, str]:
+    """(width, height, format) of an image in memory, from its header only (no pixel decoded)."""
+    if not data:
+        raise ImageError(f"{name}: empty upload, not an image")
+    try:
+        with _open(io.BytesIO(data), name) as im:
+            return im.size[0], im.size[1], im.format
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({_first_line(exc)})") from None
+
+
+def _open(source, name: str) -> Image.Image:
+    with warnings.catch_warnings(), _PIL_LIMIT:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our own limit, checked from the header by the caller
+        try:
+            return Image.open(source, formats=FORMATS)
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: not an image in an accepted format ({FORMAT_NAMES})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def jpeg_scans(source) -> int:
+    """Start-of-scan markers in a JPEG (bytes, or a path: read through mmap)."""
+    if isinstance(source, io.BytesIO):
+        return source.getbuffer().tobytes().count(_SOS)
+    with open(source, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            n, i = 0, m.find(_SOS)
+            while i >= 0:
+                n, i = n + 1, m.find(_SOS, i + 2)
+            return n
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _decode(source, name: str, max_pixels: int | None) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked from the header
-            try:
-                im = Image.open(source)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
+        im = _open(source, name)
         with im:
             w, h = im.size
             if max_pixels and w * h > max_pixels:
@@ -78,6 +132,11 @@ def _decode(source, name: str, max_pixels: int | None) -> np.ndarray:
                                          f"{max_pixels / 1e6:.1f} MP (--max-pixels)")
             if w == 0 or h == 0:
                 raise ImageError(f"image {name} is empty ({w}x{h})")
+            if im.format == "JPEG":
+                scans = jpeg_scans(source)
+                if scans > MAX_JPEG_SCANS:
+                    raise ImageError(f"{name}: a JPEG of {scans} scans (a decoder bomb: each scan is a pass over "
+                                     f"the whole image; accepted: {MAX_JPEG_SCANS})")
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode.startswith("I;16"):  # 16 bits by the file's own word: scaled by 255/65535, dark or not
@@ -91,11 +150,8 @@ def _decode(source, name: str, max_pixels: int | None) -> np.ndarray:
             return np.asarray(im, dtype=np.uint8).copy()
     except ImageError:
         raise
-    except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image in a format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageError(f"{name}: corrupt or truncated image ({msg})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({_first_line(exc)})") from None
     except Image.DecompressionBombError as exc:  # pragma: no cover - MAX_IMAGE_PIXELS lifted above
         raise ImageError(f"{name}: {exc}") from None
 

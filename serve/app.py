@@ -1,11 +1,13 @@
 """The ``tinct serve`` application: the interactive page and the HTTP API, on FastAPI (Starlette + uvicorn).
 
-FastAPI because the API is documented by the framework's own OpenAPI page (``/docs``); Starlette underneath
-gives the static files, multipart uploads (python-multipart) and the test client. The pieces:
-:mod:`serve.routes` (the routers), :mod:`serve.service` (what the routes do, without HTTP),
-:mod:`serve.sessions` (the session store), :mod:`serve.engines` (the engines), :mod:`serve.middleware`.
+FastAPI because the API is described by the framework's own OpenAPI document (``/openapi.json``; the Swagger
+page at ``/docs`` is off: it loads its scripts from a CDN); Starlette underneath gives the static files,
+multipart uploads (python-multipart) and the test client. The pieces: :mod:`serve.routes` (the routers),
+:mod:`serve.service` (what the routes do, without HTTP), :mod:`serve.sessions` (the session store and the memory
+budget), :mod:`serve.engines` (the engines), :mod:`serve.guard` (Host, Origin, token, bodies, response headers),
+:mod:`serve.protocol` (header timeout, connection limit).
 
-Endpoints (see ``/docs``):
+Endpoints (see ``/openapi.json``):
 
 - ``POST /api/colorize``: one-shot, multipart ``image`` + ``hints`` (the CLI's hint JSON) [+ ``model``]:
   the PNG ``tinct colorize`` writes for the same inputs (same loader, same hint parser, same pipeline and
@@ -16,7 +18,8 @@ Endpoints (see ``/docs``):
 - ``/api/engines``, ``/api/samples``, ``/api/health``.
 
 Errors are JSON ``{"error": "<the CLI's one-line message>"}`` with a 4xx status for bad input (413 for
-size limits, 404 for an unknown session, 409 for a stale update) and 500 with one line for anything
+size limits, 404 for an unknown session, 409 for a stale update, 400/401/403 from the guard), 503 with
+``Retry-After`` when the memory budget or a session's queue is full, and 500 with one line for anything
 else: no traceback reaches a client. No request names a path on the server: uploads are bytes, samples
 are names from a fixed list.
 """
@@ -36,19 +39,21 @@ from tinct.runtime import __version__
 from tinct.runtime.errors import TinctError
 from tinct.serve import routes
 from tinct.serve.engines import EngineSet
-from tinct.serve.middleware import UploadLimit
+from tinct.serve.guard import Guard, Security
 from tinct.serve.service import Limits, SessionService, log, one_line, status_of
-from tinct.serve.sessions import SessionStore
+from tinct.serve.sessions import ServerBusy, SessionStore
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["Limits", "Security", "create_app"]
 
 
 def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Limits | None = None,
-               samples: list[Path] | None = None, sessions_off: str | None = None):
-    """The ASGI app. ``sessions_off``: a reason; the session endpoints then answer 501 with it (``tinct
-    serve --ray`` with several replicas, where a session's requests could reach a replica that lacks it)."""
+               samples: list[Path] | None = None, sessions_off: str | None = None, security: Security | None = None):
+    """The ASGI app behind its :class:`Guard`. ``sessions_off``: a reason; the session endpoints then answer 501
+    with it (``tinct serve --ray`` with several replicas, where a session's requests could reach a replica that
+    lacks it). ``security``: the guard's rules (default: loopback use, no token, the upload limit of ``limits``)."""
     limits = Limits() if limits is None else limits
-    app = FastAPI(title="tinct serve", version=__version__,
+    security = Security(max_body=limits.max_upload_bytes) if security is None else security
+    app = FastAPI(title="tinct serve", version=__version__, docs_url=None, redoc_url=None,
                   description="Interactive colorization: the page at / and this API. Errors are "
                   '`{"error": "..."}` with the one-line message the CLI gives.')
     app.state.service = SessionService(engines, SessionStore() if store is None else store, limits)
@@ -64,7 +69,7 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     for router in (routes.pages, routes.oneshot, routes.sessions):
         app.include_router(router)
-    return UploadLimit(app, limits.max_upload_bytes) if limits.max_upload_bytes else app
+    return Guard(app, security)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -73,7 +78,8 @@ def _error_handlers(app: FastAPI) -> None:
         status = status_of(exc)
         if status == 500:  # an artifact that fails here, a model that returned NaN: one line, logged
             log.error("tinct serve: %s %s: %s", request.method, request.url.path, one_line(exc))
-        return JSONResponse({"error": one_line(exc)}, status_code=status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusy) else None
+        return JSONResponse({"error": one_line(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):  # the last resort: one line to the client, the traceback in the log

@@ -7,7 +7,9 @@ replicas. ``POST /api/colorize`` (one-shot) is unchanged and scales with the rep
 Interactive sessions live in the memory of the replica that created them, and Ray Serve routes each
 request to any replica (it has no session affinity for plain HTTP), so with ``--replicas`` > 1 the
 session endpoints (and the page, which uses them) answer 501 with that reason; with one replica they
-work as in ``tinct serve``.
+work as in ``tinct serve``. Every replica's app is behind the same :class:`tinct.serve.guard.Guard` (Host,
+Origin, token, body limits) as plain ``tinct serve``, and a non-loopback ``--host`` needs ``--token`` or
+``--no-auth`` here too.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ SESSIONS_OFF = ("interactive sessions need 'tinct serve --ray ... --replicas 1' 
 
 def build_app(cfg: dict):
     """One replica's ASGI app from a plain config (what travels to the replica)."""
-    from tinct.serve.app import Limits, create_app
+    from tinct.serve.app import Limits, Security, create_app
 
     engines = EngineSet.build(cfg["models"], cfg["engines"], cfg["backends"], threads=cfg["threads"])
-    store = SessionStore(max_sessions=cfg["max_sessions"], max_bytes=cfg["max_bytes"], idle_s=cfg["idle_s"])
+    store = SessionStore(max_sessions=cfg["max_sessions"], max_bytes=cfg["max_bytes"], idle_s=cfg["idle_s"],
+                         wait_s=cfg.get("wait_s", 10.0))
     limits = Limits(**cfg["limits"])
-    return create_app(engines, store, limits, sessions_off=None if cfg["replicas"] == 1 else SESSIONS_OFF)
+    security = Security(**cfg.get("security", {"max_body": limits.max_upload_bytes}))
+    return create_app(engines, store, limits, sessions_off=None if cfg["replicas"] == 1 else SESSIONS_OFF,
+                      security=security)
 
 
 def deployment(cfg: dict):
@@ -62,7 +67,9 @@ def run(cfg: dict, address: str, host: str, port: int, log=print) -> int:
     serve.start(http_options={"host": host, "port": port})
     serve.run(deployment(cfg), name="tinct", route_prefix="/", blocking=False)
     shown = f"[{host}]" if ":" in host else host
-    log(f"tinct serve --ray: http://{shown}:{port}/  ({cfg['replicas']} replica(s) on Ray; API docs: /docs)")
+    token = (cfg.get("security") or {}).get("token")
+    login = f"?token={token}" if token else ""
+    log(f"tinct serve --ray: http://{shown}:{port}/{login}  ({cfg['replicas']} replica(s) on Ray; API: /openapi.json)")
     try:
         while True:
             time.sleep(3600)

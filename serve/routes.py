@@ -1,24 +1,30 @@
 """The HTTP and WebSocket routes of ``tinct serve``: thin FastAPI routers over :class:`SessionService`
 (``request.app.state.service``). Every failure becomes ``{"error": "<one line>"}`` with its status
-(:func:`tinct.serve.service.status_of`), over HTTP and on the socket alike."""
+(:func:`tinct.serve.service.status_of`), over HTTP and on the socket alike.
+
+A session's work (updates, engine switches, references, full-resolution downloads) waits for its turn on the
+event loop, not in a worker thread: :func:`_in_turn` queues at most ``Limits.max_waiting`` requests per session
+(503 beyond), so one busy session cannot take the thread pool from the others; the cheap reads (health, engines,
+a session's state) never touch the pool."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from pathlib import Path
 from typing import Literal
 
 import anyio
-from fastapi import APIRouter, File, Form, Request, UploadFile, WebSocket
+from fastapi import APIRouter, File, Form, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from tinct.runtime import __version__
 from tinct.runtime.errors import InputError, TinctError
 from tinct.runtime.memory import rss_mb
-from tinct.serve.service import SessionService, log, one_line, safe_stem, status_of
-from tinct.serve.sessions import SessionNotFound
+from tinct.serve.service import MAX_SEQ, SessionService, check_seq, log, one_line, safe_stem, status_of
+from tinct.serve.sessions import Entry, ServerBusy, SessionNotFound
 
 STATIC = Path(__file__).resolve().parent / "static"
 ImageFormat = Literal["png", "rgba", "jpeg", "none"]
@@ -36,6 +42,21 @@ def _name(upload: UploadFile, what: str) -> str:
     return Path(upload.filename or what).name or what  # a label for messages only, never opened
 
 
+async def _in_turn(request: Request | WebSocket, entry: Entry, fn, *args):
+    """Run ``fn(*args)`` in a worker thread once it is this session's turn (see the module doc)."""
+    limit = _service(request).limits.max_waiting
+    if entry.waiting >= limit:
+        raise ServerBusy(f"this session already has {limit} requests waiting: try again when they are answered")
+    # one lock per event loop (uvicorn has one; a test client may run a loop per request), made on that loop
+    turn = entry.turns.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+    entry.waiting += 1
+    try:
+        async with turn:
+            return await anyio.to_thread.run_sync(fn, *args)
+    finally:
+        entry.waiting -= 1
+
+
 def _update_response(meta: dict, body, fmt: str):
     if fmt in ("rgba", "jpeg"):
         return Response(body, media_type="application/octet-stream" if fmt == "rgba" else "image/jpeg",
@@ -50,18 +71,18 @@ def index():
 
 
 @pages.get("/api/health", summary="Liveness, versions and the session store's use")
-def health(request: Request):
+async def health(request: Request):  # on the event loop: never queued behind work
     return {"ok": True, "tinct": __version__, "sessions": _service(request).store.stats(), "rss_mb": round(rss_mb(), 1)}
 
 
 @pages.get("/api/engines", summary="The engines this server offers (model, backend, precision)")
-def list_engines(request: Request):
+async def list_engines(request: Request):
     engines = _service(request).engines
     return {"default": engines.default, "engines": engines.describe()}
 
 
 @pages.get("/api/samples", summary="Names of the sample photos")
-def list_samples(request: Request):
+async def list_samples(request: Request):
     return {"samples": sorted(request.app.state.samples)}
 
 
@@ -88,12 +109,13 @@ def colorize(request: Request, image: UploadFile = File(..., description="the ph
 # ------------------------------------------------------------------ sessions
 class HintsBody(BaseModel):
     hints: list = Field(..., description="the CLI's hint JSON objects: {x, y, color}")
-    seq: int | None = Field(None, description="the client's update counter: older updates are refused (409)")
+    seq: int | None = Field(None, ge=0, le=MAX_SEQ,
+                            description="the client's update counter: older updates are refused (409)")
 
 
 class EngineBody(BaseModel):
     engine: str
-    seq: int | None = None
+    seq: int | None = Field(None, ge=0, le=MAX_SEQ)
 
 
 @sessions.post("", summary="Create a session from an uploaded photo")
@@ -106,15 +128,16 @@ async def create_session(request: Request, image: UploadFile = File(...), engine
 
 
 @sessions.get("/{sid}", summary="A session's size, engine and hints")
-def get_session(request: Request, sid: str):
+async def get_session(request: Request, sid: str):
     svc = _service(request)
     return svc.describe(svc.store.get(sid))
 
 
 @sessions.put("/{sid}/hints", summary="Replace the hints; returns the preview PNG, timings and gates")
-def set_hints(request: Request, sid: str, body: HintsBody, image: ImageFormat = "png"):
+async def set_hints(request: Request, sid: str, body: HintsBody, image: ImageFormat = "png"):
     svc = _service(request)
-    meta, data = svc.set_hints(svc.store.get(sid), body.hints, body.seq, image)
+    entry = svc.store.get(sid)
+    meta, data = await _in_turn(request, entry, svc.set_hints, entry, body.hints, body.seq, image)
     return _update_response(meta, data, image)
 
 
@@ -126,50 +149,53 @@ async def session_socket(ws: WebSocket, sid: str, image: str = "jpeg"):
     ``rgba``) and answered by one binary message: a 4-byte big-endian length, the update's JSON, the image.
     A refused update is answered by a text message ``{"error", "status", "seq"}`` with the HTTP endpoint's
     status and message, and the connection stays open. In Chromium a round trip on the socket costs less
-    than a ``fetch`` (``python -m tinct.benchmarks.serve_rtt``)."""
+    than a ``fetch`` (``python -m tinct.benchmarks.serve_rtt``). A client that leaves mid-update is let go
+    quietly: its update completes, the answer is dropped."""
     svc = _service(ws)
     await ws.accept()
     if image not in ("jpeg", "rgba"):
         await ws.close(code=1003, reason="image: use jpeg or rgba")
         return
-    while True:
-        msg = await ws.receive()
-        if msg["type"] == "websocket.disconnect":
-            return
-        seq = None
-        try:
-            body = _socket_message(msg)
-            seq = body.get("seq")
-            entry = svc.store.get(sid)
-            meta, data = await anyio.to_thread.run_sync(svc.set_hints, entry, body["hints"], seq, image)
-        except Exception as exc:  # every failure is answered on the socket, as over HTTP
-            status = status_of(exc) if isinstance(exc, TinctError) else 500
-            if status == 500:
-                log.error("tinct serve: websocket %s failed", sid, exc_info=exc)
-            await ws.send_text(json.dumps({"error": one_line(exc), "status": status, "seq": seq}))
-            continue
-        head = json.dumps(meta).encode()
-        await ws.send_bytes(struct.pack(">I", len(head)) + head + data)
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            seq = None
+            try:
+                body = _socket_message(msg)
+                seq = body.get("seq")
+                entry = svc.store.get(sid)
+                meta, data = await _in_turn(ws, entry, svc.set_hints, entry, body["hints"], seq, image)
+            except Exception as exc:  # every failure is answered on the socket, as over HTTP
+                status = status_of(exc) if isinstance(exc, TinctError) else 500
+                if status == 500:
+                    log.error("tinct serve: websocket %s failed", sid, exc_info=exc)
+                await ws.send_text(json.dumps({"error": one_line(exc), "status": status,
+                                               "seq": seq if isinstance(seq, int) else None}))
+                continue
+            head = json.dumps(meta).encode()
+            await ws.send_bytes(struct.pack(">I", len(head)) + head + data)
+    except (WebSocketDisconnect, OSError, RuntimeError):  # the client left (uvicorn: ClientDisconnected)
+        return
 
 
 def _socket_message(msg: dict) -> dict:
     try:
         body = json.loads(msg.get("text") or "")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise InputError("send the hints as JSON text: {\"hints\": [...], \"seq\": n}") from None
     if not isinstance(body, dict) or not isinstance(body.get("hints"), list):
         raise InputError("a message is {\"hints\": [...], \"seq\": n}")
-    seq = body.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
-        raise InputError(f"seq: an integer, not {seq!r:.40}")
+    check_seq(body.get("seq"))
     return body
 
 
 @sessions.put("/{sid}/engine", summary="Switch the session's engine (same photo, same hints)")
-def set_engine(request: Request, sid: str, body: EngineBody, image: ImageFormat = "png"):
+async def set_engine(request: Request, sid: str, body: EngineBody, image: ImageFormat = "png"):
     svc = _service(request)
     entry = svc.store.get(sid)
-    meta, data = svc.set_engine(entry, body.engine, body.seq, image)
+    meta, data = await _in_turn(request, entry, svc.set_engine, entry, body.engine, body.seq, image)
     if meta is None:  # an exemplar engine without a reference yet: nothing to render
         return {**svc.describe(entry), "image": None}
     return _update_response(meta, data, image)
@@ -181,22 +207,22 @@ async def set_reference(request: Request, sid: str, reference: UploadFile = File
     svc = _service(request)
     entry = svc.store.get(sid)
     data, name = await reference.read(), _name(reference, "reference")
-    meta, body = await anyio.to_thread.run_sync(svc.set_reference, entry, data, name, seq, image)
+    meta, body = await _in_turn(request, entry, svc.set_reference, entry, data, name, seq, image)
     return _update_response(meta, body, image)
 
 
 @sessions.get("/{sid}/image", summary="The full-resolution PNG of the last update",
               response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def full_image(request: Request, sid: str):
+async def full_image(request: Request, sid: str):
     svc = _service(request)
     entry = svc.store.get(sid)
-    png = svc.full_png(entry)
+    png = await _in_turn(request, entry, svc.full_png, entry)
     return Response(png, media_type="image/png",
                     headers={"Content-Disposition": f'attachment; filename="{safe_stem(entry.filename)}-tinct.png"'})
 
 
 @sessions.get("/{sid}/hints", summary="The session's hints as the CLI's hint JSON")
-def get_hints(request: Request, sid: str):
+async def get_hints(request: Request, sid: str):
     svc = _service(request)
     entry = svc.store.get(sid)
     return Response(svc.hints_json(entry), media_type="application/json",

@@ -4,6 +4,12 @@
 that fails leaves the session as it was), renders previews in the formats the page and the API use, and
 colorizes one-shot requests. Hint sessions and exemplar sessions are the two kinds of
 :class:`tinct.runtime.session.Session`; the service asks a session its ``kind``, never what methods it has.
+
+Work is bounded: every decode, one-shot colorization, full-resolution render and reference photo is charged to
+the store's memory budget (:meth:`SessionStore.hold`) from the image's header before it starts, at the bytes per
+pixel measured for it (:data:`BYTES_PER_PIXEL`); decodes run at most :attr:`Limits.decoders` at a time. An update
+validates everything (sequence number, engine, hints, reference) before it changes the session, and a failed
+one leaves the session as it was: its engine, hints, reference and sequence number.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import base64
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,13 +30,19 @@ from PIL import Image
 from tinct.runtime.errors import InputError, TinctError, TooLargeError
 from tinct.runtime.exemplar import ExemplarError
 from tinct.runtime.hints import decode_user_hints
-from tinct.runtime.image import decode_image
+from tinct.runtime.image import decode_image, image_header
 from tinct.runtime.postprocess import fit_size, kernel_for
 from tinct.serve.engines import EXEMPLAR, EngineSet
-from tinct.serve.sessions import Entry, SessionNotFound, SessionStore, StaleUpdate, estimate_bytes
+from tinct.serve.sessions import Entry, ServerBusy, SessionNotFound, SessionStore, StaleUpdate, estimate_bytes
 
 log = logging.getLogger("tinct.serve")
 IMAGE_FORMATS = ("png", "rgba", "jpeg", "none")
+MAX_SEQ = 2**53 - 1  # the page's counters are JavaScript numbers: exact up to here
+# peak bytes per pixel of the photo, with ~10 % margin over the RSS growth measured at 20 MP (Zen 4, numba
+# kernel; decode 14.0 PNG / 14.0 JPEG / 13.2 progressive JPEG, one-shot 55.0, render 19.9, session 13.4):
+# decoding an upload, a one-shot colorization (decode + model + full-resolution post-processing + PNG), a
+# full-resolution render of a session (post-processing + PNG), and a reference photo kept by a session
+BYTES_PER_PIXEL = {"decode": 16, "oneshot": 60, "render": 24, "reference": 3}
 
 
 @dataclass
@@ -38,12 +51,16 @@ class Limits:
     max_pixels: int = 40_000_000
     preview: int = 1280  # the longer side of the interactive image
     max_hints: int = 1024
+    decoders: int = 2  # uploads decoded at once
+    max_waiting: int = 8  # requests queued on one session (more: 503)
 
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status of an error: 4xx for what the client sent, 500 for anything else."""
     if isinstance(exc, TooLargeError):
         return 413
+    if isinstance(exc, ServerBusy):
+        return 503
     if isinstance(exc, SessionNotFound):
         return 404
     if isinstance(exc, StaleUpdate):
@@ -86,6 +103,17 @@ def _gates(session) -> tuple[list | None, float | None]:
     return g.astype(int).tolist(), float(g.mean())
 
 
+def check_seq(seq) -> int | None:
+    """A client's update counter: None, or an integer 0..2**53-1 (a larger one would freeze the session)."""
+    if seq is None:
+        return None
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InputError(f"seq: an integer, not {seq!r:.40}")
+    if not 0 <= seq <= MAX_SEQ:
+        raise InputError(f"seq {str(seq)[:40]}: use 0..{MAX_SEQ}")
+    return seq
+
+
 def _hints_of(session) -> list:
     return [h.to_json() for h in session.hints] if session.kind != EXEMPLAR else []
 
@@ -93,10 +121,27 @@ def _hints_of(session) -> list:
 class SessionService:
     def __init__(self, engines: EngineSet, store: SessionStore, limits: Limits):
         self.engines, self.store, self.limits = engines, store, limits
+        self._decoders = threading.BoundedSemaphore(max(1, limits.decoders))
 
     # ------------------------------------------------------------------ inputs
+    def pixels(self, data: bytes, name: str) -> int:
+        """The photo's pixel count from its header (format and size checked, nothing decoded)."""
+        w, h, _ = image_header(data, name)
+        if w * h > self.limits.max_pixels:
+            decode_image(data, name, max_pixels=self.limits.max_pixels)  # raises the loader's own 413
+        return w * h
+
     def decode(self, data: bytes, name: str) -> np.ndarray:
-        return decode_image(data, name, max_pixels=self.limits.max_pixels)
+        """The upload decoded by the shared loader, charged to the memory budget and run at most
+        ``Limits.decoders`` at a time."""
+        n = self.pixels(data, name)
+        with self.store.hold(n * BYTES_PER_PIXEL["decode"] + len(data), f"decoding {name}"):
+            if not self._decoders.acquire(timeout=self.store.wait_s):
+                raise ServerBusy(f"{self.limits.decoders} uploads are being decoded: try again in a few seconds")
+            try:
+                return decode_image(data, name, max_pixels=self.limits.max_pixels)
+            finally:
+                self._decoders.release()
 
     def parse_hints(self, size: tuple[int, int], hints: list | str | bytes) -> list:
         """Hints parsed as the CLI parses a hint file (one-line errors, the same limits)."""
@@ -107,12 +152,14 @@ class SessionService:
     # ------------------------------------------------------------------ one-shot
     def colorize_once(self, data: bytes, name: str, hints: str, model: str | None) -> tuple[bytes, str]:
         """(PNG bytes, engine id): what ``tinct colorize`` writes for the same inputs."""
-        rgb = self.decode(data, name)
         engine = self.engines.get(model)
         if engine.kind == EXEMPLAR:
             raise InputError(f"{engine.id} is an exemplar model: use a session with a reference photo")
-        parsed = self.parse_hints((rgb.shape[1], rgb.shape[0]), hints)
-        return image_bytes(engine.colorizer().colorize(rgb, parsed)), engine.id
+        n = self.pixels(data, name)
+        with self.store.hold(n * BYTES_PER_PIXEL["oneshot"] + len(data), f"colorizing {name}"):
+            rgb = decode_image(data, name, max_pixels=self.limits.max_pixels)
+            parsed = self.parse_hints((rgb.shape[1], rgb.shape[0]), hints)
+            return image_bytes(engine.colorizer().colorize(rgb, parsed)), engine.id
 
     # ------------------------------------------------------------------ sessions
     def open(self, engine_id: str | None, data: bytes, filename: str, side: int | None = None) -> Entry:
@@ -148,9 +195,9 @@ class SessionService:
         on the serving machine); a JPEG (``jpeg``: quality 95, no chroma subsampling, ~45 dB: what the page
         uses across a network); or nothing (``none``). PNG's encoding and decoding cost as much as the model
         at 1280x720."""
+        seq = check_seq(seq)
         with entry.lock:
-            if seq is not None and seq <= entry.seq:
-                raise StaleUpdate(f"update {seq} is older than update {entry.seq}, which is already applied")
+            self._check_fresh(entry, seq)
             s = entry.session
             prev_hints = s.hints if s.kind != EXEMPLAR else None
             prev_ref = entry.reference
@@ -168,17 +215,26 @@ class SessionService:
                 except TinctError:  # pragma: no cover - the previous state was valid
                     log.exception("could not restore session %s", entry.id)
                 raise
-            t1 = time.perf_counter()
-            body = self._encode(px, fmt)
-            t2 = time.perf_counter()
-            if seq is not None:
-                entry.seq = seq
-            gates, kept = _gates(s)
-            h, w = px.shape[:2]
-            timings = {k: round(v, 2) for k, v in s.timings.items()}
-            timings.update(update=round((t1 - t0) * 1e3, 2), encode=round((t2 - t1) * 1e3, 2))
-            meta = {"seq": entry.seq, "width": w, "height": h, "timings": timings, "gates": gates,
-                    "kept_ratio": kept, "hints": _hints_of(s), "engine": entry.engine_id, "kernel": s.kernel}
+            return self._answer(entry, s, px, seq, fmt, t0)
+
+    @staticmethod
+    def _check_fresh(entry: Entry, seq: int | None) -> None:
+        if seq is not None and seq <= entry.seq:
+            raise StaleUpdate(f"update {seq} is older than update {entry.seq}, which is already applied")
+
+    def _answer(self, entry: Entry, s, px: np.ndarray, seq: int | None, fmt: str, t0: float):
+        """Under the entry's lock, after a successful update: encode, record ``seq``, build the meta."""
+        t1 = time.perf_counter()
+        body = self._encode(px, fmt)
+        t2 = time.perf_counter()
+        if seq is not None:
+            entry.seq = seq
+        gates, kept = _gates(s)
+        h, w = px.shape[:2]
+        timings = {k: round(v, 2) for k, v in s.timings.items()}
+        timings.update(update=round((t1 - t0) * 1e3, 2), encode=round((t2 - t1) * 1e3, 2))
+        meta = {"seq": entry.seq, "width": w, "height": h, "timings": timings, "gates": gates,
+                "kept_ratio": kept, "hints": _hints_of(s), "engine": entry.engine_id, "kernel": s.kernel}
         return meta, body
 
     @staticmethod
@@ -200,11 +256,14 @@ class SessionService:
     def set_engine(self, entry: Entry, engine_id: str, seq: int | None, fmt: str):
         """Switch the session's engine (same photo, same hints or reference); (meta, body), or (None, None)
         for an exemplar engine that has no reference yet."""
+        seq = check_seq(seq)
         new = self.engines.get(engine_id)
         with entry.lock:
+            self._check_fresh(entry, seq)  # a stale switch changes nothing
             old = self.engines.get(entry.engine_id)
             if new.kind != old.kind:
                 raise InputError(f"cannot switch a {old.kind} session to {new.id} ({new.kind}); open the photo again")
+            t0 = time.perf_counter()
             hints = entry.session.hints if entry.session.kind != EXEMPLAR else []
             old_preview = entry.session.preview_size
             sess = new.colorizer().session(entry.image, preview=max(old_preview) if old_preview else self.limits.preview)
@@ -212,31 +271,47 @@ class SessionService:
                 sess.set_hints(hints)
             if entry.reference is not None:
                 sess.set_reference(entry.reference)
+            if new.kind == EXEMPLAR and entry.reference is None:
+                entry.session, entry.engine_id = sess, new.id
+                if seq is not None:
+                    entry.seq = seq
+                return None, None
+            px = sess.preview_rgba()  # rendered before anything is switched: a failure leaves the old engine
             entry.session, entry.engine_id = sess, new.id
-        if new.kind == EXEMPLAR and entry.reference is None:
-            return None, None
-        return self.apply(entry, lambda s: None, seq, fmt)
+            return self._answer(entry, sess, px, seq, fmt, t0)
 
     def set_reference(self, entry: Entry, data: bytes, name: str, seq: int | None, fmt: str):
         if entry.session.kind != EXEMPLAR:
             raise InputError("this session's engine takes hints, not a reference photo")
+        seq = check_seq(seq)
+        if seq is not None and seq <= entry.seq:  # checked again under the lock; refused here before any decode
+            self._check_fresh(entry, seq)
         try:
             ref = self.decode(data, name)
         except InputError as exc:
             raise type(exc)(f"reference: {exc}") from None
+        old = entry.reference
+        delta = ref.nbytes - (old.nbytes if old is not None else 0)
+        self.store.grow(entry, delta, f"reference {name}")  # the session keeps the decoded reference
 
         def edit(s):
             s.set_reference(ref)
             entry.reference = ref
 
-        return self.apply(entry, edit, seq, fmt)
+        try:
+            return self.apply(entry, edit, seq, fmt)
+        except BaseException:
+            self.store.shrink(entry, delta)
+            raise
 
     def full_png(self, entry: Entry) -> bytes:
         with entry.lock:
             s = entry.session
             if s.kind == EXEMPLAR and entry.reference is None:
                 raise InputError("no reference yet: drop a reference photo first")
-            return image_bytes(s.colorize())
+            w, h = entry.size
+            with self.store.hold(w * h * BYTES_PER_PIXEL["render"], "the full-resolution image", keep=entry):
+                return image_bytes(s.colorize())
 
     def hints_json(self, entry: Entry) -> str:
         return json.dumps(_hints_of(entry.session), indent=1) if entry.session.kind != EXEMPLAR else "[]"

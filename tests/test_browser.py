@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,10 @@ def browser(server):
         b.close()
 
 
-def _open(browser, url):
-    pg = browser.new_page(viewport={"width": 1280, "height": 800})
+def _open(browser, url, bypass_csp: bool = True):
+    """A page; ``bypass_csp``: let Playwright's string predicates (evaluated by the page) past the server's CSP,
+    which forbids eval. :func:`test_the_page_runs_under_its_own_csp` runs the page with the CSP in force."""
+    pg = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=bypass_csp)
     pg.errors = []
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     pg.goto(url)
@@ -233,4 +236,26 @@ def test_jpeg_previews_for_pages_served_across_a_network(browser, server, tmp_pa
         want = ref.preview().copy()
     assert _psnr(_shown(pg), want) >= 40, _psnr(_shown(pg), want)
     assert pg.evaluate("window.tinct.via") == "websocket" and not pg.errors, pg.errors
+    pg.close()
+
+
+def test_the_page_runs_under_its_own_csp(browser, server, tmp_path):
+    """The Content-Security-Policy the server sends (scripts, styles, connections from this server only, no
+    eval) does not break the page: upload, a click, an update over the WebSocket, no CSP report."""
+    pg = _open(browser, server, bypass_csp=False)
+    reports = []
+    pg.on("console", lambda m: reports.append(m.text) if "Content Security Policy" in m.text else None)
+    resp = pg.goto(server)
+    csp = resp.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers.get("x-frame-options") == "DENY" and resp.headers.get("x-content-type-options") == "nosniff"
+    path, _ = _photo(tmp_path)
+    pg.set_input_files("#file", str(path))
+    pg.wait_for_selector("#frame:not([hidden])")
+    _click(pg, 0.3, 0.5)
+    deadline = time.monotonic() + 30
+    while pg.evaluate("window.tinct.shownSeq") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pg.evaluate("window.tinct.shownSeq") >= 1 and pg.evaluate("window.tinct.via") == "websocket"
+    assert not reports and not pg.errors, (reports, pg.errors)
     pg.close()

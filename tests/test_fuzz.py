@@ -397,12 +397,14 @@ def test_colorize_cli_hint_files(tmp_path_factory, content):
 
 
 def test_fuzz_targets_are_marked():
-    """Every hypothesis test in this file is a fuzz target (so `make fuzz` runs all of them)."""
+    """Every hypothesis test in this file and in test_fuzz_serve.py is a fuzz target (so `make fuzz` runs all)."""
     import sys
 
-    mod = sys.modules[__name__]
-    tests = [getattr(mod, n) for n in dir(mod) if n.startswith("test_") and hasattr(getattr(mod, n), "hypothesis")]
-    assert len(tests) >= 12
+    import test_fuzz_serve
+
+    mods = (sys.modules[__name__], test_fuzz_serve)
+    tests = [getattr(m, n) for m in mods for n in dir(m) if n.startswith("test_") and hasattr(getattr(m, n), "hypothesis")]
+    assert len(tests) >= 13
     for t in tests:
         assert any(m.name == "fuzz" for m in getattr(t, "pytestmark", [])), t.__name__
 
@@ -415,80 +417,3 @@ def test_long_run_count_is_validated(monkeypatch):
         long_run_examples()
     monkeypatch.setenv(ENV, "10000")
     assert long_run_examples() == 10000
-
-
-
-
-# ----------------------------------------------------------------------------- the HTTP API
-
-@lru_cache(maxsize=1)
-def _api():
-    pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
-    pytest.importorskip("multipart", reason="the 'serve' extra is not installed")
-    from fastapi.testclient import TestClient
-
-    from tinct.serve.app import Limits, create_app
-    from tinct.serve.engines import EngineSet
-
-    engines = EngineSet.build(["icolorit-tiny"], backends=["onnxruntime"], threads=1)
-    client = TestClient(create_app(engines, limits=Limits(max_upload_bytes=64 << 10, max_pixels=100_000, preview=64)),
-                        raise_server_exceptions=False)
-    buf = io.BytesIO()
-    Image.fromarray(_IMAGE).save(buf, "PNG")
-    return client, buf.getvalue()
-
-
-def _api_error(r) -> str:
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    msg = r.json()["error"]
-    assert isinstance(msg, str) and msg and "\n" not in msg and "Traceback" not in msg
-    return msg
-
-
-@fuzz_target(60)
-@given(st.binary(max_size=400) | st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"GIF89a"]),
-       st.sampled_from([True, True, True, False]), _good_hints.map(json.dumps) | _json.map(json.dumps) | st.text(max_size=40)
-       | st.lists(_hint_dict, max_size=3).map(json.dumps),
-       st.sampled_from([None, None, None, "icolorit-tiny"]) | st.text(max_size=12))
-def test_api_colorize(raw, real_image, hints, model):
-    """POST /api/colorize with any image bytes, hints and model: a PNG of the input's size, or a 4xx with
-    one line of JSON; never a 5xx."""
-    client, png = _api()
-    data = {"hints": hints} | ({"model": model} if model is not None else {})
-    r = client.post("/api/colorize", files={"image": ("x.png", png if real_image else raw)}, data=data)
-    if r.status_code == 200:
-        assert r.headers["content-type"] == "image/png" and Image.open(io.BytesIO(r.content)).size == (64, 48)
-        return _outcome("colorized")
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    _api_error(r)
-    _outcome(f"refused {r.status_code}")
-
-
-@fuzz_target(60)
-@given(st.one_of(st.fixed_dictionaries({"hints": _good_hints}, optional={"seq": st.integers(-3, 10**6)}),
-                 _json, st.fixed_dictionaries({"hints": _json | st.lists(_hint_dict, max_size=4)},
-                                              optional={"seq": _scalars})),
-       st.sampled_from(["hints"] * 4 + ["engine", "reference", "image", "nope"]), st.sampled_from([True, True, True, False]))
-def test_api_session_requests(body, endpoint, real_session):
-    """Session endpoints with any JSON body (or a made-up session id): the update, or a 4xx with one line of
-    JSON and the session's hints unchanged; never a 5xx."""
-    client, png = _api()
-    sid = "no-such-session"
-    if real_session:
-        sid = client.post("/api/sessions", files={"image": ("x.png", png)}).json()["id"]
-        client.put(f"/api/sessions/{sid}/hints", json={"hints": [{"x": 3, "y": 4, "color": "#102030"}]})
-    if endpoint == "image":
-        r = client.get(f"/api/sessions/{sid}/image")
-    else:  # raw JSON text: a hostile client sends NaN and Infinity too
-        r = client.put(f"/api/sessions/{sid}/{endpoint}", content=json.dumps(body),
-                       headers={"content-type": "application/json"})
-    if real_session:
-        after = client.get(f"/api/sessions/{sid}").json()["hints"]
-        client.delete(f"/api/sessions/{sid}")
-    if r.status_code == 200:
-        return _outcome(f"{endpoint}: ok")
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    _api_error(r)
-    if real_session:
-        assert after == [{"x": 3, "y": 4, "color": "#102030"}]
-    _outcome(f"{endpoint}: refused {r.status_code}")

@@ -148,7 +148,7 @@ def test_two_replicas_answer_like_tinct_serve(local_ray):
 
     from tinct.serve import ray_serve
 
-    want = _colorize(TestClient(ray_serve.build_app(_cfg(1))), "")  # plain tinct serve's app, in this process
+    want = _colorize(TestClient(ray_serve.build_app(_cfg(1)), base_url="http://127.0.0.1"), "")  # plain tinct serve's app, in this process
     port = _free_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -23,7 +23,10 @@ const WIRE = new URLSearchParams(location.search).get("preview") || (LOCAL ? "rg
 // ------------------------------------------------------------------ helpers
 const snapshot = () => JSON.stringify(S.hints);
 const same = (a, b) => a === b;
-function status(msg, ok = false) { $("status").textContent = msg || ""; $("status").className = ok ? "ok" : ""; }
+function status(msg, ok = false) {
+  if (!msg && S.notice && performance.now() < S.notice.until) { msg = S.notice.text; ok = false; } // a resync stays 5 s
+  $("status").textContent = msg || ""; $("status").className = ok ? "ok" : "";
+}
 function busy() { document.body.dataset.state = (S.inflight || S.pending) ? "busy" : "idle"; }
 function hex(r, g, b) { return "#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join(""); }
 async function errorOf(resp) {
@@ -276,7 +279,7 @@ function openSocket() {
 async function received(ev) { // the answer to the one update in flight on the socket
   const seq = S.wsSeq, t0 = S.wsT0;
   try {
-    if (typeof ev.data === "string") { const e = JSON.parse(ev.data); if (e.status !== 409) status(e.error); return; }
+    if (typeof ev.data === "string") { const e = JSON.parse(ev.data); if (e.status === 409) await resync(); else status(e.error); return; }
     const buf = ev.data, n = new DataView(buf).getUint32(0);
     const j = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
     j.pixels = WIRE === "rgba" ? new ImageData(new Uint8ClampedArray(buf, 4 + n), j.width, j.height)
@@ -296,7 +299,7 @@ async function send(url, init, seq) {
   const t0 = performance.now();
   try {
     const r = await fetch(url, init);
-    if (r.status === 409) return; // superseded
+    if (r.status === 409) { await resync(); return; } // the session moved on without this page
     if (!r.ok) { status(await errorOf(r)); return; }
     let j;
     const type = r.headers.get("content-type") || "";
@@ -318,6 +321,20 @@ async function send(url, init, seq) {
   } finally {
     settled();
   }
+}
+// This page sends one update at a time with rising numbers, so a 409 means the session was changed from
+// elsewhere (another tab, a script): say so, take the session's state from the server and render it again.
+async function resync() {
+  const r = await fetch("/api/sessions/" + S.sid);
+  if (!r.ok) { status(await errorOf(r)); return; }
+  const j = await r.json();
+  S.seq = Math.max(S.seq, j.seq);
+  if (S.kind === "hints") { S.hints = j.hints; S.selected = -1; renderMarkers(); toolbar(); }
+  S.pending = true; // settled() sends the server's hints again with a newer number
+  S.notice = { text: `this session was changed elsewhere (update ${j.seq}): showing its current state`,
+               until: performance.now() + 5000 };
+  status(S.notice.text);
+  S.resynced = (S.resynced || 0) + 1;
 }
 async function show(j, t0, seq) { // t0: when the request was sent
   let px = j.pixels; // ImageData (rgba), ImageBitmap (jpeg), or a PNG data URL to decode
