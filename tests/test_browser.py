@@ -259,3 +259,28 @@ def test_the_page_runs_under_its_own_csp(browser, server, tmp_path):
     assert pg.evaluate("window.tinct.shownSeq") >= 1 and pg.evaluate("window.tinct.via") == "websocket"
     assert not reports and not pg.errors, (reports, pg.errors)
     pg.close()
+
+
+def test_an_unexpected_409_is_shown_and_the_page_resyncs(browser, server, tmp_path):
+    """Another client moves the session on (a higher seq): the page's next update is refused with 409; the page
+    says so, takes the session's hints from the server and renders them with a newer number."""
+    import requests
+
+    pg = _open(browser, server)
+    path, _ = _photo(tmp_path)
+    pg.set_input_files("#file", str(path))
+    pg.wait_for_selector("#frame:not([hidden])")
+    _click(pg, 0.3, 0.5)
+    _settle(pg)
+    sid = pg.evaluate("window.tinct.sid")
+    theirs = [{"x": 500, "y": 100, "color": "#2040c0"}]
+    assert requests.put(server + f"api/sessions/{sid}/hints?image=none", json={"hints": theirs, "seq": 1000},
+                        timeout=30).status_code == 200
+    _click(pg, 0.7, 0.8)
+    pg.wait_for_function("window.tinct.resynced === 1 && window.tinct.seq > 1000")
+    _settle(pg)
+    assert "changed elsewhere (update 1000)" in pg.inner_text("#status")
+    assert pg.evaluate("window.tinct.hints") == theirs
+    assert requests.get(server + f"api/sessions/{sid}", timeout=10).json()["seq"] == pg.evaluate("window.tinct.seq")
+    assert not pg.errors
+    pg.close()
