@@ -75,20 +75,31 @@ def decode_image(data: bytes, name: str, max_pixels: int | None = DEFAULT_MAX_PI
 
     if not data:
         raise ImageError(f"{name}: empty upload, not an image")
-    return _decode(io.BytesIO(data), name, max_pixels)
+    return _decode(io.BytesIO(data), name, max_pixels, raw=data)
 
 
-def image_header(data: bytes, name: str) -> tuple[int, int, str]:
-    """(width, height, format) of an image in memory, from its header only (no pixel decoded)."""
+def image_header(data: bytes, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int, str]:
+    """(width, height, format) of an image in memory, from its header only (no pixel decoded); the format and
+    ``max_pixels`` are checked as :func:`decode_image` checks them."""
     if not data:
         raise ImageError(f"{name}: empty upload, not an image")
     try:
         with _open(io.BytesIO(data), name) as im:
+            _check_size(im, name, max_pixels)
             return im.size[0], im.size[1], im.format
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({_first_line(exc)})") from None
+
+
+def _check_size(im: Image.Image, name: str, max_pixels: int | None) -> None:
+    w, h = im.size
+    if max_pixels and w * h > max_pixels:
+        raise ImageTooLargeError(f"image {name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
+                                 f"{max_pixels / 1e6:.1f} MP (--max-pixels)")
+    if w == 0 or h == 0:
+        raise ImageError(f"image {name} is empty ({w}x{h})")
 
 
 def _open(source, name: str) -> Image.Image:
@@ -104,10 +115,10 @@ def _open(source, name: str) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = old
 
 
-def jpeg_scans(source) -> int:
+def jpeg_scans(source: bytes | Path) -> int:
     """Start-of-scan markers in a JPEG (bytes, or a path: read through mmap)."""
-    if isinstance(source, io.BytesIO):
-        return source.getbuffer().tobytes().count(_SOS)
+    if isinstance(source, bytes):
+        return source.count(_SOS)
     with open(source, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             return 0
@@ -122,18 +133,14 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _decode(source, name: str, max_pixels: int | None) -> np.ndarray:
+def _decode(source, name: str, max_pixels: int | None, raw: bytes | None = None) -> np.ndarray:
+    """``source``: a path or a BytesIO; ``raw``: the BytesIO's bytes (the JPEG scan count reads them)."""
     try:
         im = _open(source, name)
         with im:
-            w, h = im.size
-            if max_pixels and w * h > max_pixels:
-                raise ImageTooLargeError(f"image {name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
-                                         f"{max_pixels / 1e6:.1f} MP (--max-pixels)")
-            if w == 0 or h == 0:
-                raise ImageError(f"image {name} is empty ({w}x{h})")
+            _check_size(im, name, max_pixels)
             if im.format == "JPEG":
-                scans = jpeg_scans(source)
+                scans = jpeg_scans(source if raw is None else raw)
                 if scans > MAX_JPEG_SCANS:
                     raise ImageError(f"{name}: a JPEG of {scans} scans (a decoder bomb: each scan is a pass over "
                                      f"the whole image; accepted: {MAX_JPEG_SCANS})")

@@ -28,8 +28,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,7 +51,6 @@ class Security:
     token: str | None = None
     max_body: int = 32 << 20
     body_timeout: float = 30.0
-    extra: dict = field(default_factory=dict)
 
 
 def split_host(value: str) -> str | None:
@@ -60,12 +60,15 @@ def split_host(value: str) -> str | None:
         return None
     if value.startswith("["):
         end = value.find("]")
-        if end < 0 or (value[end + 1:] and not value[end + 1:].startswith(":")):
-            return None
-        return value[1:end]
-    if value.count(":") > 1:  # a bare IPv6 literal is not a valid Host header
+        host, port = (None, "") if end < 0 else (value[1:end], value[end + 1:])
+    elif value.count(":") > 1:  # a bare IPv6 literal is not a valid Host header
         return None
-    return value.split(":", 1)[0] or None
+    else:
+        host, colon, port = value.partition(":")
+        port = colon + port
+    if not host or (port and not re.fullmatch(r":\d*", port)):
+        return None  # the port, when there is one, is digits only (the Host also names the CSP's WebSocket source)
+    return host
 
 
 def host_allowed(value: str | None, allowed: tuple[str, ...] = ()) -> bool:
@@ -180,7 +183,8 @@ class Guard:
         await send({"type": "http.response.body", "body": b""})
 
     def _with_headers(self, send, host: str):
-        ws = " ".join(f"{s}://{host}" for s in ("ws", "wss")) if host_allowed(host, self.sec.allowed_hosts) else ""
+        """``send`` adding the security headers; ``host`` passed the Host check (it names the WebSocket source)."""
+        ws = f"ws://{host} wss://{host}"
         csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                f"connect-src 'self' {ws}; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
                "form-action 'self'; frame-ancestors 'none'").encode()

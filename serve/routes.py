@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from tinct.runtime import __version__
 from tinct.runtime.errors import InputError, TinctError
 from tinct.runtime.memory import rss_mb
-from tinct.serve.service import MAX_SEQ, SessionService, check_seq, log, one_line, safe_stem, status_of
+from tinct.serve.service import MAX_SEQ, SessionService, log, one_line, safe_stem, status_of
 from tinct.serve.sessions import Entry, ServerBusy, SessionNotFound
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -187,7 +187,6 @@ def _socket_message(msg: dict) -> dict:
         raise InputError("send the hints as JSON text: {\"hints\": [...], \"seq\": n}") from None
     if not isinstance(body, dict) or not isinstance(body.get("hints"), list):
         raise InputError("a message is {\"hints\": [...], \"seq\": n}")
-    check_seq(body.get("seq"))
     return body
 
 

@@ -126,9 +126,7 @@ class SessionService:
     # ------------------------------------------------------------------ inputs
     def pixels(self, data: bytes, name: str) -> int:
         """The photo's pixel count from its header (format and size checked, nothing decoded)."""
-        w, h, _ = image_header(data, name)
-        if w * h > self.limits.max_pixels:
-            decode_image(data, name, max_pixels=self.limits.max_pixels)  # raises the loader's own 413
+        w, h, _ = image_header(data, name, max_pixels=self.limits.max_pixels)
         return w * h
 
     def decode(self, data: bytes, name: str) -> np.ndarray:
@@ -271,21 +269,20 @@ class SessionService:
                 sess.set_hints(hints)
             if entry.reference is not None:
                 sess.set_reference(entry.reference)
-            if new.kind == EXEMPLAR and entry.reference is None:
-                entry.session, entry.engine_id = sess, new.id
+            nothing_to_show = new.kind == EXEMPLAR and entry.reference is None
+            px = None if nothing_to_show else sess.preview_rgba()  # before the switch: a failure leaves the old
+            entry.session, entry.engine_id = sess, new.id
+            if nothing_to_show:
                 if seq is not None:
                     entry.seq = seq
                 return None, None
-            px = sess.preview_rgba()  # rendered before anything is switched: a failure leaves the old engine
-            entry.session, entry.engine_id = sess, new.id
             return self._answer(entry, sess, px, seq, fmt, t0)
 
     def set_reference(self, entry: Entry, data: bytes, name: str, seq: int | None, fmt: str):
         if entry.session.kind != EXEMPLAR:
             raise InputError("this session's engine takes hints, not a reference photo")
         seq = check_seq(seq)
-        if seq is not None and seq <= entry.seq:  # checked again under the lock; refused here before any decode
-            self._check_fresh(entry, seq)
+        self._check_fresh(entry, seq)  # checked again under the lock; refused here before any decode
         try:
             ref = self.decode(data, name)
         except InputError as exc:

@@ -189,9 +189,8 @@ class SessionStore:
         self._reserve(nbytes, what, keep=entry)
         with self._room:
             self.held -= nbytes
-            entry.nbytes += nbytes
-            if entry.id not in self._entries:  # dropped meanwhile (deleted, expired): nothing to charge
-                entry.nbytes -= nbytes
+            if entry.id in self._entries:  # not dropped meanwhile (deleted, expired): the session keeps the bytes
+                entry.nbytes += nbytes
             self._room.notify_all()
 
     def shrink(self, entry: Entry, nbytes: int) -> None:

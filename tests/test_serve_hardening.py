@@ -266,7 +266,8 @@ def test_stalled_uploads_and_half_sent_headers_are_dropped():
 # ------------------------------------------------------------------ only its own origin
 @pytest.mark.parametrize("host, ok", [("127.0.0.1:8000", True), ("localhost", True), ("[::1]:80", True),
                                       ("10.1.2.3", True), ("evil.example", False), ("evil.example:8000", False),
-                                      ("", False), ("127.0.0.1@evil", False), ("photos.lan", True)])
+                                      ("", False), ("127.0.0.1@evil", False), ("photos.lan", True),
+                                      ("localhost:80;x", False), ("[::1]x", False)])
 def test_host_rule(host, ok):
     assert host_allowed(host, ("photos.lan",)) is ok
 
