@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tinct.benchmarks import env as envmod
 from tinct.benchmarks.latency.inputs import fixture_photos, parse_size
 from tinct.quantization.api import quantize
 from tinct.quantization.recipes import Calibration, GuardPolicy, recipe_for
@@ -141,8 +142,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     w, h = parse_size(a.full, "--full")
+    environment = envmod.capture()
     res = measure(a.size, a.threads, a.rounds, model_name=a.model, random=a.random, full=(w, h),
                   backends=tuple(b for b in a.backends.split(",") if b))
+    res["environment"] = envmod.finish(environment)  # the CPU the numbers came from, for the docs' tables
     print(f"| Color2Embed ({res['weights']}), {a.threads} threads | median ms | IQR | min | vs eager |")
     print("|---|---|---|---|---|")
     for name, r in res["results"].items():
