@@ -61,14 +61,19 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def lab_to_rgb(lab: np.ndarray, clip: bool = True) -> np.ndarray:
     """Lab -> sRGB float32 (clipped to [0, 1] unless clip=False), as the official lab2rgb."""
+    rgb = linear_to_srgb(_lab_to_linear(lab, clamp_z=True))
+    return np.clip(rgb, 0.0, 1.0) if clip else rgb
+
+
+def _lab_to_linear(lab: np.ndarray, clamp_z: bool) -> np.ndarray:
+    """Lab -> linear RGB (unclipped); ``clamp_z``: f(Z) clamped at 0 as the official lab2rgb does."""
     lab = _as_float32(lab)
     fy = (lab[..., 0] + 16.0) / 116.0
     fx = lab[..., 1] / 500.0 + fy
-    fz = np.maximum(fy - lab[..., 2] / 200.0, 0.0)
-    f = np.stack([fx, fy, fz], axis=-1)
+    fz = fy - lab[..., 2] / 200.0
+    f = np.stack([fx, fy, np.maximum(fz, 0.0) if clamp_z else fz], axis=-1)
     xyz = np.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787) * WHITE_D65
-    rgb = linear_to_srgb(xyz.astype(np.float32) @ XYZ_TO_RGB.T)
-    return np.clip(rgb, 0.0, 1.0) if clip else rgb
+    return xyz.astype(np.float32) @ XYZ_TO_RGB.T
 
 
 def normalize_lab(lab: np.ndarray) -> np.ndarray:
@@ -104,3 +109,58 @@ def is_grayscale(rgb: np.ndarray, tol: float = 2.0) -> bool:
     """True when an image carries no colour: every pixel's chroma (|a|, |b|) is below ``tol``."""
     lab = rgb_to_lab(rgb)
     return bool(np.abs(lab[..., 1:]).max() < tol)
+
+
+# ----------------------------------------------------------------------------- the sRGB gamut at a lightness
+# In Lab colorization a hint gives only ab: the lightness is the photo's. A colour picked in RGB therefore
+# becomes (L of the photo, ab of the pick), which may lie outside sRGB at that L and is then clipped on display.
+# These functions say which ab exist at an L and bring a pick into them, keeping its hue.
+
+GAMUT_TOL = 1e-4  # sRGB channels within [-tol, 1 + tol] count as in gamut (float32 round-off of the matrices)
+
+
+def in_gamut(lab: np.ndarray) -> np.ndarray:
+    """bool ``[...]``: whether each Lab colour ``[..., 3]`` is an sRGB colour (its linear RGB, before any clamp
+    or gamma, in [0, 1])."""
+    lin = _lab_to_linear(lab, clamp_z=False)
+    return np.all((lin >= -GAMUT_TOL) & (lin <= 1.0 + GAMUT_TOL), axis=-1)
+
+
+def _lab(l_value: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.broadcast_to(l_value[..., None], ab.shape[:-1] + (1,)), ab], axis=-1)
+
+
+def snap_ab(l_value, ab, iterations: int = 24) -> np.ndarray:
+    """The ab a colour with lightness ``l_value`` can have nearest to ``ab`` at the same hue: ``ab`` itself when
+    ``(l_value, ab)`` is in sRGB, else the largest ``t * ab`` (0 <= t < 1) that is (bisection on the chroma; gray
+    is in gamut at every L in [0, 100]). Broadcasts ``l_value [...]`` with ``ab [..., 2]``; float32 ab units."""
+    ab = np.asarray(ab, dtype=np.float32)
+    l_value = np.broadcast_to(np.clip(np.asarray(l_value, dtype=np.float32), 0.0, 100.0), ab.shape[:-1])
+    lo = in_gamut(_lab(l_value, ab)).astype(np.float32)  # 1 where the pick is already in gamut
+    hi = np.ones_like(lo)
+    todo = lo < 1.0
+    for _ in range(iterations if todo.any() else 0):
+        mid = (lo + hi) / 2
+        ok = in_gamut(_lab(l_value, ab * mid[..., None]))
+        lo = np.where(todo & ok, mid, lo)
+        hi = np.where(todo & ~ok, mid, hi)
+    return (ab * lo[..., None]).astype(np.float32)
+
+
+def snap_rgb(l_value, rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB ``[..., 3]``: the colour a pick ``rgb`` (uint8) becomes at lightness ``l_value``, its ab snapped
+    into gamut at that L (:func:`snap_ab`): what a hint of that colour shows at a point of that lightness."""
+    ab = rgb_to_lab(np.asarray(rgb, dtype=np.uint8))[..., 1:]
+    snapped = snap_ab(l_value, ab)
+    l_value = np.broadcast_to(np.clip(np.asarray(l_value, dtype=np.float32), 0.0, 100.0), snapped.shape[:-1])
+    return to_uint8(lab_to_rgb(_lab(l_value, snapped)))
+
+
+def gamut_ab(l_value: float, step: float = 4.0, limit: float = 110.0) -> np.ndarray:
+    """The ab grid points (``step`` apart, |a|, |b| <= ``limit``) that exist in sRGB at lightness ``l_value``:
+    float32 ``[n, 2]``, what a gamut panel draws."""
+    axis = np.arange(-limit, limit + step / 2, step, dtype=np.float32)
+    a, b = np.meshgrid(axis, axis, indexing="xy")
+    ab = np.stack([a.ravel(), b.ravel()], axis=-1)
+    keep = in_gamut(_lab(np.full(len(ab), np.clip(l_value, 0.0, 100.0), np.float32), ab))
+    return ab[keep]

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from tinct.runtime.color import AB_NORM
 from tinct.runtime.errors import TinctError
 from tinct.runtime.postprocess import Canvas, fit_size, resize_rgb
 
@@ -157,6 +158,31 @@ class Session:
     def _timing_extras(self) -> dict[str, float]:
         """Timings a kind keeps across updates (the encoder's, for a reference)."""
         return {}
+
+    # ------------------------------------------------------------------ colours at a point
+    def suggested_ab(self, x: int, y: int, k: int = 5, min_distance: float = 12.0) -> np.ndarray:
+        """Up to ``k`` distinct ab values (ab units, float32 ``[n, 2]``, most frequent first) that the last
+        update predicts around pixel ``(x, y)`` of the photo: its output on the model's grid, in windows 7, 15,
+        31 and 63 cells wide around the point until ``k`` are found, the values binned ``min_distance / 2`` wide
+        and kept when at least ``min_distance`` from those kept. Runs the model first if it has not run."""
+        if self.runs == 0:
+            self.preview()
+        n = self.ab_model.shape[-1]
+        cx = min(n - 1, int((x + 0.5) * n / self.width))
+        cy = min(n - 1, int((y + 0.5) * n / self.height))
+        kept: list[np.ndarray] = []
+        for half in (3, 7, 15, 31):
+            win = self.ab_model[0, :, max(0, cy - half):cy + half + 1, max(0, cx - half):cx + half + 1]
+            ab = win.reshape(2, -1).T * np.float32(AB_NORM)
+            bins, inverse, counts = np.unique(np.round(ab / (min_distance / 2)), axis=0, return_inverse=True,
+                                              return_counts=True)
+            for b in np.argsort(-counts, kind="stable"):
+                mean = ab[inverse.reshape(-1) == b].mean(axis=0)
+                if all(np.hypot(*(mean - m)) >= min_distance for m in kept):
+                    kept.append(mean)
+                if len(kept) == k:
+                    return np.array(kept, dtype=np.float32)
+        return np.array(kept, dtype=np.float32).reshape(-1, 2)
 
     # ------------------------------------------------------------------ for tests / tools
     def lab(self) -> np.ndarray:

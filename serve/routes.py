@@ -220,6 +220,14 @@ async def full_image(request: Request, sid: str):
                     headers={"Content-Disposition": f'attachment; filename="{safe_stem(entry.filename)}-tinct.png"'})
 
 
+@sessions.get("/{sid}/color", summary="A hint's colour at a point: the photo's lightness, the pick snapped into "
+              "gamut there, suggested colours, the gamut panel")
+async def color_at(request: Request, sid: str, x: int, y: int, color: str | None = None):
+    svc = _service(request)
+    entry = svc.store.get(sid)
+    return await _in_turn(request, entry, svc.color_at, entry, x, y, color)
+
+
 @sessions.get("/{sid}/hints", summary="The session's hints as the CLI's hint JSON")
 async def get_hints(request: Request, sid: str):
     svc = _service(request)

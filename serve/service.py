@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tinct.runtime.color import in_gamut as in_gamut_lab
+from tinct.runtime.color import lab_to_rgb, rgb_to_lab, snap_ab, snap_rgb, to_uint8
 from tinct.runtime.errors import InputError, TinctError, TooLargeError
 from tinct.runtime.exemplar import ExemplarError
-from tinct.runtime.hints import decode_user_hints
+from tinct.runtime.hints import decode_user_hints, parse_user_hints
 from tinct.runtime.image import decode_image, image_header
 from tinct.runtime.postprocess import fit_size, kernel_for
 from tinct.serve.engines import EXEMPLAR, EngineSet
@@ -101,6 +103,27 @@ def _gates(session) -> tuple[list | None, float | None]:
         return None, None
     g = np.asarray(session.gates, dtype=bool)
     return g.astype(int).tolist(), float(g.mean())
+
+
+GAMUT_STEP, GAMUT_LIMIT = 4.0, 108.0  # the gamut panel: ab grid spacing and extent (55 x 55 cells)
+
+
+def _hex(rgb) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb))
+
+
+def _gamut_png(light: float) -> str:
+    """The ab plane at lightness ``light`` as a PNG data URL: cell (row, col) is ab = (-limit + col * step,
+    limit - row * step) (b up), coloured where it exists in sRGB, transparent where not."""
+    axis = np.arange(-GAMUT_LIMIT, GAMUT_LIMIT + GAMUT_STEP / 2, GAMUT_STEP, dtype=np.float32)
+    a, b = np.meshgrid(axis, axis[::-1], indexing="xy")
+    lab = np.stack([np.full_like(a, light), a, b], axis=-1)
+    rgba = np.zeros(a.shape + (4,), np.uint8)
+    rgba[..., :3] = to_uint8(lab_to_rgb(lab))
+    rgba[..., 3] = np.where(in_gamut_lab(lab), 255, 0)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def check_seq(seq) -> int | None:
@@ -309,6 +332,29 @@ class SessionService:
             w, h = entry.size
             with self.store.hold(w * h * BYTES_PER_PIXEL["render"], "the full-resolution image", keep=entry):
                 return image_bytes(s.colorize())
+
+    def color_at(self, entry: Entry, x: int, y: int, color: str | None) -> dict:
+        """What a hint at photo pixel ``(x, y)`` can be: the photo's lightness there, ``color`` (``#rrggbb``)
+        snapped into the sRGB gamut at that lightness (what the hint will show, and what the page sends), up to 5
+        colours the model predicts around the point (the last update's output, snapped too), and the gamut
+        panel at that lightness: a PNG data URL of the in-gamut ab grid (transparent elsewhere)."""
+        if entry.session.kind == EXEMPLAR:
+            raise InputError("this session's engine takes a reference photo, not hints")
+        w, h = entry.size
+        hint = parse_user_hints([{"x": x, "y": y, "color": color or "#808080"}], (w, h))[0]
+        with entry.lock:
+            s = entry.session
+            light = float(rgb_to_lab(entry.image[hint.y, hint.x])[0])
+            suggested = s.suggested_ab(hint.x, hint.y)
+        picked = np.array(hint.rgb, np.uint8)
+        rgb = snap_rgb(light, picked)
+        in_gamut = bool(in_gamut_lab(np.concatenate([[light], rgb_to_lab(picked)[1:]])))
+        sug = to_uint8(lab_to_rgb(np.concatenate(
+            [np.full((len(suggested), 1), light, np.float32), snap_ab(light, suggested)], axis=1)))
+        return {"x": hint.x, "y": hint.y, "l": round(light, 2),
+                "color": _hex(rgb) if color else None, "in_gamut": in_gamut if color else None,
+                "suggested": [_hex(c) for c in sug],
+                "gamut": {"step": GAMUT_STEP, "limit": GAMUT_LIMIT, "png": _gamut_png(light)}}
 
     def hints_json(self, entry: Entry) -> str:
         return json.dumps(_hints_of(entry.session), indent=1) if entry.session.kind != EXEMPLAR else "[]"

@@ -110,6 +110,7 @@ def _click(page, fx: float, fy: float) -> None:
 
 
 def test_click_colour_drag_undo_delete_in_a_real_browser(page, tmp_path):
+    from tinct.runtime import color
     from tinct.runtime.backends import open_backend
     from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.hints import parse_user_hints
@@ -127,7 +128,10 @@ def test_click_colour_drag_undo_delete_in_a_real_browser(page, tmp_path):
         page.fill("#color", c)  # the picker of the hint just added
     _settle(page)
     hints = page.evaluate("window.tinct.hints")
-    assert [h["color"] for h in hints] == colours
+    # each pick becomes the colour it can be at its point's lightness (snapped into gamut, same hue)
+    snapped = [color.snap_rgb(float(color.rgb_to_lab(rgb[h["y"], h["x"]])[0]), np.frombuffer(bytes.fromhex(c[1:]), np.uint8))
+               for h, c in zip(hints, colours)]
+    assert [h["color"] for h in hints] == ["#" + bytes(s).hex() for s in snapped]
     sid = page.evaluate("window.tinct.sid")
     server_hints = json.loads(page.evaluate(f"fetch('/api/sessions/{sid}/hints').then(r => r.text())"))
     assert server_hints == hints
@@ -154,7 +158,7 @@ def test_click_colour_drag_undo_delete_in_a_real_browser(page, tmp_path):
     page.mouse.up()
     _settle(page)
     moved = page.evaluate("window.tinct.hints")[0]
-    assert moved["x"] > hints[0]["x"] + 100 and moved["color"] == colours[0]
+    assert moved["x"] > hints[0]["x"] + 100 and moved["color"] == hints[0]["color"]  # moving keeps its colour
     dragged = _shown(page)
     assert _psnr(dragged, shown) < 45
     page.keyboard.press("Control+z")
@@ -282,5 +286,41 @@ def test_an_unexpected_409_is_shown_and_the_page_resyncs(browser, server, tmp_pa
     assert "changed elsewhere (update 1000)" in pg.inner_text("#status")
     assert pg.evaluate("window.tinct.hints") == theirs
     assert requests.get(server + f"api/sessions/{sid}", timeout=10).json()["seq"] == pg.evaluate("window.tinct.seq")
+    assert not pg.errors
+    pg.close()
+
+
+def test_the_colour_panel_suggests_and_snaps(browser, server, tmp_path):
+    """A first click on a gray photo offers the model's colour there (the shipped model's muted prediction: at
+    least one suggestion); picking it, or a point of the gamut panel, sets the hint to the colour the server says
+    it can be at that lightness; undo takes a pick back."""
+    pg = _open(browser, server)
+    with Image.open(PHOTO) as im:
+        gray = im.convert("L").convert("RGB").resize((640, 480))
+    path = tmp_path / "gray.png"
+    gray.save(path)
+    pg.set_input_files("#file", str(path))
+    pg.wait_for_selector("#frame:not([hidden])")
+    _click(pg, 0.5, 0.12)
+    pg.wait_for_function("document.querySelectorAll('#suggested button').length >= 1", timeout=30_000)
+    _settle(pg)
+    first = pg.locator("#suggested button").first
+    want = first.get_attribute("data-color")
+    first.click()
+    pg.wait_for_function(f"window.tinct.hints[0].color === '{want}'")
+    _settle(pg)
+    pg.wait_for_selector("#gamut:not([hidden])")
+    box = pg.locator("#gamut").bounding_box()
+    pg.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)  # a = b = 0: gray
+    pg.wait_for_function(f"window.tinct.hints[0].color !== '{want}'")
+    _settle(pg)
+    h = pg.evaluate("window.tinct.hints[0]")
+    info = pg.evaluate(f"fetch('/api/sessions/' + window.tinct.sid + '/color?x={h['x']}&y={h['y']}&color=' + "
+                       f"encodeURIComponent('{h['color']}')).then(r => r.json())")
+    assert info["in_gamut"] is True and info["color"] == h["color"]
+    rgb = np.frombuffer(bytes.fromhex(h["color"][1:]), np.uint8).astype(int)
+    assert rgb.max() - rgb.min() <= 3  # the centre of the panel is gray
+    pg.keyboard.press("Control+z")
+    pg.wait_for_function(f"window.tinct.hints[0].color === '{want}'")
     assert not pg.errors
     pg.close()

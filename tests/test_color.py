@@ -139,3 +139,52 @@ def test_is_grayscale():
     assert color.is_grayscale(g)
     g[0, 0] = [1, 0, 0]
     assert not color.is_grayscale(g)
+
+
+# ----------------------------------------------------------------------------- the gamut at a lightness
+
+def _skimage_in_gamut(lab: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """sRGB membership by skimage's own Lab->XYZ and XYZ->linear-RGB matrix (linear RGB in [0, 1] iff sRGB is)."""
+    from skimage.color.colorconv import rgb_from_xyz
+
+    xyz = skimage.color.lab2xyz(np.asarray(lab, np.float64).reshape(-1, 1, 3))[:, 0, :]
+    lin = xyz @ rgb_from_xyz.T
+    return np.all((lin >= -tol) & (lin <= 1 + tol), axis=-1)
+
+
+def test_in_gamut_agrees_with_skimage_away_from_the_boundary():
+    rng = np.random.default_rng(0)
+    lab = np.stack([rng.uniform(0, 100, 20000), rng.uniform(-110, 110, 20000), rng.uniform(-110, 110, 20000)], -1)
+    ours = color.in_gamut(lab)
+    loose, strict = _skimage_in_gamut(lab, 1e-2), _skimage_in_gamut(lab, -1e-2)
+    assert np.all(ours[strict]) and not np.any(ours[~loose])  # the two differ only within 1 % of the boundary
+    assert 0.1 < ours.mean() < 0.5  # the sample holds both
+
+
+def test_snap_ab_keeps_in_gamut_picks_and_puts_others_on_the_boundary_at_their_hue():
+    rng = np.random.default_rng(1)
+    l_value = rng.uniform(1, 99, 5000).astype(np.float32)
+    ab = rng.uniform(-110, 110, (5000, 2)).astype(np.float32)
+    snapped = color.snap_ab(l_value, ab)
+    lab_in = np.concatenate([l_value[:, None], ab], axis=1)
+    was_in = color.in_gamut(lab_in)
+    np.testing.assert_array_equal(snapped[was_in], ab[was_in])
+    assert np.all(color.in_gamut(np.concatenate([l_value[:, None], snapped], axis=1)))
+    out = ~was_in
+    beyond = np.concatenate([l_value[out, None], snapped[out] * 1.01 + np.sign(snapped[out]) * 0.05], axis=1)
+    assert not np.any(_skimage_in_gamut(beyond, -1e-3))  # 1 % more chroma leaves sRGB: on the boundary
+    hue = np.arctan2(ab[out, 1], ab[out, 0]) - np.arctan2(snapped[out, 1], snapped[out, 0])
+    keep = np.hypot(*snapped[out].T) > 1.0  # hue of (almost) gray is undefined
+    assert np.abs(np.angle(np.exp(1j * hue[keep]))).max() < 1e-4
+    assert np.all(color.snap_ab(np.float32(50), np.zeros(2, np.float32)) == 0)  # gray exists at every L
+
+
+def test_snap_rgb_golden_values():
+    # sRGB red has L 53.24: at that L it is its own colour; at L 90 (a sky) it cannot exist and becomes a pale red
+    # of the same hue; skimage says the result is in sRGB and has L 90
+    red = np.array([255, 0, 0], np.uint8)
+    assert np.array_equal(color.snap_rgb(53.2408, red), red)
+    pale = color.snap_rgb(90.0, red)
+    lab = skimage.color.rgb2lab(pale[None, None].astype(np.float64) / 255)[0, 0]
+    assert abs(lab[0] - 90.0) < 0.6 and lab[1] > 5 and abs(np.degrees(np.arctan2(lab[2], lab[1])) - 40.0) < 3
+    assert color.gamut_ab(50.0).shape[1] == 2 and len(color.gamut_ab(99.5)) < len(color.gamut_ab(60.0))

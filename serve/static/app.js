@@ -7,7 +7,7 @@ const S = {
   hints: [], selected: -1, undo: [], redo: [],
   seq: 0, shownSeq: -1, inflight: false, pending: false,
   color: null, gray: null, // at the preview size: the last result and the gray input (canvases)
-  drag: null, colorBefore: null, engines: [], engine: null,
+  drag: null, engines: [], engine: null,
   ws: null, wsBusy: false, wsSeq: 0, wsT0: 0, via: null, // the update socket; how the last update came
   rtts: [], // round trips of the last updates (ms, request sent -> image drawn), newest last
   served: [], // the same updates' server-side timings (ms: model, post, update = both and the rest, encode)
@@ -27,7 +27,7 @@ function status(msg, ok = false) {
   if (!msg && S.notice && performance.now() < S.notice.until) { msg = S.notice.text; ok = false; } // a resync stays 5 s
   $("status").textContent = msg || ""; $("status").className = ok ? "ok" : "";
 }
-function busy() { document.body.dataset.state = (S.inflight || S.pending) ? "busy" : "idle"; }
+function busy() { document.body.dataset.state = (S.inflight || S.pending || S.picking) ? "busy" : "idle"; }
 function hex(r, g, b) { return "#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join(""); }
 async function errorOf(resp) {
   try { const j = await resp.json(); return j.error || JSON.stringify(j); } catch { return resp.status + " " + resp.statusText; }
@@ -139,7 +139,77 @@ function renderMarkers() {
   $("color").disabled = !sel;
   if (sel) $("color").value = sel.color;
   $("hint-info").textContent = sel ? `hint at (${sel.x}, ${sel.y})` : "no hint selected";
+  colorPanel(sel);
 }
+
+// ------------------------------------------------------------------ the colour a hint can have (the server's Lab)
+// A hint gives only ab: its lightness is the photo's. The server says, for the selected hint's point, which ab
+// exist at that lightness (the gamut panel), what the hint's colour becomes there (snapped, same hue), and which
+// colours the model predicts around it; every pick goes through it, and the snapped colour is what is sent.
+async function colorInfo(h, color) {
+  const q = `x=${h.x}&y=${h.y}` + (color ? "&color=" + encodeURIComponent(color) : "");
+  const r = await fetch("/api/sessions/" + S.sid + "/color?" + q);
+  if (!r.ok) { status(await errorOf(r)); return null; }
+  return r.json();
+}
+async function colorPanel(sel) {
+  if (S.drag) return; // asked again when the drag ends
+  const key = sel ? `${S.sid} ${sel.x} ${sel.y}` : "";
+  if (key === S.panelKey) return;
+  S.panelKey = key;
+  $("gamut").hidden = !sel; $("suggested").textContent = ""; $("color-note").textContent = "";
+  if (!sel || S.kind !== "hints") return;
+  const j = await colorInfo(sel, null);
+  if (!j || S.panelKey !== key) return;
+  S.gamut = j.gamut;
+  const img = new Image();
+  img.src = j.gamut.png; await img.decode();
+  const c = $("gamut"), ctx = c.getContext("2d");
+  S.gamutPixels = canvas(img.width, img.height);
+  S.gamutPixels.getContext("2d").drawImage(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.clearRect(0, 0, c.width, c.height); ctx.drawImage(img, 0, 0, c.width, c.height);
+  $("color-note").textContent = `lightness here L ${j.l.toFixed(0)}: only these colours exist`;
+  for (const hexc of j.suggested) {
+    const b = document.createElement("button");
+    b.style.background = hexc; b.title = "suggested " + hexc; b.dataset.color = hexc;
+    b.onclick = () => pick(hexc);
+    $("suggested").appendChild(b);
+  }
+}
+async function pick(color) { // any pick (gamut, suggestion, the native picker): snapped by the server, then sent
+  const h = S.hints[S.selected];
+  if (!h) return;
+  S.picking = (S.picking || 0) + 1; busy();
+  let j;
+  try { j = await colorInfo(h, color); } finally { S.picking -= 1; busy(); }
+  if (!j || !S.hints.includes(h)) return; // the hint it was picked for, selected or not by now
+  if (j.color !== h.color) edit(() => { h.color = j.color; });
+  if (S.hints[S.selected] !== h) return;
+  $("color").value = j.color;
+  $("color-note").textContent = j.in_gamut ? `L ${j.l.toFixed(0)}: ${j.color}`
+    : `${color} cannot exist at this lightness (L ${j.l.toFixed(0)}): it shows as ${j.color}`;
+}
+function gamutPick(col, row) {
+  const g = S.gamutPixels; if (!g) return;
+  const n = g.width;
+  col = Math.min(n - 1, Math.max(0, col)); row = Math.min(n - 1, Math.max(0, row));
+  S.gamutCursor = [col, row];
+  const d = g.getContext("2d").getImageData(col, row, 1, 1).data;
+  if (d[3] === 0) { $("color-note").textContent = "that colour does not exist at this lightness"; return; }
+  pick(hex(d[0], d[1], d[2]));
+}
+$("gamut").addEventListener("click", (ev) => {
+  const r = $("gamut").getBoundingClientRect(), n = S.gamutPixels ? S.gamutPixels.width : 1;
+  gamutPick(Math.floor((ev.clientX - r.left) / r.width * n), Math.floor((ev.clientY - r.top) / r.height * n));
+});
+$("gamut").addEventListener("keydown", (ev) => { // arrows move through the ab plane, Enter picks
+  const n = S.gamutPixels ? S.gamutPixels.width : 1, [c, r] = S.gamutCursor || [n >> 1, n >> 1];
+  const d = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[ev.key];
+  if (d) { ev.preventDefault(); ev.stopPropagation(); S.gamutCursor = [c + d[0], r + d[1]];
+           $("color-note").textContent = `a ${(S.gamutCursor[0] - (n >> 1)) * S.gamut.step}, b ${((n >> 1) - S.gamutCursor[1]) * S.gamut.step}: Enter picks`; }
+  if (ev.key === "Enter") { ev.preventDefault(); gamutPick(c, r); }
+});
 function toolbar() {
   $("undo").disabled = !S.undo.length; $("redo").disabled = !S.redo.length; $("clear").disabled = !S.hints.length;
 }
@@ -192,23 +262,14 @@ window.addEventListener("mouseup", () => {
   if (!S.drag) return;
   if (!same(S.drag.before, snapshot())) { S.undo.push(S.drag.before); S.redo = []; toolbar(); }
   S.drag = null;
+  colorPanel(S.hints[S.selected]);
 });
 $("view").addEventListener("mousedown", (ev) => {
   if (ev.button !== 0 || !S.sid || S.kind !== "hints") return;
   const [x, y] = imagePoint(ev);
   addHint(x, y);
 });
-$("color").addEventListener("input", () => {
-  const h = S.hints[S.selected];
-  if (!h) return;
-  if (S.colorBefore === null) S.colorBefore = snapshot();
-  h.color = $("color").value;
-  renderMarkers(); update();
-});
-$("color").addEventListener("change", () => {
-  if (S.colorBefore !== null && !same(S.colorBefore, snapshot())) { S.undo.push(S.colorBefore); S.redo = []; toolbar(); }
-  S.colorBefore = null;
-});
+$("color").addEventListener("change", () => pick($("color").value)); // the native picker: snapped like the rest
 function undo() {
   if (!S.undo.length) return;
   S.redo.push(snapshot()); S.hints = JSON.parse(S.undo.pop()); S.selected = -1;
