@@ -38,6 +38,7 @@ from tinct.runtime.hints import (
     DEFAULT_MAX_USER_HINTS,
     GRID,
     IMG_SIZE,
+    MAX_HINT_SIZE,
     HintError,
     UserHint,
     encode,
@@ -65,7 +66,10 @@ def _checked(h: UserHint, i: int) -> UserHint:
     if not (isinstance(rgb, (tuple, list)) and len(rgb) == 3
             and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb)):
         raise HintError(f"hint {i}: colour {rgb!r} is not three integers 0..255")
-    return UserHint(h.x, h.y, tuple(int(v) for v in rgb))
+    size = h.size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_HINT_SIZE:
+        raise HintError(f"hint {i}: size {size!r} is not a whole number of cells in 1..{MAX_HINT_SIZE}")
+    return UserHint(h.x, h.y, tuple(int(v) for v in rgb), int(size))
 
 
 class Colorizer:
@@ -122,13 +126,14 @@ class HintSession(Session):
         self._hints_stale = True
         self._model_stale = True
 
-    def add_hint(self, x, y=None, color=None) -> UserHint:
-        """``add_hint(UserHint)`` or ``add_hint(x, y, color)`` (color '#rrggbb' or (r, g, b))."""
+    def add_hint(self, x, y=None, color=None, size: int = 1) -> UserHint:
+        """``add_hint(UserHint)`` or ``add_hint(x, y, color[, size])`` (color '#rrggbb' or (r, g, b); size: the
+        patch side in cells of the 112x112 hint grid)."""
         if isinstance(x, UserHint):
             hint = _checked(x, 0)
         else:
-            hint = parse_user_hints([{"x": x, "y": y, "color": list(color) if isinstance(color, tuple) else color}],
-                                    self.size)[0]
+            hint = parse_user_hints([{"x": x, "y": y, "color": list(color) if isinstance(color, tuple) else color,
+                                      "size": size}], self.size)[0]
         key = self._check_xy(hint.x, hint.y)
         if key in self._hints:
             raise HintError(f"a hint already exists at x={key[0]}, y={key[1]}")
@@ -163,8 +168,7 @@ class HintSession(Session):
             raise HintError(f"a hint already exists at x={nx}, y={ny}")
         rgb = self._hints[old].rgb if color is None else parse_user_hints(
             [{"x": nx, "y": ny, "color": list(color) if isinstance(color, tuple) else color}], self.size)[0].rgb
-        del self._hints[old]
-        new_hint = UserHint(nx, ny, rgb)
+        new_hint = UserHint(nx, ny, rgb, self._hints.pop(old).size)
         self._hints[(nx, ny)] = new_hint
         self._touch()
         return new_hint

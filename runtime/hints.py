@@ -11,8 +11,10 @@ Three producers of hints:
   (``random.seed(1234)`` once; for each N, for each file in sorted order, N lines ``"x y"`` with
   ``x, y = randint(0, 111) * 2``, x the ROW; with replacement), stored as ``h2-n{N}/<stem>.txt``;
   :func:`read_hint_file` reads such files, including the paper's published sets;
-- users: :func:`parse_user_hints`, a JSON list of ``{"x": col, "y": row, "color": ...}`` in the
-  original image's pixel coordinates, validated strictly.
+- users: :func:`parse_user_hints`, a JSON list of ``{"x": col, "y": row, "color": ..., "size": s}`` in the
+  original image's pixel coordinates, validated strictly. ``size`` (optional, default 1) is the hint's patch:
+  a square of ``s x s`` cells of the 112x112 grid centred on the cell of (x, y), all given the hint's colour
+  (``s`` = 1 is the official one-cell hint; the model was trained on single cells, a larger patch is a brush).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ EVAL_HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 EVAL_SEED = 1234
 TRAIN_MAX_HINTS = 128
 DEFAULT_MAX_USER_HINTS = 1024
+MAX_HINT_SIZE = 16  # a hint's patch side in cells of the 112x112 grid: 16 cells are 1/7 of the image's side
 
 
 class HintError(InputError):
@@ -176,14 +179,19 @@ def mask_from_coords(coords: np.ndarray, hint_size: int = HINT_SIZE) -> np.ndarr
 
 @dataclass(frozen=True)
 class UserHint:
-    """One user click: pixel position in the original image and an sRGB colour (0-255)."""
+    """One user click: pixel position in the original image, an sRGB colour (0-255) and the patch side in
+    cells of the model's 112x112 hint grid (1: one cell, the official hint)."""
 
     x: int  # column
     y: int  # row
     rgb: tuple[int, int, int]
+    size: int = 1
 
     def to_json(self) -> dict:
-        return {"x": self.x, "y": self.y, "color": "#{:02x}{:02x}{:02x}".format(*self.rgb)}
+        out = {"x": self.x, "y": self.y, "color": "#{:02x}{:02x}{:02x}".format(*self.rgb)}
+        if self.size != 1:  # the default stays out of the file: hint files without brushes read as before
+            out["size"] = self.size
+        return out
 
 
 _HEX = re.compile(r"^#([0-9a-fA-F]{6})$")
@@ -252,7 +260,7 @@ def parse_user_hints(data, image_size: tuple[int, int],
         missing = [k for k in ("x", "y", "color") if k not in item]
         if missing:
             raise HintError(f"{where}: missing {', '.join(missing)}")
-        extra = sorted(str(k) for k in set(item) - {"x", "y", "color"})
+        extra = sorted(str(k) for k in set(item) - {"x", "y", "color", "size"})
         if extra:
             raise HintError(f"{where}: unknown field(s) {', '.join(extra)}")
         x = _parse_coord(item["x"], "x", width, where)
@@ -260,8 +268,19 @@ def parse_user_hints(data, image_size: tuple[int, int],
         if (x, y) in seen:
             raise HintError(f"{where}: duplicate position x={x}, y={y}")
         seen.add((x, y))
-        hints.append(UserHint(x, y, _parse_color(item["color"], where)))
+        size = _parse_size(item["size"], where) if "size" in item else 1
+        hints.append(UserHint(x, y, _parse_color(item["color"], where), size))
     return hints
+
+
+def _parse_size(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or isinstance(value, float) and (
+            not math.isfinite(value) or value != int(value)):
+        raise HintError(f"{where}: 'size' must be a whole number of cells, got {value!r:.40}")
+    if not 1 <= value <= MAX_HINT_SIZE:
+        raise HintError(f"{where}: 'size'={int(value)} is outside 1..{MAX_HINT_SIZE} (cells of the {GRID}x{GRID} "
+                        "hint grid)")
+    return int(value)
 
 
 MAX_HINTS_FILE_BYTES = 1 << 20  # 4096 hints take ~250 kB; /dev/zero once grew to 24 GB
@@ -300,7 +319,8 @@ def user_hints_to_cells(hints: Sequence[UserHint], image_size: tuple[int, int]
     """Map user hints onto the 112x112 cell grid of the model input.
 
     Returns ``(hint_ab_n [112, 112, 2], mask [112, 112] bool)``. A hint's colour contributes its
-    ab (its lightness is the photo's); hints falling into the same cell are averaged.
+    ab (its lightness is the photo's) to each cell of its patch (``size`` cells square, centred on the cell of
+    (x, y): rows ``r - (size-1)//2 .. r + size//2``, clipped to the grid); cells several hints cover are averaged.
     """
     width, height = image_size
     ab = np.zeros((GRID, GRID, 2), dtype=np.float32)
@@ -313,8 +333,16 @@ def user_hints_to_cells(hints: Sequence[UserHint], image_size: tuple[int, int]
         c = np.clip(((cols + 0.5) * IMG_SIZE / width // HINT_SIZE).astype(np.int64), 0, GRID - 1)
         colors = np.array([h.rgb for h in hints], dtype=np.uint8)
         hint_ab = rgb_to_lab(colors)[:, 1:] / AB_NORM
-        np.add.at(ab, (r, c), hint_ab)
-        np.add.at(count, (r, c), 1.0)
+        sizes = np.array([h.size for h in hints], dtype=np.int64)
+        if (sizes == 1).all():
+            np.add.at(ab, (r, c), hint_ab)
+            np.add.at(count, (r, c), 1.0)
+        else:
+            for rr, cc, s, v in zip(r, c, sizes, hint_ab):
+                r0, c0 = max(rr - (s - 1) // 2, 0), max(cc - (s - 1) // 2, 0)
+                r1, c1 = min(rr + s // 2 + 1, GRID), min(cc + s // 2 + 1, GRID)
+                ab[r0:r1, c0:c1] += v
+                count[r0:r1, c0:c1] += 1.0
     mask = count > 0
     ab[mask] /= count[mask][:, None]
     return ab, mask

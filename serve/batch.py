@@ -155,7 +155,7 @@ def read(row: dict) -> dict:
 
 
 def decode(row: dict, max_pixels: int | None = None) -> dict:
-    """Stage 2: the image as uint8 RGB and the hints validated against its size (``[[x, y, r, g, b], ...]``)."""
+    """Stage 2: the image as uint8 RGB and the hints validated against its size (``[[x, y, r, g, b, size], ...]``)."""
 
     if row.get("status") == "failed":
         return row
@@ -169,7 +169,7 @@ def decode(row: dict, max_pixels: int | None = None) -> dict:
         if data is not None:
             hints = decode_user_hints(data, (w, h), what=f"hints file {row['hints']}")
         row.update(image=image, width=w, height=h,
-                   hint_list=np.array([[hh.x, hh.y, *hh.rgb] for hh in hints], dtype=np.int64).reshape(-1, 5))
+                   hint_list=np.array([[hh.x, hh.y, *hh.rgb, hh.size] for hh in hints], dtype=np.int64).reshape(-1, 6))
         return row
     except TinctError as exc:
         return _fail(row, str(exc))
@@ -204,8 +204,8 @@ class Colorize:
                     raise InputError("a Color2Embed run takes a reference, not hints")
                 rgb = self.engine.colorize(image, reference=self.reference)
             else:
-                rgb = self.engine.colorize(image, [UserHint(int(x), int(y), (int(r), int(g), int(b)))
-                                                   for x, y, r, g, b in hl]).copy()
+                rgb = self.engine.colorize(image, [UserHint(int(x), int(y), (int(r), int(g), int(b)), int(s))
+                                                   for x, y, r, g, b, s in hl]).copy()
         except TinctError as exc:
             return _fail(row, str(exc))
         except Exception as exc:  # noqa: BLE001 - one photo's failure is reported, never fatal

@@ -272,6 +272,12 @@ BAD = [
     ([{"x": 1, "y": 1}], "missing color"),
     ([{"color": "#000000"}], "missing x, y"),
     ([_hint(z=3)], "unknown field"),
+    ([_hint(size=0)], "outside 1..16"),
+    ([_hint(size=17)], "outside 1..16"),
+    ([_hint(size=2.5)], "whole number of cells"),
+    ([_hint(size="3")], "whole number of cells"),
+    ([_hint(size=True)], "whole number of cells"),
+    ([_hint(size=float("nan"))], "whole number of cells"),
     ([[1, 1, "#000000"]], "expected an object"),
     ({"x": 1, "y": 1, "color": "#000000"}, "must be a JSON list"),
     ("not json", "not valid JSON"),
@@ -312,7 +318,8 @@ def _valid_hints(draw):
     pos = draw(st.lists(st.tuples(st.integers(0, w - 1), st.integers(0, h - 1)), unique=True, max_size=20))
     cols = draw(st.lists(st.tuples(*[st.integers(0, 255)] * 3), min_size=len(pos), max_size=len(pos)))
     as_list = draw(st.lists(st.booleans(), min_size=len(pos), max_size=len(pos)))
-    return (w, h), [H.UserHint(x, y, c) for (x, y), c in zip(pos, cols)], as_list
+    sizes = draw(st.lists(st.integers(1, H.MAX_HINT_SIZE), min_size=len(pos), max_size=len(pos)))
+    return (w, h), [H.UserHint(x, y, c, s) for (x, y), c, s in zip(pos, cols, sizes)], as_list
 
 
 @settings(max_examples=200, deadline=None)
@@ -356,3 +363,60 @@ def test_user_hints_to_cells_non_square():
     e_ab, e_mask = H.user_hints_to_cells([], (w, h))
     assert not e_mask.any() and not e_ab.any()
     assert not math.isnan(float(ab.sum()))
+
+
+def test_hint_size_default_is_the_one_cell_hint_and_stays_out_of_the_file():
+    got = H.parse_user_hints([{"x": 5, "y": 6, "color": "#102030", "size": 1}, {"x": 7, "y": 6, "color": "#102030"},
+                              {"x": 9, "y": 6, "color": "#102030", "size": 3.0}], (64, 64))
+    assert [h.size for h in got] == [1, 1, 3]
+    assert got[0].to_json() == {"x": 5, "y": 6, "color": "#102030"}  # files without brushes read and write as before
+    assert got[2].to_json() == {"x": 9, "y": 6, "color": "#102030", "size": 3}
+
+
+def _patch_reference(hints, w, h):
+    """Independent statement of the brush: for every cell of the grid, the hints whose square covers it."""
+    ab = np.zeros((112, 112, 2), np.float64)
+    n = np.zeros((112, 112))
+    for hint in hints:
+        r = min(int((hint.y + 0.5) * 224 / h) // 2, 111)
+        c = min(int((hint.x + 0.5) * 224 / w) // 2, 111)
+        lo, hi = -((hint.size - 1) // 2), hint.size // 2
+        v = rgb_to_lab(np.array(hint.rgb, dtype=np.uint8))[1:] / 110.0
+        for dr in range(lo, hi + 1):
+            for dc in range(lo, hi + 1):
+                if 0 <= r + dr < 112 and 0 <= c + dc < 112:
+                    ab[r + dr, c + dc] += v
+                    n[r + dr, c + dc] += 1
+    mask = n > 0
+    ab[mask] /= n[mask][:, None]
+    return ab, mask
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 16])
+def test_hint_size_paints_a_square_of_cells(size):
+    w, h = 900, 600
+    hints = [H.UserHint(450, 300, (200, 40, 40), size),  # centre
+             H.UserHint(0, 0, (40, 40, 200), size),  # clipped at the top-left corner
+             H.UserHint(899, 599, (40, 200, 40), size),  # clipped at the bottom-right
+             H.UserHint(455, 304, (240, 220, 40), 1)]  # overlaps the first: averaged where both cover
+    ab, mask = H.user_hints_to_cells(hints, (w, h))
+    ref_ab, ref_mask = _patch_reference(hints, w, h)
+    assert (mask == ref_mask).all()
+    assert np.abs(ab - ref_ab).max() < 1e-6
+    centre = hints[0]
+    r, c = int((centre.y + 0.5) * 224 / h) // 2, int((centre.x + 0.5) * 224 / w) // 2
+    assert mask[r - (size - 1) // 2: r + size // 2 + 1, c - (size - 1) // 2: c + size // 2 + 1].all()
+    assert mask.sum() == ref_mask.sum() and (size == 1 or mask.sum() > 4)
+
+
+def test_hint_size_one_equals_the_unsized_encoding():
+    rng = np.random.default_rng(3)
+    hints = [H.UserHint(int(x), int(y), tuple(int(v) for v in rng.integers(0, 256, 3)))
+             for x, y in zip(rng.integers(0, 1000, 50), rng.integers(0, 700, 50))]
+    a = H.user_hints_to_cells(hints, (1000, 700))
+    b = H.user_hints_to_cells([H.UserHint(hh.x, hh.y, hh.rgb, 1) for hh in hints] + [], (1000, 700))
+    sized = hints[:-1] + [H.UserHint(hints[-1].x, hints[-1].y, hints[-1].rgb, 2)]  # forces the per-hint path
+    c = H.user_hints_to_cells(sized, (1000, 700))
+    assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+    ref = _patch_reference(sized, 1000, 700)
+    assert (c[1] == ref[1]).all() and np.abs(c[0] - ref[0]).max() < 1e-6

@@ -94,6 +94,26 @@ def test_session_updates_equal_fresh_runs_and_reuse_buffers(ort_backend):
     assert not np.array_equal(out, first)
 
 
+def test_session_brush_size_reaches_the_model_and_survives_edits(ort_backend):
+    from tinct.runtime.colorizer import Colorizer
+    from tinct.runtime.hints import HintError, UserHint
+    img = photo()
+    s = Colorizer(ort_backend).session(img)
+    s.add_hint(100, 80, "#d02020", size=4)
+    big = s.colorize().copy()
+    assert int(s.x[0, 3].sum()) == 4 * 4 * 4  # 4x4 cells of 2x2 pixels of the 224 input carry the hint
+    assert s.hints[0].size == 4
+    s.move_hint((100, 80), (110, 85))  # a move keeps the brush
+    assert s.hints[0].size == 4 and s.hints[0].to_json()["size"] == 4
+    s.set_hints([{"x": 100, "y": 80, "color": "#d02020"}])
+    small = s.colorize().copy()
+    assert not np.array_equal(big, small)  # the patch changed what the model saw
+    with pytest.raises(HintError, match="size"):
+        s.add_hint(UserHint(1, 1, (0, 0, 0), 0))
+    with pytest.raises(HintError, match="outside 1..16"):
+        s.add_hint(2, 2, "#000000", size=99)
+
+
 def test_session_hint_errors(ort_backend):
     from tinct.runtime.colorizer import Colorizer
     from tinct.runtime.hints import HintError
