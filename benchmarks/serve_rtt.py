@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=a.chromium, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            # bypass_csp: Playwright evaluates its wait predicates as strings, which the page's CSP (no eval) refuses
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
             page.goto(url + (f"?preview={a.wire}" if a.wire else ""))
             page.set_input_files("#file", str(tmp / "photo.png"))
             page.wait_for_selector("#frame:not([hidden])")

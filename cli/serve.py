@@ -30,6 +30,15 @@ def register(subparsers) -> None:
                      "colorizer / export directory")
     src.add_argument("--backends", default=None, metavar="A,B",
                      help="backends for ONNX engines (default: onnxruntime, plus openvino when installed)")
+    work = p.add_argument_group("a folder to work through")
+    work.add_argument("--folder", default=None, metavar="DIR",
+                      help="offer the photos of DIR one after another (next/previous in the page); each photo's hints "
+                      "are saved beside it as DIR/<stem>.json (the CLI's hint JSON) and its result is written as "
+                      "`tinct batch` writes it, so `tinct batch DIR OUT --hints-dir DIR` reruns the folder later")
+    work.add_argument("--folder-output", default=None, metavar="OUT",
+                      help="where --folder's results go (default DIR/colorized)")
+    work.add_argument("--folder-format", default="png", choices=["png", "jpg"],
+                      help="the results' format, as `tinct batch --format` (default png)")
     net = p.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     net.add_argument("--port", type=bounded(0, 65535), default=8000, help="port (default 8000; 0 = any free port)")
@@ -121,6 +130,15 @@ def run(args) -> int:
             raise InputError("--backends: give at least one backend")
     if args.replicas != 1 and not args.ray:
         raise InputError("--replicas applies to --ray")
+    if (args.folder_output or args.folder_format != "png") and not args.folder:
+        raise InputError("--folder-output and --folder-format apply to --folder")
+    if args.folder and args.ray:
+        raise InputError("--folder works on one server: leave out --ray")
+    folder = None
+    if args.folder:
+        from tinct.serve.folder import Folder
+
+        folder = Folder(args.folder, args.folder_output, args.folder_format, max_pixels=int(args.max_pixels))
     sec = security_of(args)
     if args.no_auth and args.host not in LOOPBACK:
         print(f"tinct serve: --no-auth on {args.host}: anyone who can reach this address can use the server, "
@@ -144,7 +162,7 @@ def run(args) -> int:
                          idle_s=args.idle_timeout, wait_s=args.busy_wait)
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_pixels),
                     preview=args.preview)
-    app = create_app(engines, store, limits, security=Security(**security))
+    app = create_app(engines, store, limits, security=Security(**security), folder=folder)
     fds = raise_fd_limit()
     if args.max_connections > fds - RESERVED_FDS:
         raise InputError(f"--max-connections {args.max_connections}: this process may open {fds} files; use at "
@@ -162,6 +180,9 @@ def run(args) -> int:
     login = f"?token={sec['token']}" if sec["token"] else ""
     print(f"tinct serve: http://{shown}:{port}/{login}  (API: /openapi.json; engines: {names})", file=sys.stderr,
           flush=True)
+    if folder is not None:
+        print(f"tinct serve: {len(folder.rows)} photo(s) of {folder.input_dir}; hints beside them, results in "
+              f"{folder.output_dir}", file=sys.stderr, flush=True)
     try:
         server.run(sockets=[sock])
     finally:

@@ -19,6 +19,9 @@ from tinct.runtime.color import AB_NORM
 from tinct.runtime.errors import TinctError
 from tinct.runtime.postprocess import Canvas, fit_size, resize_rgb
 
+HUE_MIN_CHROMA = 2.0  # ab units: a mean prediction this far from gray has a direction worth offering
+SATURATED_CHROMA = (20.0, 35.0, 50.0)  # the chroma at which that direction is offered
+
 
 class ModelOutputError(TinctError):
     """The backend returned values that are not finite."""
@@ -164,7 +167,13 @@ class Session:
         """Up to ``k`` distinct ab values (ab units, float32 ``[n, 2]``, most frequent first) that the last
         update predicts around pixel ``(x, y)`` of the photo: its output on the model's grid, in windows 7, 15,
         31 and 63 cells wide around the point until ``k`` are found, the values binned ``min_distance / 2`` wide
-        and kept when at least ``min_distance`` from those kept. Runs the model first if it has not run."""
+        and kept when at least ``min_distance`` from those kept. Runs the model first if it has not run.
+
+        A regression-trained model predicts muted colours where it is unsure (on a gray photo with no hints the
+        shipped models' chroma is under 8): when fewer than ``k`` distinct values are found and the mean
+        prediction in the 15-cell window has a hue (chroma >= :data:`HUE_MIN_CHROMA`), that hue is offered at
+        chroma 20, 35 and 50 after them (the model's direction, not its shrunken amount); below that no hue is
+        offered, since the direction of a near-zero mean is noise."""
         if self.runs == 0:
             self.preview()
         n = self.ab_model.shape[-1]
@@ -182,6 +191,16 @@ class Session:
                     kept.append(mean)
                 if len(kept) == k:
                     return np.array(kept, dtype=np.float32)
+        win = self.ab_model[0, :, max(0, cy - 7):cy + 8, max(0, cx - 7):cx + 8]
+        mean = win.reshape(2, -1).mean(axis=1) * np.float32(AB_NORM)
+        chroma = float(np.hypot(*mean))
+        if chroma >= HUE_MIN_CHROMA:
+            for level in SATURATED_CHROMA:
+                cand = mean * np.float32(level / chroma)
+                if all(np.hypot(*(cand - m)) >= min_distance for m in kept):
+                    kept.append(cand)
+                if len(kept) == k:
+                    break
         return np.array(kept, dtype=np.float32).reshape(-1, 2)
 
     # ------------------------------------------------------------------ for tests / tools

@@ -15,6 +15,8 @@ Endpoints (see ``/openapi.json``):
 - ``/api/sessions``: create from an upload, set hints (the preview PNG + timings + A-ColViT gates),
   switch engine, set a reference (Color2Embed), fetch the full-resolution PNG or the hints, delete.
 - ``/api/sessions/{id}/ws``: the page's hint updates on one WebSocket (the PUT's rules, binary answers).
+- ``/api/folder``: with ``tinct serve --folder DIR``, the folder's photos by index: open one in a session with
+  the hints saved beside it, save its hints (``DIR/<stem>.json``) and its result (where ``tinct batch`` writes).
 - ``/api/engines``, ``/api/samples``, ``/api/health``.
 
 Errors are JSON ``{"error": "<the CLI's one-line message>"}`` with a 4xx status for bad input (413 for
@@ -47,10 +49,12 @@ __all__ = ["Limits", "Security", "create_app"]
 
 
 def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Limits | None = None,
-               samples: list[Path] | None = None, sessions_off: str | None = None, security: Security | None = None):
+               samples: list[Path] | None = None, sessions_off: str | None = None, security: Security | None = None,
+               folder=None):
     """The ASGI app behind its :class:`Guard`. ``sessions_off``: a reason; the session endpoints then answer 501
     with it (``tinct serve --ray`` with several replicas, where a session's requests could reach a replica that
-    lacks it). ``security``: the guard's rules (default: loopback use, no token, the upload limit of ``limits``)."""
+    lacks it). ``security``: the guard's rules (default: loopback use, no token, the upload limit of ``limits``).
+    ``folder``: a :class:`tinct.serve.folder.Folder` to work through (``tinct serve --folder``), or None."""
     limits = Limits() if limits is None else limits
     security = Security(max_body=limits.max_upload_bytes) if security is None else security
     app = FastAPI(title="tinct serve", version=__version__, docs_url=None, redoc_url=None,
@@ -58,16 +62,17 @@ def create_app(engines: EngineSet, store: SessionStore | None = None, limits: Li
                   '`{"error": "..."}` with the one-line message the CLI gives.')
     app.state.service = SessionService(engines, SessionStore() if store is None else store, limits)
     app.state.engines, app.state.store, app.state.limits = engines, app.state.service.store, limits
+    app.state.folder = folder
     app.state.samples = {p.name: p for p in (samples if samples is not None else sample_photos())}
     if sessions_off:
         @app.middleware("http")
         async def _no_sessions(request: Request, call_next):
-            if request.url.path.startswith("/api/sessions"):
+            if request.url.path.startswith(("/api/sessions", "/api/folder")):
                 return JSONResponse({"error": sessions_off}, status_code=501)
             return await call_next(request)
     _error_handlers(app)
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
-    for router in (routes.pages, routes.oneshot, routes.sessions):
+    for router in (routes.pages, routes.oneshot, routes.sessions, routes.folder):
         app.include_router(router)
     return Guard(app, security)
 

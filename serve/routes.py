@@ -32,6 +32,7 @@ ImageFormat = Literal["png", "rgba", "jpeg", "none"]
 pages = APIRouter()
 oneshot = APIRouter()
 sessions = APIRouter(prefix="/api/sessions")
+folder = APIRouter(prefix="/api/folder")
 
 
 def _service(request: Request | WebSocket) -> SessionService:
@@ -240,3 +241,50 @@ async def get_hints(request: Request, sid: str):
 def delete_session(request: Request, sid: str):
     _service(request).store.delete(sid)
     return {"deleted": sid}
+
+
+# ------------------------------------------------------------------ a folder to work through (tinct serve --folder)
+def _folder(request: Request):
+    f = request.app.state.folder
+    if f is None:
+        raise SessionNotFound("this server has no folder: start it with tinct serve --folder DIR")
+    return f
+
+
+@folder.get("", summary="The folder's photos: names, and which have saved hints and results")
+async def folder_list(request: Request):
+    return await anyio.to_thread.run_sync(_folder(request).listing)
+
+
+@folder.get("/{index}/photo", summary="Photo `index` of the folder (by its place in the list, never a path)")
+def folder_photo(request: Request, index: int):
+    return FileResponse(_folder(request).photo_path(index))
+
+
+@folder.post("/{index}/session", summary="Open photo `index` in a new session, with the hints saved beside it")
+async def folder_session(request: Request, index: int, engine: str | None = Form(None),
+                         preview: int | None = Form(None, description="as for POST /api/sessions")):
+    svc, f = _service(request), _folder(request)
+
+    def work():
+        saved = f.hints(index)  # a bad hint file is refused before a session is made
+        entry = svc.open(engine, f.photo_bytes(index, svc.limits.max_upload_bytes), f.photo_path(index).name, preview)
+        f.opened(entry.id, index, entry.size)
+        return {**svc.describe(entry), "folder_index": index, "saved_hints": saved}
+    return await anyio.to_thread.run_sync(work)
+
+
+@folder.post("/{index}/save", summary="Write the session's hints beside photo `index` (the CLI's hint JSON) and, "
+             "with result=true, its full-resolution result where `tinct batch` writes it")
+async def folder_save(request: Request, index: int, sid: str, result: bool = False):
+    svc, f = _service(request), _folder(request)
+    entry = svc.store.get(sid)
+    row = f.check(sid, index)
+    if entry.session.kind != "hints":
+        raise InputError("a folder keeps hints: this session's engine takes a reference photo")
+    hints = [h.to_json() for h in entry.session.hints]
+    n = await anyio.to_thread.run_sync(f.save_hints, index, hints)
+    out = None
+    if result:
+        out = await _in_turn(request, entry, svc.full_image, entry, lambda rgb: f.save_result(index, rgb))
+    return {"hints": n, "hints_file": row["hints"], "result": out}

@@ -325,13 +325,17 @@ class SessionService:
             raise
 
     def full_png(self, entry: Entry) -> bytes:
+        return self.full_image(entry, image_bytes)
+
+    def full_image(self, entry: Entry, use):
+        """``use(rgb)`` on the session's full-resolution result, inside its memory hold (the render's buffer)."""
         with entry.lock:
             s = entry.session
             if s.kind == EXEMPLAR and entry.reference is None:
                 raise InputError("no reference yet: drop a reference photo first")
             w, h = entry.size
             with self.store.hold(w * h * BYTES_PER_PIXEL["render"], "the full-resolution image", keep=entry):
-                return image_bytes(s.colorize())
+                return use(s.colorize())
 
     def color_at(self, entry: Entry, x: int, y: int, color: str | None) -> dict:
         """What a hint at photo pixel ``(x, y)`` can be: the photo's lightness there, ``color`` (``#rrggbb``)
@@ -353,7 +357,7 @@ class SessionService:
             [np.full((len(suggested), 1), light, np.float32), snap_ab(light, suggested)], axis=1)))
         return {"x": hint.x, "y": hint.y, "l": round(light, 2),
                 "color": _hex(rgb) if color else None, "in_gamut": in_gamut if color else None,
-                "suggested": [_hex(c) for c in sug],
+                "suggested": list(dict.fromkeys(_hex(c) for c in sug)),  # snapping may join two
                 "gamut": {"step": GAMUT_STEP, "limit": GAMUT_LIMIT, "png": _gamut_png(light)}}
 
     def hints_json(self, entry: Entry) -> str:

@@ -54,14 +54,19 @@ def server():
     assert "Traceback" not in text, text
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+def chromium():
+    """Debian's Chromium under Playwright, headless (a generator: a module's fixture yields from it)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    yield from chromium()
 
 
 def _open(browser, url, bypass_csp: bool = True):

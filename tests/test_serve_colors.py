@@ -69,6 +69,36 @@ def test_a_first_click_on_a_gray_photo_gets_the_model_s_colour_and_the_gamut(cli
     assert (alpha == 255).sum() == len(color.gamut_ab(light, GAMUT_STEP, GAMUT_LIMIT))
 
 
+def test_a_first_click_on_a_gray_photo_offers_the_model_s_hue_saturated(client):
+    """Where the model's muted prediction has a hue (the horses: mean chroma ~5), a first click offers that hue at
+    higher chroma after the predicted colour: >= 3 suggestions, all at the point's lightness and the model's hue.
+    Where the mean is within 2 ab of gray (the sky) no hue is invented."""
+    from tinct.runtime.session import HUE_MIN_CHROMA
+
+    sid, gray = _gray_session(client)
+    x, y = 170, 250  # the grass below the herd
+    j = client.get(f"/api/sessions/{sid}/color", params={"x": x, "y": y}).json()
+    assert len(j["suggested"]) >= 3, j["suggested"]
+    light = float(color.rgb_to_lab(gray[y, x])[0])
+    _at_lightness(j["suggested"], light)
+    s = client.app.app.state.store.get(sid).session
+    n = s.ab_model.shape[-1]
+    cx, cy = int((x + 0.5) * n / 448), int((y + 0.5) * n / 300)
+    mean = s.ab_model[0, :, cy - 7:cy + 8, cx - 7:cx + 8].reshape(2, -1).mean(axis=1) * AB_NORM
+    assert np.hypot(*mean) >= HUE_MIN_CHROMA
+    labs = color.rgb_to_lab(np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in j["suggested"]], np.uint8))
+    hue = np.degrees(np.arctan2(mean[1], mean[0]))
+    for lab in labs[1:]:
+        if np.hypot(*lab[1:]) > 10:  # the saturated ones keep the model's hue (8-bit rounding aside)
+            assert abs((np.degrees(np.arctan2(lab[2], lab[1])) - hue + 180) % 360 - 180) < 6, (lab, hue)
+    assert max(np.hypot(*lab[1:]) for lab in labs) >= 19  # a colour, not a shade of gray
+    sky = client.get(f"/api/sessions/{sid}/color", params={"x": 300, "y": 20}).json()
+    sky_mean = s.ab_model[0, :, 0:8, 97:112].reshape(2, -1).mean(axis=1) * AB_NORM
+    if np.hypot(*sky_mean) < HUE_MIN_CHROMA:
+        assert all(np.hypot(*c[1:]) < 8 for c in color.rgb_to_lab(np.array(
+            [[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in sky["suggested"]], np.uint8)))
+
+
 def test_suggestions_are_the_distinct_colours_predicted_around_the_point(client):
     sid, gray = _gray_session(client)
     hints = [{"x": 100, "y": 200, "color": "#c03020"}, {"x": 300, "y": 60, "color": "#3070d0"}]
