@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tinct colorize data/samples/horses_herd.jpg --hints data/samples/horses_herd_hints.json -o demo.png
 	@echo "wrote demo.png"
 
-test: $(STAMP) browser arm64-tools
+test: $(STAMP) browser arm64-tools web-assets
 	$(VENV)/bin/tinct data fetch --split val --no-progress
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
@@ -34,6 +34,11 @@ browser:
 	  apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	fi
 
+# ONNX Runtime Web for the in-browser engine (tinct serve's "your CPU" engines, tinct deploy web): the pinned
+# tarball from the npm registry, its sha512 checked, the few files a page needs kept in serve/static/vendor/.
+web-assets: $(STAMP)
+	$(PY) -m tinct.serve.web_assets
+
 # The arm64 leg of the suite (tests/test_arm64.py) runs tinct's runtime in an arm64 Debian root under QEMU user
 # emulation. As root the tools come from the Debian archive; otherwise that leg says what is missing (and fails
 # under CI).
@@ -46,4 +51,4 @@ arm64-tools:
 	  fi; \
 	fi
 
-.PHONY: install demo test browser arm64-tools fuzz
+.PHONY: install demo test browser arm64-tools web-assets fuzz

@@ -101,6 +101,11 @@ class Session:
         return self._canvas("full").l
 
     @property
+    def l_preview(self) -> np.ndarray | None:
+        """CIE L of the photo at the preview size (float32 ``[h, w]``), None without a preview."""
+        return self._canvas("preview").l if self.preview_size else None
+
+    @property
     def ab_full(self) -> np.ndarray:
         """The last update's ab upsampled to full resolution, in ab units, float32 ``[2, H, W]``."""
         return self._canvas("full").ab_full(self.ab_model)

@@ -12,13 +12,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinct.runtime.artifact import C2E_COLORIZER, C2E_PROTOCOLS, read_onnx_meta
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_PROTOCOLS, read_onnx_meta, sha256_file
 from tinct.runtime.backends import open_backend
 from tinct.runtime.backends.base import available_backends, resolve_backend_name
 from tinct.runtime.catalog import DEFAULT_MODEL, prebuilt_model, shipped_models
 from tinct.runtime.colorizer import Colorizer
 from tinct.runtime.errors import InputError
 from tinct.runtime.exemplar import find_artifacts, open_exemplar
+from tinct.serve.web_assets import manifest
 
 EXEMPLAR = "exemplar"
 HINTS = "hints"
@@ -103,6 +104,7 @@ class EngineSet:
         for e in engines:
             self.engines.setdefault(e.id, e)
         self.default = engines[0].id
+        self._browser: list[dict] | None = None
 
     @classmethod
     def build(cls, models: list[str] = (), artifacts: list[str] = (), backends: list[str] | None = None,
@@ -148,6 +150,31 @@ class EngineSet:
 
     def describe(self) -> list[dict]:
         return [dict(e.describe(), default=e.id == self.default) for e in self.engines.values()]
+
+    def browser_models(self) -> list[dict]:
+        """The hint models the page may run itself (ONNX Runtime Web, :mod:`serve.web_assets`): each FP32 ONNX
+        hint artifact once, with what the page needs to fetch and check it. None when ONNX Runtime Web is not
+        vendored here."""
+        if self._browser is None:
+            self._browser = []
+            if manifest() is not None:
+                seen = set()
+                for e in self.engines.values():
+                    if e.kind != HINTS or e.path.suffix.lower() != ".onnx" or e.precision != "fp32" or e.path in seen:
+                        continue
+                    seen.add(e.path)
+                    self._browser.append({"id": f"{e.model} · this browser", "model": e.model, "kind": HINTS,
+                                          "backend": "browser", "precision": "fp32", "gating": e.gating,
+                                          "server_engine": e.id, "url": f"/api/models/{len(self._browser)}",
+                                          "sha256": sha256_file(e.path), "bytes": e.path.stat().st_size,
+                                          "_path": e.path})
+        return [{k: v for k, v in m.items() if k != "_path"} for m in self._browser]
+
+    def browser_model_path(self, index: int) -> Path:
+        self.browser_models()
+        if not 0 <= index < len(self._browser):
+            raise UnknownEngineError(f"no browser model {index}")
+        return self._browser[index]["_path"]
 
     def close(self) -> None:
         for e in self.engines.values():

@@ -185,11 +185,15 @@ class Guard:
     def _with_headers(self, send, host: str):
         """``send`` adding the security headers; ``host`` passed the Host check (it names the WebSocket source)."""
         ws = f"ws://{host} wss://{host}"
-        csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        # 'wasm-unsafe-eval': WebAssembly compilation only (the in-browser engine), still no eval of strings
+        csp = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
                f"connect-src 'self' {ws}; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
                "form-action 'self'; frame-ancestors 'none'").encode()
         extra = [(b"content-security-policy", csp), (b"x-frame-options", b"DENY"),
-                 (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                 (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                 # cross-origin isolation: the in-browser engine's WebAssembly threads need SharedArrayBuffer
+                 (b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-embedder-policy", b"require-corp"),
+                 (b"cross-origin-resource-policy", b"same-origin")]
 
         async def wrapped(msg):
             if msg["type"] == "http.response.start":

@@ -79,7 +79,16 @@ async def health(request: Request):  # on the event loop: never queued behind wo
 @pages.get("/api/engines", summary="The engines this server offers (model, backend, precision)")
 async def list_engines(request: Request):
     engines = _service(request).engines
-    return {"default": engines.default, "engines": engines.describe()}
+    # the page's own engines (ONNX Runtime Web): not with --folder, whose saves are the server session's
+    browser = [] if request.app.state.folder is not None else await anyio.to_thread.run_sync(engines.browser_models)
+    return {"default": engines.default, "engines": engines.describe(), "browser": browser}
+
+
+@pages.get("/api/models/{index}", summary="A hint model's ONNX for the in-browser engine (see /api/engines' browser)",
+           response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
+def browser_model(request: Request, index: int):
+    path = _service(request).engines.browser_model_path(index)
+    return FileResponse(path, media_type="application/octet-stream", headers={"Cache-Control": "no-cache"})
 
 
 @pages.get("/api/samples", summary="Names of the sample photos")
@@ -222,11 +231,21 @@ async def full_image(request: Request, sid: str):
 
 
 @sessions.get("/{sid}/color", summary="A hint's colour at a point: the photo's lightness, the pick snapped into "
-              "gamut there, suggested colours, the gamut panel")
-async def color_at(request: Request, sid: str, x: int, y: int, color: str | None = None):
+              "gamut there, suggested colours (unless suggest=false), the gamut panel")
+async def color_at(request: Request, sid: str, x: int, y: int, color: str | None = None, suggest: bool = True):
     svc = _service(request)
     entry = svc.store.get(sid)
-    return await _in_turn(request, entry, svc.color_at, entry, x, y, color)
+    return await _in_turn(request, entry, svc.color_at, entry, x, y, color, suggest)
+
+
+@sessions.get("/{sid}/planes", summary="The photo's CIE L at the model's 224x224 and at the preview size (float32): "
+              "what the in-browser engine needs besides the model", response_class=Response,
+              responses={200: {"content": {"application/octet-stream": {}}}})
+async def planes(request: Request, sid: str):
+    svc = _service(request)
+    entry = svc.store.get(sid)
+    meta, body = await _in_turn(request, entry, svc.planes, entry)
+    return Response(body, media_type="application/octet-stream", headers={"X-Tinct-Planes": json.dumps(meta)})
 
 
 @sessions.get("/{sid}/hints", summary="The session's hints as the CLI's hint JSON")

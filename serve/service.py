@@ -33,7 +33,7 @@ from tinct.runtime.errors import InputError, TinctError, TooLargeError
 from tinct.runtime.exemplar import ExemplarError
 from tinct.runtime.hints import decode_user_hints, parse_user_hints
 from tinct.runtime.image import decode_image, image_header
-from tinct.runtime.postprocess import fit_size, kernel_for
+from tinct.runtime.postprocess import fit_size, kernel_for, luminance_l
 from tinct.serve.engines import EXEMPLAR, EngineSet
 from tinct.serve.sessions import Entry, ServerBusy, SessionNotFound, SessionStore, StaleUpdate, estimate_bytes
 
@@ -337,7 +337,18 @@ class SessionService:
             with self.store.hold(w * h * BYTES_PER_PIXEL["render"], "the full-resolution image", keep=entry):
                 return use(s.colorize())
 
-    def color_at(self, entry: Entry, x: int, y: int, color: str | None) -> dict:
+    def planes(self, entry: Entry) -> tuple[dict, bytes]:
+        """(meta, body) for the in-browser engine: float32 L of the model's 224x224 view, then of the preview."""
+        s = entry.session
+        if s.kind == EXEMPLAR:
+            raise InputError("this session's engine takes a reference photo: the in-browser engine runs hint models")
+        with entry.lock:
+            l224 = luminance_l(s.small).astype(np.float32)
+            lp = s.l_preview if s.l_preview is not None else s.l_full
+        meta = {"model": [l224.shape[1], l224.shape[0]], "preview": [lp.shape[1], lp.shape[0]], "size": list(entry.size)}
+        return meta, l224.tobytes() + np.ascontiguousarray(lp, np.float32).tobytes()
+
+    def color_at(self, entry: Entry, x: int, y: int, color: str | None, suggest: bool = True) -> dict:
         """What a hint at photo pixel ``(x, y)`` can be: the photo's lightness there, ``color`` (``#rrggbb``)
         snapped into the sRGB gamut at that lightness (what the hint will show, and what the page sends), up to 5
         colours the model predicts around the point (the last update's output, snapped too), and the gamut
@@ -349,7 +360,7 @@ class SessionService:
         with entry.lock:
             s = entry.session
             light = float(rgb_to_lab(entry.image[hint.y, hint.x])[0])
-            suggested = s.suggested_ab(hint.x, hint.y)
+            suggested = s.suggested_ab(hint.x, hint.y) if suggest else np.zeros((0, 2), np.float32)
         picked = np.array(hint.rgb, np.uint8)
         rgb = snap_rgb(light, picked)
         in_gamut = bool(in_gamut_lab(np.concatenate([[light], rgb_to_lab(picked)[1:]])))

@@ -39,13 +39,18 @@ def _stop(proc, log):
     assert "Traceback" not in text, text
 
 
-@pytest.fixture(scope="module")
-def server():
-    proc, url, log = _start()
+def served(*args):
+    """A `tinct serve` with ``args`` for the length of a module (a generator: a fixture yields from it)."""
+    proc, url, log = _start(*args)
     try:
         yield url + "/"
     finally:
         _stop(proc, log)
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from served()
 
 
 @pytest.fixture(scope="module")

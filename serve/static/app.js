@@ -41,7 +41,7 @@ function canvas(w, h) { const c = document.createElement("canvas"); c.width = w;
 async function loadEngines() {
   const r = await fetch("/api/engines");
   const j = await r.json();
-  S.engines = j.engines; S.engine = j.default;
+  S.engines = j.engines; S.engine = j.default; S.browserModels = j.browser || [];
   const sel = $("engine");
   sel.innerHTML = "";
   for (const e of j.engines) {
@@ -49,6 +49,11 @@ async function loadEngines() {
     o.value = e.id; o.textContent = e.id + (e.kind === "exemplar" ? " (reference photo)" : "");
     sel.appendChild(o);
   }
+  S.browserModels.forEach((m, i) => { // the page's own engine: the model runs on this computer's CPU
+    const o = document.createElement("option");
+    o.value = "browser:" + i; o.textContent = m.id + " (your CPU)";
+    sel.appendChild(o);
+  });
   sel.value = S.engine;
 }
 async function loadSamples() {
@@ -90,6 +95,7 @@ async function openPhoto(blob, name, folderIndex = -1) {
   draw(); renderMarkers(); toolbar(); renderRecent(); folderBar();
   S.opened = (S.opened || 0) + 1; // photos opened by this page (the browser tests wait on it)
   status(S.kind === "hints" ? "click the photo to add a hint" : "drop a reference photo", true);
+  if (S.local) await localPhoto();
   if (j.saved_hints && j.saved_hints.length && S.kind === "hints") { // the hints saved beside a folder's photo
     S.hints = j.saved_hints; renderMarkers(); toolbar(); update();
     status(`${j.saved_hints.length} saved hints loaded`, true);
@@ -167,7 +173,7 @@ function focusMarker(i) { const m = $("markers").children[i]; if (m && document.
 // exist at that lightness (the gamut panel), what the hint's colour becomes there (snapped, same hue), and which
 // colours the model predicts around it; every pick goes through it, and the snapped colour is what is sent.
 async function colorInfo(h, color) {
-  const q = `x=${h.x}&y=${h.y}` + (color ? "&color=" + encodeURIComponent(color) : "");
+  const q = `x=${h.x}&y=${h.y}` + (color ? "&color=" + encodeURIComponent(color) : "") + (S.local ? "&suggest=false" : "");
   const r = await fetch("/api/sessions/" + S.sid + "/color?" + q);
   if (!r.ok) { status(await errorOf(r)); return null; }
   return r.json();
@@ -517,6 +523,7 @@ $("split").addEventListener("input", draw);
 function update() {
   if (!S.sid || S.kind !== "hints") return;
   if (S.inflight || S.hold) { S.pending = true; busy(); return; }
+  if (S.local) { localUpdate(); return; }
   const body = JSON.stringify({ hints: S.hints, seq: ++S.seq });
   if (S.ws && S.ws.readyState === WebSocket.OPEN) {
     S.inflight = true; S.wsBusy = true; busy();
@@ -626,6 +633,7 @@ async function show(j, t0, seq) { // t0: when the request was sent
   $("t-update").textContent = ms(t.update); $("t-rtt").textContent = ms(rtt);
   $("engine-info").textContent = `${S.width}×${S.height}, shown at ${j.width}×${j.height} · ${j.engine} · post ${j.kernel}`;
   const g = j.gates;
+  S.lastGates = g || null;
   $("gates-box").hidden = !g;
   if (g) {
     const box = $("gates"); box.innerHTML = "";
@@ -637,9 +645,90 @@ async function show(j, t0, seq) { // t0: when the request was sent
   }
 }
 
+// ------------------------------------------------------------------ the in-browser engine (ONNX Runtime Web)
+// The model runs in a Web Worker on this computer's CPU (static/engine-worker.mjs); the server still holds the
+// session for the photo's L planes (its own decode and resampling, so the preview equals the server's) and the
+// colour panel (gamut and snapping; no suggestions: the server has not seen these updates).
+const THREADS = Math.max(1, Math.min(+(new URLSearchParams(location.search).get("threads") || 2), navigator.hardwareConcurrency || 1, 8));
+async function useBrowser(m) {
+  if (!m) return;
+  status(`loading ${m.model} into this browser (${(m.bytes / 2 ** 20).toFixed(1)} MB, checked against its sha256)…`, true);
+  let engine;
+  try {
+    const mod = await import("/static/engine.mjs");
+    engine = await mod.LocalEngine.open(m, THREADS, new URL("/static/", location.href));
+  } catch (e) {
+    status("the in-browser engine is not available: " + e.message);
+    $("engine").value = S.engine; // the server's engine stays in use
+    return;
+  }
+  if (S.local) S.local.close();
+  S.local = engine; S.localModel = m;
+  S.coldStart = engine.info.ms;
+  if (S.sid && S.engine !== m.server_engine) { // the server session follows the same model (planes, colour panel)
+    S.engine = m.server_engine;
+    if (S.kind !== "hints") { await openPhoto(S.file, S.fileName); return; }
+    await send("/api/sessions/" + S.sid + "/engine?image=none", { method: "PUT", headers: { "Content-Type": "application/json" },
+               body: JSON.stringify({ engine: m.server_engine, seq: ++S.seq }) }, S.seq);
+  }
+  S.engine = m.server_engine;
+  const ms = engine.info.ms;
+  status(`${m.id}: ${engine.info.cached ? "from the browser's cache" : "downloaded"} in ${ms.download.toFixed(0)} ms, ` +
+         `session ${ms.create.toFixed(0)} ms, ${THREADS} thread(s)`, true);
+  if (S.sid) { await localPhoto(); update(); }
+}
+async function localPhoto() {
+  const r = await fetch("/api/sessions/" + S.sid + "/planes");
+  if (!r.ok) { status(await errorOf(r)); return; }
+  const meta = JSON.parse(r.headers.get("X-Tinct-Planes")), buf = await r.arrayBuffer();
+  const [mw, mh] = meta.model, [pw, ph] = meta.preview;
+  const l224 = new Float32Array(buf, 0, mw * mh), lp = new Float32Array(buf, mw * mh * 4, pw * ph);
+  await S.local.photo(l224, S.width, S.height, lp, pw, ph);
+}
+async function localUpdate() {
+  const seq = ++S.seq, t0 = performance.now();
+  S.inflight = true; busy();
+  try {
+    const r = await S.local.update(S.hints);
+    S.via = "browser";
+    const g = r.gates;
+    const kept = g ? g.flat().filter(Boolean).length / (2 * g.length) : undefined;
+    await show({ pixels: r.pixels, width: r.width, height: r.height, timings: r.timings, gates: g, kept_ratio: kept,
+                 engine: S.localModel.id, kernel: "browser" }, t0, seq);
+    status("", true);
+  } catch (e) {
+    status("the in-browser engine failed: " + e.message);
+  } finally {
+    settled();
+  }
+}
+$("download").addEventListener("click", async (ev) => { // in-browser engine: the export is made here too
+  if (!S.local) return;
+  ev.preventDefault();
+  try {
+    status("exporting at full resolution in this browser…", true);
+    const png = await S.local.exportPNG(S.file);
+    saveBlob(png, S.fileName.replace(/\.[^.]*$/, "") + "-tinct.png");
+    status("", true);
+  } catch (e) { status(e.message); }
+});
+$("save-hints").addEventListener("click", (ev) => {
+  if (!S.local) return;
+  ev.preventDefault();
+  saveBlob(new Blob([JSON.stringify(S.hints, null, 1)], { type: "application/json" }), S.fileName.replace(/\.[^.]*$/, "") + "-hints.json");
+});
+function saveBlob(blob, name) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob); a.download = name; document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
 // ------------------------------------------------------------------ engine switch, exemplar, hint files
 $("engine").addEventListener("change", async () => {
-  const id = $("engine").value, info = engineInfo(id);
+  const id = $("engine").value;
+  if (id.startsWith("browser:")) { await useBrowser(S.browserModels[+id.slice(8)]); return; }
+  if (S.local) { S.local.close(); S.local = null; }
+  const info = engineInfo(id);
   S.engine = id;
   if (!S.sid) return;
   if (info.kind !== S.kind) { await openPhoto(S.file, S.fileName); return; }
