@@ -45,7 +45,7 @@ def kind_of(doc) -> str | None:
         return "latency"
     if doc.get("schema") == ACCURACY_SCHEMA:
         return "accuracy"
-    if doc.get("kind") in ("serve-rtt", "soak", if_overhead.KIND):
+    if doc.get("kind") in ("serve-rtt", "soak", if_overhead.KIND, "browser-latency", "browser-guard"):
         return doc["kind"]
     if doc.get("kind") == "load":
         return "serve-load"
@@ -192,6 +192,35 @@ def _rtt_note(d: dict, ratio: bool = True) -> str:
     size, shown = "x".join(map(str, d["image_size"])), "x".join(map(str, d.get("preview") or []))
     text = f"{d['model']}, {d['threads']} thread(s); a {size} photo shown at {shown}."
     return (f"Round trip / in-process update: {d['ratio']:.2f}×. " if ratio else "") + text
+
+
+def render_browser_latency(sources: list[Source], opts: dict) -> str:
+    head = ["model", "threads", "in the browser: model ms (IQR)", "native: model ms (IQR)", "model: browser / native",
+            "post ms: browser / native", "update: browser / native", "cold start ms: download + session"]
+    parts = []
+    for s in sources:
+        rows = [[c["model"], str(c["threads"]) + ("" if c["cross_origin_isolated"] else " (not isolated)"),
+                 _stat(c["browser_model"]), _stat(c["native_model"]), f"{c['ratio_model']:.2f}×",
+                 f"{c['browser_post']['median_ms']:.1f} / {c['native_post']['median_ms']:.1f}", f"{c['ratio_update']:.2f}×",
+                 f"{c['cold_start_ms']['download']:.0f} + {c['cold_start_ms']['create']:.0f}"] for c in s.doc["cases"]]
+        size = "x".join(map(str, s.doc["image_size"]))
+        parts.append((s, _table(head, rows) + f"\n\nA {size} photo; {s.doc['clicks']} clicks, two updates each, the "
+                      f"first {s.doc['warmup_updates']} of each side left out; native: ONNX Runtime in-process, same "
+                      "threads and preview size."))
+    return _merge(parts)
+
+
+def render_browser_guard(sources: list[Source], opts: dict) -> str:
+    head = ["artifact", "precision", "ΔPSNR @1 / @10 / @50 dB", "max abs Δab", "gate agreement", "budget dB", "guard",
+            "run in the browser ms (IQR)"]
+    rows = []
+    for s in sources:
+        d, r = s.doc, s.doc["report"]
+        delta = " / ".join(f"{r['delta_psnr'][k]:+.3f}" for k in ("1", "10", "50"))
+        gates = f"{r['gate_agreement']:.4f}" if r.get("gate_agreement") is not None else "–"
+        rows.append([d["artifact"], d["precision"], delta, f"{r['max_ab_err']:.2f}", gates, str(d["budget_db"]),
+                     "passed" if d["passed"] else "FAILED", _stat(d["browser_run"])])
+    return _table(head, rows) + f"\n\n{sources[0].doc['report']['images']} photos; parent: the native FP32 artifact."
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -418,6 +447,8 @@ RENDERERS = {
     "color2embed-latency": (render_c2e, set()),
     "bf16-patch-embedding": (render_bf16, set()),
     "serve-rtt": (render_serve_rtt, set()),
+    "browser-latency": (render_browser_latency, set()),
+    "browser-guard": (render_browser_guard, set()),
     "serve-load": (render_serve_load, set()),
     "soak": (render_soak, set()),
     "batch-scale": (render_batch, set()),

@@ -30,6 +30,19 @@ from tinct.runtime.colorizer import Colorizer
 from tinct.runtime.hints import parse_user_hints
 from tinct.runtime.timing import stats
 
+SETTLE = "document.body.dataset.state === 'idle' && window.tinct.shownSeq === window.tinct.seq"
+
+
+def click_and_pick(page, fx: float, fy: float, colour: str) -> list[dict]:
+    """One click on the page's photo at (fx, fy) of its size, then ``colour`` in the picker: two updates, each
+    waited for until drawn. Returns the page's hints."""
+    box = page.locator("#view").bounding_box()
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    page.wait_for_function(SETTLE, polling=50, timeout=60_000)
+    page.fill("#color", colour)
+    page.wait_for_function(SETTLE, polling=50, timeout=60_000)
+    return page.evaluate("window.tinct.hints")
+
 
 def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
@@ -72,13 +85,8 @@ def main(argv=None) -> int:
             page.wait_for_selector("#frame:not([hidden])")
             shown = page.evaluate("[window.tinct.pw, window.tinct.ph]")
             session = colorizer.session(rgb, preview=max(shown))  # the display size the page asked for
-            settle = "document.body.dataset.state === 'idle' && window.tinct.shownSeq === window.tinct.seq"
             for fx, fy, colour in clicks:
-                box = page.locator("#view").bounding_box()
-                page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-                page.wait_for_function(settle, polling=100, timeout=60_000)
-                page.fill("#color", colour)
-                page.wait_for_function(settle, polling=100, timeout=60_000)
+                click_and_pick(page, fx, fy, colour)
                 # the same work without HTTP: two updates with this click's hints (the model and the preview
                 # render each time, as the page's two requests did)
                 parsed = parse_user_hints(page.evaluate("window.tinct.hints"), size)

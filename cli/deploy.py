@@ -1,4 +1,5 @@
-"""``tinct deploy triton``: a Triton Inference Server model repository (see :mod:`export.triton`).
+"""``tinct deploy triton``: a Triton Inference Server model repository (see :mod:`export.triton`); ``tinct deploy
+web``: a static site with the in-browser engine (:mod:`serve.site`).
 
 Standard library only at module level."""
 
@@ -25,7 +26,7 @@ written. Not served here: no Triton server runs on the machines tinct is develop
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("deploy", help="write a serving configuration (Triton model repository)",
+    p = subparsers.add_parser("deploy", help="write a serving configuration (Triton model repository, static web site)",
                               description="Write deployment files for a serving system.")
     sub = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     t = sub.add_parser("triton", help="a Triton Inference Server model repository",
@@ -47,6 +48,36 @@ def register(subparsers) -> None:
     t.add_argument("--force", action="store_true", help="replace existing model folders")
     t.add_argument("--check", default=None, metavar="CONFIG", help="only parse this config.pbtxt with Triton's schema")
     t.set_defaults(func=run)
+    w = sub.add_parser("web", help="a static site that colorizes in the browser (no server process)",
+                       description="Write a static folder (HTML/JS/CSS, ONNX Runtime Web, the models) that any static "
+                       "file server can host: open a photo, click hints, download the result, all on the visitor's "
+                       "CPU. Hint models only (iColoriT, A-ColViT).", epilog=WEB_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("models", nargs="+", metavar="MODEL", help="shipped model name or hint-model .onnx (repeatable)")
+    w.add_argument("-o", "--output", required=True, metavar="SITE", help="the site folder (created; must be empty)")
+    w.add_argument("--force", action="store_true", help="replace a non-empty SITE")
+    w.set_defaults(func=run_web)
+
+
+WEB_EPILOG = """\
+examples:
+  tinct deploy web icolorit-tiny -o site/                       # one model
+  tinct deploy web icolorit-tiny acolvit-tiny-0.5 -o site/      # a choice of models in the page
+  python -m http.server -d site/ 8080                           # works (one thread: no COOP/COEP headers)
+
+The host must send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for
+threads (site/_headers, site/README.md). ONNX Runtime Web comes from the package (vendored at install), no CDN.
+"""
+
+
+def run_web(args) -> int:
+    from tinct.serve.site import build_site
+
+    doc = build_site(args.models, args.output, force=args.force)
+    names = ", ".join(m["model"] for m in doc["models"])
+    print(f"{args.output}: {names} with ONNX Runtime Web {doc['onnxruntime_web']}; host it with COOP/COEP headers "
+          "for threads (see its README.md)")
+    return 0
 
 
 def run(args) -> int:

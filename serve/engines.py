@@ -23,6 +23,9 @@ from tinct.serve.web_assets import manifest
 
 EXEMPLAR = "exemplar"
 HINTS = "hints"
+# What the page may run itself: ONNX Runtime Web passes the native guard with both (python -m
+# tinct.benchmarks.browser_guard); FP16 passes too but runs slower than FP32 there, so it is not offered.
+BROWSER_PRECISIONS = ("fp32", "int8")
 
 
 class UnknownEngineError(InputError):
@@ -152,19 +155,21 @@ class EngineSet:
         return [dict(e.describe(), default=e.id == self.default) for e in self.engines.values()]
 
     def browser_models(self) -> list[dict]:
-        """The hint models the page may run itself (ONNX Runtime Web, :mod:`serve.web_assets`): each FP32 ONNX
-        hint artifact once, with what the page needs to fetch and check it. None when ONNX Runtime Web is not
+        """The hint models the page may run itself (ONNX Runtime Web, :mod:`serve.web_assets`): each FP32 or INT8
+        ONNX hint artifact once, with what the page needs to fetch and check it; none when ONNX Runtime Web is not
         vendored here."""
         if self._browser is None:
             self._browser = []
             if manifest() is not None:
                 seen = set()
                 for e in self.engines.values():
-                    if e.kind != HINTS or e.path.suffix.lower() != ".onnx" or e.precision != "fp32" or e.path in seen:
+                    if e.kind != HINTS or e.path.suffix.lower() != ".onnx" or e.precision not in BROWSER_PRECISIONS \
+                            or e.path in seen:
                         continue
                     seen.add(e.path)
-                    self._browser.append({"id": f"{e.model} · this browser", "model": e.model, "kind": HINTS,
-                                          "backend": "browser", "precision": "fp32", "gating": e.gating,
+                    tag = "" if e.precision == "fp32" else f" {e.precision}"
+                    self._browser.append({"id": f"{e.model} · this browser{tag}", "model": e.model, "kind": HINTS,
+                                          "backend": "browser", "precision": e.precision, "gating": e.gating,
                                           "server_engine": e.id, "url": f"/api/models/{len(self._browser)}",
                                           "sha256": sha256_file(e.path), "bytes": e.path.stat().st_size,
                                           "_path": e.path})

@@ -32,6 +32,8 @@ KINDS = {
     "batch-scale": ("batch-scale-zen4.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
     "train-speed": ("train-speed-zen4-icolorit-tiny.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
     "if-overhead": ("if-overhead-zen4.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
+    "browser-latency": ("browser-latency-zen4.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
+    "browser-guard": ("browser-guard-icolorit-tiny-int8-zen4.json", "AMD EPYC (family 25, model 17) [AVX512_CORE_BF16]"),
 }
 
 

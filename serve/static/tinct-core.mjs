@@ -102,27 +102,33 @@ export class Canvas {
     this.rgba = new Uint8ClampedArray(n * 4).fill(255);
   }
   render(abN, n) {
-    const { width: W, height: H } = this, R = taps(n, H), C = taps(n, W);
-    const rows = new Float32Array(2 * n), out = this.rgba, M = XYZ_TO_RGB;
+    const { width: W, height: H } = this;
+    if (!this.taps || this.taps.n !== n) this.taps = { n, R: taps(n, H), C: taps(n, W) }; // per photo, not per update
+    const { R, C } = this.taps, rows = new Float32Array(2 * n), out = new Uint8Array(this.rgba.buffer), fyp = this.fy, yp = this.y;
+    const [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]] = XYZ_TO_RGB, wx = WHITE[0], wz = WHITE[2];
+    const top = GAMMA_N - 1, k0 = 16 / 116, kd = 1 / 7.787;
     for (let y = 0; y < H; y++) {
-      const r0 = R.i0[y], r1 = R.i1[y], wr = R.w[y];
-      for (let ch = 0; ch < 2; ch++) {
-        const base = ch * n * n;
-        for (let j = 0; j < n; j++) rows[ch * n + j] = abN[base + r0 * n + j] * (1 - wr) + abN[base + r1 * n + j] * wr;
+      const r0 = R.i0[y] * n, r1 = R.i1[y] * n, wr = R.w[y], nn = n * n;
+      for (let j = 0; j < n; j++) {
+        rows[j] = abN[r0 + j] * (1 - wr) + abN[r1 + j] * wr;
+        rows[n + j] = abN[nn + r0 + j] * (1 - wr) + abN[nn + r1 + j] * wr;
       }
-      for (let x = 0; x < W; x++) {
+      for (let x = 0, i = y * W; x < W; x++, i++) {
         const c0 = C.i0[x], c1 = C.i1[x], wc = C.w[x];
         const a = (rows[c0] * (1 - wc) + rows[c1] * wc) * AB_NORM;
         const b = (rows[n + c0] * (1 - wc) + rows[n + c1] * wc) * AB_NORM;
-        const i = y * W + x, fy = this.fy[i];
-        const X = finv(fy + a / 500) * WHITE[0], Y = this.y[i], Z = finv(Math.max(fy - b / 200, 0)) * WHITE[2];
-        for (let c = 0; c < 3; c++) {
-          const lin = (X * M[c][0] + Y * M[c][1] + Z * M[c][2]) * GAMMA_N;
-          out[4 * i + c] = LIN_TO_U8[lin <= 0 ? 0 : lin >= GAMMA_N - 1 ? GAMMA_N - 1 : Math.floor(lin)];
-        }
+        const fy = fyp[i], fx = fy + a * 0.002, fz0 = fy - b * 0.005, fz = fz0 > 0 ? fz0 : 0;
+        const X = (fx > 0.2068966 ? fx * fx * fx : (fx - k0) * kd) * wx, Y = yp[i];
+        const Z = (fz > 0.2068966 ? fz * fz * fz : (fz - k0) * kd) * wz;
+        let v = (X * m00 + Y * m01 + Z * m02) * GAMMA_N;
+        out[4 * i] = LIN_TO_U8[v <= 0 ? 0 : v >= top ? top : v | 0];
+        v = (X * m10 + Y * m11 + Z * m12) * GAMMA_N;
+        out[4 * i + 1] = LIN_TO_U8[v <= 0 ? 0 : v >= top ? top : v | 0];
+        v = (X * m20 + Y * m21 + Z * m22) * GAMMA_N;
+        out[4 * i + 2] = LIN_TO_U8[v <= 0 ? 0 : v >= top ? top : v | 0];
       }
     }
-    return out;
+    return this.rgba;
   }
 }
 
