@@ -199,7 +199,7 @@ def render_browser_latency(sources: list[Source], opts: dict) -> str:
             "post ms: browser / native", "update: browser / native", "cold start ms: download + session"]
     parts = []
     for s in sources:
-        rows = [[c["model"], str(c["threads"]) + ("" if c["cross_origin_isolated"] else " (not isolated)"),
+        rows = [[c["model"] + ("" if c.get("precision", "fp32") == "fp32" else f" {c['precision']}"), str(c["threads"]) + ("" if c["cross_origin_isolated"] else " (not isolated)"),
                  _stat(c["browser_model"]), _stat(c["native_model"]), f"{c['ratio_model']:.2f}×",
                  f"{c['browser_post']['median_ms']:.1f} / {c['native_post']['median_ms']:.1f}", f"{c['ratio_update']:.2f}×",
                  f"{c['cold_start_ms']['download']:.0f} + {c['cold_start_ms']['create']:.0f}"] for c in s.doc["cases"]]
