@@ -2,7 +2,7 @@
 // updates, export at full resolution. Used by `tinct serve`'s page and by the static site of `tinct deploy web`.
 import { IMG, lightness } from "./tinct-core.mjs";
 
-export const MAX_EXPORT_PIXELS = 40e6; // a full-resolution export needs ~13 bytes per pixel in this tab
+export const MAX_EXPORT_PIXELS = 40e6; // a full-resolution export peaks at ~28 bytes per pixel in this tab (~1.1 GB at 40 MP)
 export const MAX_DECODE_PIXELS = 100e6; // larger photos are not opened at all
 
 export class LocalEngine {
