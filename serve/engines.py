@@ -158,8 +158,8 @@ class EngineSet:
         """The hint models the page may run itself (ONNX Runtime Web, :mod:`serve.web_assets`): each FP32 or INT8
         ONNX hint artifact once, with what the page needs to fetch and check it; none when ONNX Runtime Web is not
         vendored here."""
-        if self._browser is None:
-            self._browser = []
+        if self._browser is None:  # built whole, then published: a request meanwhile never sees half a list
+            found: list[dict] = []
             if manifest() is not None:
                 seen = set()
                 for e in self.engines.values():
@@ -168,11 +168,11 @@ class EngineSet:
                         continue
                     seen.add(e.path)
                     tag = "" if e.precision == "fp32" else f" {e.precision}"
-                    self._browser.append({"id": f"{e.model} · this browser{tag}", "model": e.model, "kind": HINTS,
-                                          "backend": "browser", "precision": e.precision, "gating": e.gating,
-                                          "server_engine": e.id, "url": f"/api/models/{len(self._browser)}",
-                                          "sha256": sha256_file(e.path), "bytes": e.path.stat().st_size,
-                                          "_path": e.path})
+                    found.append({"id": f"{e.model} · this browser{tag}", "model": e.model, "kind": HINTS,
+                                  "backend": "browser", "precision": e.precision, "gating": e.gating,
+                                  "server_engine": e.id, "url": f"/api/models/{len(found)}",
+                                  "sha256": sha256_file(e.path), "bytes": e.path.stat().st_size, "_path": e.path})
+            self._browser = found
         return [{k: v for k, v in m.items() if k != "_path"} for m in self._browser]
 
     def browser_model_path(self, index: int) -> Path:

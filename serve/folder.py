@@ -8,7 +8,6 @@ requests name a photo by its index in it, never by a path. Files are written ato
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from tinct.runtime.artifact import atomic_path
 from tinct.runtime.errors import InputError
-from tinct.runtime.hints import HintError, decode_user_hints, load_user_hints
+from tinct.runtime.hints import HintError, load_user_hints
 from tinct.runtime.image import image_header
 from tinct.serve.batch import plan, write
 from tinct.serve.sessions import SessionNotFound
@@ -32,7 +31,6 @@ class Folder:
         self.rows = sorted(p.todo + p.done, key=lambda r: r["name"])
         self.input_dir, self.output_dir, self.max_pixels = input_dir, output_dir, max_pixels
         self._opened: dict[str, int] = {}  # session id -> the photo it was opened from
-        self._sizes: dict[int, tuple[int, int]] = {}  # (width, height) from each photo's header, read once
         self._lock = threading.Lock()
 
     def row(self, index: int) -> dict:
@@ -48,7 +46,9 @@ class Folder:
     def photo_path(self, index: int) -> Path:
         return Path(self.row(index)["src"])
 
-    def photo_bytes(self, index: int, limit: int) -> bytes:
+    def open(self, index: int, limit: int) -> tuple[bytes, str, list[dict]]:
+        """Photo ``index``: its bytes (at most ``limit``), its name, and the hints saved beside it, validated as the
+        CLI validates a hint file against the photo's size (from the same bytes' header); a bad file is refused."""
         path = self.photo_path(index)
         try:
             with open(path, "rb") as f:
@@ -57,48 +57,32 @@ class Folder:
             raise InputError(f"cannot read {path.name}: {exc.strerror or exc}") from None
         if len(data) > limit:
             raise InputError(f"{path.name} is larger than the upload limit ({limit >> 20} MiB)")
-        return data
-
-    def _size(self, index: int) -> tuple[int, int]:
-        with self._lock:
-            size = self._sizes.get(index)
-        if size is None:
-            path = self.photo_path(index)
-            size = image_header(self.photo_bytes(index, 1 << 30), path.name, self.max_pixels)[:2]
-            with self._lock:
-                self._sizes[index] = size
-        return size
-
-    def hints(self, index: int) -> list[dict]:
-        """The hints saved beside the photo (validated as the CLI validates a hint file), or none."""
-        path = Path(self.row(index)["hints"])
-        if not path.is_file():
-            return []
+        hints_path = Path(self.row(index)["hints"])
+        if not hints_path.is_file():
+            return data, path.name, []
+        size = image_header(data, path.name, self.max_pixels)[:2]
         try:
-            return [h.to_json() for h in load_user_hints(path, self._size(index))]
+            return data, path.name, [h.to_json() for h in load_user_hints(hints_path, size)]
         except HintError as exc:
-            raise HintError(f"{path.name}: {exc}") from None
+            raise HintError(f"{hints_path.name}: {exc}") from None
 
-    def save_hints(self, index: int, hints: list) -> int:
-        """Validate ``hints`` against the photo's size and write them beside it (the CLI's format)."""
-        row = self.row(index)
-        parsed = decode_user_hints(json.dumps(hints).encode(), self._size(index), what="the hints")
-        with self._lock, atomic_path(Path(row["hints"])) as tmp:
-            tmp.write_text(json.dumps([h.to_json() for h in parsed], indent=1) + "\n")
-        return len(parsed)
+    def save_hints(self, index: int, text: str) -> str:
+        """Write hint JSON (a session's, :meth:`SessionService.hints_json`) beside photo ``index``; its path."""
+        path = Path(self.row(index)["hints"])
+        with self._lock, atomic_path(path) as tmp:
+            tmp.write_text(text + "\n")
+        return str(path)
 
-    # the session a page opened from a photo: a result is written only for the photo it shows
-    def opened(self, sid: str, index: int, size: tuple[int, int]) -> None:
+    # the session a page opened from a photo: hints and results are written only for the photo it shows
+    def opened(self, sid: str, index: int) -> None:
         with self._lock:
             self._opened[sid] = index
-            self._sizes[index] = size
 
-    def check(self, sid: str, index: int) -> dict:
+    def check(self, sid: str, index: int) -> None:
         with self._lock:
             got = self._opened.get(sid)
         if got != index:
             raise InputError(f"session {sid!r} was not opened from photo {index} of the folder")
-        return self.row(index)
 
     def save_result(self, index: int, rgb: np.ndarray) -> str:
         """Write the full-resolution result where ``tinct batch`` writes it (batch's own writer: atomic)."""

@@ -286,9 +286,9 @@ async def folder_session(request: Request, index: int, engine: str | None = Form
     svc, f = _service(request), _folder(request)
 
     def work():
-        saved = f.hints(index)  # a bad hint file is refused before a session is made
-        entry = svc.open(engine, f.photo_bytes(index, svc.limits.max_upload_bytes), f.photo_path(index).name, preview)
-        f.opened(entry.id, index, entry.size)
+        data, name, saved = f.open(index, svc.limits.max_upload_bytes)  # a bad hint file: refused before a session
+        entry = svc.open(engine, data, name, preview)
+        f.opened(entry.id, index)
         return {**svc.describe(entry), "folder_index": index, "saved_hints": saved}
     return await anyio.to_thread.run_sync(work)
 
@@ -298,12 +298,12 @@ async def folder_session(request: Request, index: int, engine: str | None = Form
 async def folder_save(request: Request, index: int, sid: str, result: bool = False):
     svc, f = _service(request), _folder(request)
     entry = svc.store.get(sid)
-    row = f.check(sid, index)
+    f.check(sid, index)
     if entry.session.kind != "hints":
         raise InputError("a folder keeps hints: this session's engine takes a reference photo")
-    hints = [h.to_json() for h in entry.session.hints]
-    n = await anyio.to_thread.run_sync(f.save_hints, index, hints)
+    n = len(entry.session.hints)
+    path = await anyio.to_thread.run_sync(f.save_hints, index, svc.hints_json(entry))
     out = None
     if result:
         out = await _in_turn(request, entry, svc.full_image, entry, lambda rgb: f.save_result(index, rgb))
-    return {"hints": n, "hints_file": row["hints"], "result": out}
+    return {"hints": n, "hints_file": path, "result": out}

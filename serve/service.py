@@ -344,7 +344,9 @@ class SessionService:
             raise InputError("this session's engine takes a reference photo: the in-browser engine runs hint models")
         with entry.lock:
             l224 = luminance_l(s.small).astype(np.float32)
-            lp = s.l_preview if s.l_preview is not None else s.l_full
+            lp = s.l_preview
+            if lp is None:
+                lp = s.l_full
         meta = {"model": [l224.shape[1], l224.shape[0]], "preview": [lp.shape[1], lp.shape[0]], "size": list(entry.size)}
         return meta, l224.tobytes() + np.ascontiguousarray(lp, np.float32).tobytes()
 
