@@ -12,14 +12,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinct.runtime.artifact import C2E_COLORIZER, C2E_PROTOCOLS, read_onnx_meta, sha256_file
+from tinct.runtime.artifact import C2E_COLORIZER, C2E_PROTOCOLS, read_onnx_meta
 from tinct.runtime.backends import open_backend
 from tinct.runtime.backends.base import available_backends, resolve_backend_name
 from tinct.runtime.catalog import DEFAULT_MODEL, prebuilt_model, shipped_models
 from tinct.runtime.colorizer import Colorizer
 from tinct.runtime.errors import InputError
 from tinct.runtime.exemplar import find_artifacts, open_exemplar
-from tinct.serve.web_assets import manifest
+from tinct.serve.web_assets import manifest, model_entry
 
 EXEMPLAR = "exemplar"
 HINTS = "hints"
@@ -168,10 +168,9 @@ class EngineSet:
                         continue
                     seen.add(e.path)
                     tag = "" if e.precision == "fp32" else f" {e.precision}"
-                    found.append({"id": f"{e.model} · this browser{tag}", "model": e.model, "kind": HINTS,
-                                  "backend": "browser", "precision": e.precision, "gating": e.gating,
-                                  "server_engine": e.id, "url": f"/api/models/{len(found)}",
-                                  "sha256": sha256_file(e.path), "bytes": e.path.stat().st_size, "_path": e.path})
+                    found.append({"id": f"{e.model} · this browser{tag}", "kind": HINTS, "backend": "browser",
+                                  "server_engine": e.id, "_path": e.path,
+                                  **model_entry(e.path, e.model, e.precision, e.gating, f"/api/models/{len(found)}")})
             self._browser = found
         return [{k: v for k, v in m.items() if k != "_path"} for m in self._browser]
 

@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 from tinct.runtime import __version__
-from tinct.runtime.artifact import C2E_PROTOCOLS, read_onnx_meta, sha256_file
+from tinct.runtime.artifact import C2E_PROTOCOLS, read_onnx_meta
 from tinct.runtime.catalog import prebuilt_model, shipped_models
 from tinct.runtime.errors import InputError
-from tinct.serve.web_assets import PACKAGE, VENDOR_DIR, VERSION, require
+from tinct.serve.web_assets import PACKAGE, VENDOR_DIR, VERSION, model_entry, require
 
 STATIC = Path(__file__).resolve().parent / "static"
 ENGINE_FILES = ("tinct-core.mjs", "engine.mjs", "engine-worker.mjs")
@@ -31,7 +31,8 @@ HEADERS = """/*
 """
 
 
-def _model(source: str) -> Path:
+def _model(source: str):
+    """(path, metadata) of a shipped model's name or a hint-model .onnx."""
     path = Path(source)
     if path.suffix.lower() != ".onnx":
         names = shipped_models()
@@ -43,7 +44,7 @@ def _model(source: str) -> Path:
     meta = read_onnx_meta(path)
     if meta.architecture in C2E_PROTOCOLS:
         raise InputError(f"{source}: a Color2Embed model; the in-browser engine runs hint models (iColoriT, A-ColViT)")
-    return path
+    return path, meta
 
 
 def _readme(models: list[dict]) -> str:
@@ -86,8 +87,8 @@ def build_site(sources: list[str], output, force: bool = False) -> dict:
         raise InputError(f"-o {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"-o {out}: the folder is not empty (use --force to replace it)")
-    paths = [_model(s) for s in sources]
-    names = [p.stem for p in paths]
+    found = [_model(s) for s in sources]
+    names = [p.stem for p, _ in found]
     if len(set(names)) != len(names):
         raise InputError(f"two models share a file name: {', '.join(names)}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,15 +103,13 @@ def build_site(sources: list[str], output, force: bool = False) -> dict:
         shutil.copytree(VENDOR_DIR, tmp / "vendor" / PACKAGE)
         (tmp / "models").mkdir()
         models = []
-        for p in paths:
+        for p, meta in found:
             shutil.copy2(p, tmp / "models" / p.name)
             card = p.with_suffix(".json")
             if card.is_file():
                 shutil.copy2(card, tmp / "models" / card.name)
-            meta = read_onnx_meta(p)
-            models.append({"model": meta.model or p.stem, "file": p.name, "url": f"models/{p.name}",
-                           "sha256": sha256_file(p), "bytes": p.stat().st_size, "gating": meta.gating,
-                           "precision": meta.precision})
+            models.append({**model_entry(p, meta.model or p.stem, meta.precision, meta.gating, f"models/{p.name}"),
+                           "file": p.name})
         doc = {"tinct": __version__, "onnxruntime_web": vendor["version"], "models": models}
         (tmp / "models.json").write_text(json.dumps(doc, indent=1) + "\n")
         (tmp / "_headers").write_text(HEADERS)

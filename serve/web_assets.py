@@ -22,7 +22,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from tinct.runtime.artifact import atomic_path
+from tinct.runtime.artifact import atomic_path, sha256_file
 from tinct.runtime.errors import InputError
 
 PACKAGE = "onnxruntime-web"
@@ -92,6 +92,13 @@ def manifest(dest: Path = VENDOR_DIR, verify: bool = False) -> dict | None:
         if not f.is_file() or verify and hashlib.sha256(f.read_bytes()).hexdigest() != sha:
             return None
     return doc
+
+
+def model_entry(path: Path, model: str, precision: str, gating: str, url: str) -> dict:
+    """What a page needs to fetch, check and label one model for the in-browser engine (``engine.mjs``): the same
+    fields for ``tinct serve``'s engine list and ``tinct deploy web``'s models.json."""
+    return {"model": model, "precision": precision, "gating": gating, "url": url, "sha256": sha256_file(path),
+            "bytes": path.stat().st_size}
 
 
 def require(dest: Path = VENDOR_DIR) -> dict:
