@@ -657,6 +657,7 @@ async function useBrowser(m) {
   try {
     const mod = await import("/static/engine.mjs");
     engine = await mod.LocalEngine.open(m, THREADS, new URL("/static/", location.href));
+    S.engineModule = mod;
   } catch (e) {
     status("the in-browser engine is not available: " + e.message);
     $("engine").value = S.engine; // the server's engine stays in use
@@ -708,20 +709,15 @@ $("download").addEventListener("click", async (ev) => { // in-browser engine: th
   try {
     status("exporting at full resolution in this browser…", true);
     const png = await S.local.exportPNG(S.file);
-    saveBlob(png, S.fileName.replace(/\.[^.]*$/, "") + "-tinct.png");
+    S.engineModule.saveAs(png, S.fileName.replace(/\.[^.]*$/, "") + "-tinct.png");
     status("", true);
   } catch (e) { status(e.message); }
 });
 $("save-hints").addEventListener("click", (ev) => {
   if (!S.local) return;
   ev.preventDefault();
-  saveBlob(new Blob([JSON.stringify(S.hints, null, 1)], { type: "application/json" }), S.fileName.replace(/\.[^.]*$/, "") + "-hints.json");
+  S.engineModule.saveAs(new Blob([JSON.stringify(S.hints, null, 1)], { type: "application/json" }), S.fileName.replace(/\.[^.]*$/, "") + "-hints.json");
 });
-function saveBlob(blob, name) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob); a.download = name; document.body.appendChild(a); a.click(); a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-}
 
 // ------------------------------------------------------------------ engine switch, exemplar, hint files
 $("engine").addEventListener("change", async () => {

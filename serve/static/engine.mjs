@@ -62,7 +62,8 @@ export class LocalEngine {
 }
 
 /** The L planes the engine needs, from the browser's own decode (the static site has no server): the photo
- * resampled to 224x224 and to the preview size by the browser (not Pillow: previews differ slightly from tinct's). */
+ * resampled to 224x224 and to the preview size by the browser (not Pillow: previews differ slightly from tinct's),
+ * and the preview's gray RGBA to show before the first update. */
 export async function planesOf(blob, previewSide) {
   const probe = await createImageBitmap(blob, { imageOrientation: "from-image" });
   const width = probe.width, height = probe.height;
@@ -78,5 +79,14 @@ export async function planesOf(blob, previewSide) {
     return { l: lightness(rgba, w * h), rgba };
   };
   const small = await plane(IMG, IMG), prev = await plane(pw, ph);
-  return { width, height, pw, ph, l224: small.l, lp: prev.l, gray: prev.rgba };
+  const gray = prev.rgba; // what the model sees, for display before the first update (the photo's luma)
+  for (let i = 0; i < gray.length; i += 4) gray[i] = gray[i + 1] = gray[i + 2] = Math.round(0.299 * gray[i] + 0.587 * gray[i + 1] + 0.114 * gray[i + 2]);
+  return { width, height, pw, ph, l224: small.l, lp: prev.l, gray };
+}
+
+/** Offer ``blob`` as a download named ``name``. */
+export function saveAs(blob, name) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob); a.download = name; document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }

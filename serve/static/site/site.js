@@ -1,6 +1,6 @@
 // The page of `tinct deploy web`: a colorizer with no server. The photo is decoded and resampled by this browser,
 // the model runs in a Web Worker with ONNX Runtime Web on this computer's CPU, the result is exported here.
-import { LocalEngine, planesOf } from "./engine.mjs";
+import { LocalEngine, planesOf, saveAs as save } from "./engine.mjs";
 import { checkHints } from "./tinct-core.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -51,8 +51,7 @@ async function openPhoto(file) {
     const p = await planesOf(file, side);
     S.photo = p; S.file = file; S.name = file.name || "photo"; S.hints = []; S.undo = []; S.shown = 0;
     const v = $("view"); v.width = p.pw; v.height = p.ph;
-    v.getContext("2d").putImageData(new ImageData(p.gray.map((x, i) => (i % 4 === 3 ? 255 : x)), p.pw, p.ph), 0, 0);
-    grayOut(v);
+    v.getContext("2d").putImageData(new ImageData(p.gray, p.pw, p.ph), 0, 0);
     $("drop").hidden = true; $("frame").hidden = false;
     for (const id of ["download", "save-hints"]) $(id).disabled = false;
     markers();
@@ -60,11 +59,6 @@ async function openPhoto(file) {
     status(`${p.width}×${p.height}, shown at ${p.pw}×${p.ph}: click to add hints`, true);
     S.opened = (S.opened || 0) + 1;
   } catch (err) { status(err.message); } finally { S.loading = false; state(); }
-}
-function grayOut(c) { // what the model sees: the photo's lightness only
-  const ctx = c.getContext("2d"), d = ctx.getImageData(0, 0, c.width, c.height), px = d.data;
-  for (let i = 0; i < px.length; i += 4) { const y = Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]); px[i] = px[i + 1] = px[i + 2] = y; }
-  ctx.putImageData(d, 0, 0);
 }
 $("file").onchange = () => { const f = $("file").files[0]; $("file").value = ""; if (f) openPhoto(f); };
 $("stage").addEventListener("dragover", (ev) => ev.preventDefault());
@@ -120,10 +114,6 @@ async function update() {
   }
 }
 
-function save(blob, name) {
-  const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = name;
-  document.body.appendChild(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-}
 const stem = () => S.name.replace(/\.[^.]*$/, "");
 $("save-hints").onclick = () => save(new Blob([JSON.stringify(S.hints, null, 1)], { type: "application/json" }), stem() + "-hints.json");
 $("download").onclick = async () => {
