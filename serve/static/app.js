@@ -7,7 +7,7 @@ const S = {
   hints: [], selected: -1, undo: [], redo: [],
   seq: 0, shownSeq: -1, inflight: false, pending: false,
   color: null, gray: null, // at the preview size: the last result and the gray input (canvases)
-  drag: null, engines: [], engine: null,
+  engines: [], engine: null,
   brush: 1, brushColor: null, // new hints' patch side (cells of the model's 112x112 grid); a stroke's colour
   gesture: null, pointers: new Map(), // the pointer gesture in progress (tap, drag, stroke, pan, pinch)
   folder: null, folderIndex: -1, edited: false, // tinct serve --folder: the list, the photo shown, unsaved edits
@@ -179,7 +179,7 @@ async function colorInfo(h, color) {
   return r.json();
 }
 async function colorPanel(sel) {
-  if (S.drag) return; // asked again when the drag ends
+  if (S.gesture && S.gesture.kind === "drag") return; // asked again when the drag ends
   const key = sel ? `${S.sid} ${sel.x} ${sel.y}` : "";
   if (key === S.panelKey) return;
   S.panelKey = key;
@@ -295,7 +295,6 @@ function startDrag(ev, i) {
   S.pointers.set(ev.pointerId, [ev.clientX, ev.clientY]);
   S.selected = i; renderMarkers();
   const g = S.gesture = { kind: "drag", i, before: snapshot(), x0: ev.clientX, y0: ev.clientY, moved: false };
-  S.drag = g;
   if (ev.pointerType !== "mouse") {
     g.timer = setTimeout(() => { if (S.gesture === g && !g.moved) { endGesture(); removeHint(i); } }, LONG_PRESS_MS);
   }
@@ -305,9 +304,8 @@ $("stage").addEventListener("pointerdown", (ev) => {
   S.pointers.set(ev.pointerId, [ev.clientX, ev.clientY]);
   if (S.pointers.size === 2) { // a second finger: pinch (whatever the first one was doing is dropped)
     const g = S.gesture;
-    if (g && g.kind === "stroke") committed(g.before);
+    if (g && (g.kind === "stroke" || g.kind === "drag")) committed(g.before); // an edit so far stays undoable
     if (g && g.timer) clearTimeout(g.timer);
-    S.drag = null;
     S.gesture = { kind: "pinch", last: [...S.pointers.values()] };
     return;
   }
@@ -365,7 +363,7 @@ function pointerUp(ev) {
 }
 function endGesture() {
   const g = S.gesture;
-  S.gesture = null; S.drag = null;
+  S.gesture = null;
   if (!g) return;
   if (g.timer) clearTimeout(g.timer);
   if (g.kind === "drag" || g.kind === "stroke") { committed(g.before); colorPanel(S.hints[S.selected]); }
