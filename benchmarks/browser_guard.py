@@ -50,14 +50,26 @@ RUN = """async ([b64, threads]) => {
 }"""
 
 
-class _Isolated(http.server.SimpleHTTPRequestHandler):
+class _Files(http.server.SimpleHTTPRequestHandler):
+    isolate = True  # send the two headers a host must send for cross-origin isolation (ONNX Runtime Web's threads)
+
     def end_headers(self):
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        if self.isolate:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         super().end_headers()
 
     def log_message(self, *args):
         pass
+
+
+def static_server(folder, isolate: bool = True):
+    """A plain static file server for ``folder`` on a free loopback port, in a thread (the standard library's, as a
+    host would run one; with or without COOP/COEP): ``(server, url)``; stop it with ``server.shutdown()``."""
+    handler = type("Files", (_Files,), {"isolate": isolate})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
 def main(argv=None) -> int:
@@ -79,8 +91,7 @@ def main(argv=None) -> int:
     root = Path(tempfile.mkdtemp(prefix="tinct-browser-guard-"))
     (root / "vendor").symlink_to(VENDOR_DIR)
     (root / "model.onnx").symlink_to(child_path.resolve())
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Isolated, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd, url = static_server(root)
     times: list[float] = []
     names, images, where = guard_images(a.limit)
     parent = ArtifactPredictor.open(parent_path, threads=a.threads)
@@ -88,7 +99,7 @@ def main(argv=None) -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=a.chromium, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+            page.goto(url)
 
             def child(x):
                 r = page.evaluate(RUN, [base64.b64encode(np.ascontiguousarray(x, np.float32).tobytes()).decode(), a.threads])

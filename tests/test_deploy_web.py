@@ -5,34 +5,18 @@ with a clear message while its preview works, and the CLI's refusals."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 from test_browser import PHOTO, ROOT, _require, chromium
 
+from tinct.benchmarks.browser_guard import static_server
+
 pytestmark = pytest.mark.slow
-
-
-class _Static(http.server.SimpleHTTPRequestHandler):
-    """A plain static server that sends the two headers the site's README asks a host for."""
-
-    isolate = True
-
-    def end_headers(self):
-        if self.isolate:
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +29,6 @@ def site(tmp_path_factory):
                         "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return out
-
-
-def _serve(folder, isolate: bool):
-    handler = type("H", (_Static,), {"isolate": isolate})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +73,7 @@ def test_the_site_from_a_plain_static_server(site, browser, tmp_path):
     assert (site / "_headers").read_text().count("Cross-Origin") == 3
     doc = json.loads((site / "models.json").read_text())
     assert [m["model"] for m in doc["models"]] == ["icolorit-tiny", "acolvit-tiny-0.5"]
-    httpd, url = _serve(site, isolate=True)
+    httpd, url = static_server(site, isolate=True)
     try:
         pg = _page(browser, url)
         assert pg.evaluate("crossOriginIsolated") is True and "2 thread(s)" in pg.inner_text("#info")
@@ -134,7 +111,7 @@ def test_the_site_from_a_plain_static_server(site, browser, tmp_path):
 
 
 def test_without_isolation_one_thread_and_a_photo_too_large_to_export(site, browser, tmp_path):
-    httpd, url = _serve(site, isolate=False)  # a host that sends no COOP/COEP: still works, on one thread
+    httpd, url = static_server(site, isolate=False)  # a host that sends no COOP/COEP: still works, on one thread
     try:
         pg = _page(browser, url)
         assert pg.evaluate("crossOriginIsolated") is False and "1 thread(s)" in pg.inner_text("#info")
@@ -163,7 +140,7 @@ def test_a_tampered_model_is_refused(site, browser, tmp_path):
     with open(bad / "models" / "icolorit-tiny.onnx", "r+b") as f:
         f.seek(1 << 20)
         f.write(b"\0" * 64)
-    httpd, url = _serve(bad, isolate=True)
+    httpd, url = static_server(bad, isolate=True)
     try:
         pg = bad_page = browser.new_page()
         pg.goto(url)
